@@ -1,0 +1,70 @@
+"""Setting up and looking after the repository: init, pools, repair."""
+
+from __future__ import annotations
+
+import click
+
+from .. import config as config_mod
+from ..operations import repair as repair_op
+from . import output
+
+
+@click.command("init")
+@click.option("--force", is_flag=True, help="Overwrite an existing encompass.toml with the default.")
+@click.pass_obj
+def init(ctx, force: bool) -> None:
+    """Create ENCOMPASS_HOME with a default configuration and a local pool."""
+    existed = (ctx.home / config_mod.CONFIG_NAME).exists()
+    path = config_mod.write_default(ctx.home, force=force)
+    pool = ctx.pool()
+    pool.driver.root.mkdir(parents=True, exist_ok=True)
+    if existed and not force:
+        output.note(f"{path} exists already; left as it is (--force replaces it)")
+    else:
+        output.note(f"created {path}")
+    output.note(f"pool '{pool.name}' keeps its volumes in {pool.driver.root}")
+    output.note("next: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")
+
+
+@click.group("pool")
+def pool() -> None:
+    """Storage pools (configured in encompass.toml)."""
+
+
+@pool.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+@click.pass_obj
+def pool_list(ctx, as_json: bool) -> None:
+    """List the configured pools, their drivers and settings."""
+    rows = [{"name": s.name, "driver": s.driver, "default": s.name == ctx.config.pool().name,
+             "settings": s.settings} for s in ctx.config.pools.values()]
+    if as_json:
+        output.emit_json(rows)
+        return
+    output.table(("NAME", "DRIVER", "DEFAULT", "SETTINGS"),
+                 [(r["name"], r["driver"], "yes" if r["default"] else "",
+                   " ".join(f"{k}={v}" for k, v in r["settings"].items())) for r in rows])
+
+
+@click.command("repair")
+@click.option("--dry-run", is_flag=True, help="Only list what is stuck and what would be done.")
+@click.option("--force", is_flag=True, help="Also take over images held by a process on another host.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+@click.pass_obj
+def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Find images stuck in a transitional state (cloning, deploying, ...) whose owning process
+    is gone, and move them to 'error' with the reason, so they can be retried or deleted."""
+    stuck = repair_op.repair(ctx, dry_run=dry_run, force=force)
+    if as_json:
+        output.emit_json(stuck)
+        return
+    if not stuck:
+        output.note("no image is stuck: nothing to repair")
+        return
+    output.table(("IMAGE", "STATE", "OPERATION", "PID", "HOST", "SINCE", "OWNER", "ACTION"),
+                 [(s.name, s.state, s.operation, s.pid, s.host, s.since, s.owner, s.action) for s in stuck])
+
+
+def register(cli: click.Group) -> None:
+    for command in (init, pool, repair):
+        cli.add_command(command)

@@ -1,0 +1,296 @@
+"""Masters, clones and the image repository: import, clone, list, show, tree, history, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import click
+
+from ..operations import clone as clone_op
+from ..operations import delete as delete_op
+from ..operations import importing, lineage, profiles
+from ..operations.holding import hold
+from . import output
+
+
+def _image_row(image) -> dict:
+    return {
+        "name": image.name,
+        "kind": image.kind,
+        "state": image.state,
+        "version": image.version if image.is_master else image.master_version,
+        "master": image.master,
+        "parent": image.parent,
+        "machine": image.machine,
+        "pool": ",".join(sorted({v.pool for v in image.volumes})),
+        "volumes": len(image.volumes),
+        "size": sum(v.size for v in image.volumes),
+        "error": image.error,
+    }
+
+
+# -- master -------------------------------------------------------------------------------
+@click.group("master")
+def master() -> None:
+    """Master images: imported once, cloned many times, never used directly."""
+
+
+@master.command("import")
+@click.argument("name")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--pool", help="Pool to keep the master in [default: the configured default].")
+@click.option("--hw", multiple=True, metavar="KEY=VALUE",
+              help="Hardware profile: memory=2G, cpus=2, arch=x86_64, firmware=bios|uefi, "
+                   "platforms=kvm,xen; other keys are kept as they are. Repeatable.")
+@click.option("--sw", multiple=True, metavar="KEY=VALUE",
+              help="Software profile: os=debian, version=12, description=...; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new master as JSON.")
+@click.pass_obj
+def master_import(ctx, name, sources, pool, hw, sw, as_json) -> None:
+    """Import NAME from SOURCES: one disk image file (raw or qcow2) or directory tree (a root
+    filesystem, as for NFS roots) per volume, in order. The pool keeps its own read-only copy.
+
+    \b
+    Example: encompass master import debian12 debian12.qcow2 --hw memory=1G --sw os=debian
+    """
+    hardware = profiles.hardware(hw)
+    software = profiles.software(sw)
+    total = sum(p.stat().st_size for p in sources if p.is_file())
+    with output.progress(f"importing {name}", total or None) as bar:
+        task = bar.task_ids[0]
+        image = importing.import_master(ctx, name, sources, pool, hardware, software,
+                                        progress=lambda n: bar.advance(task, n))
+    if as_json:
+        output.emit_json(_image_row(image))
+        return
+    output.note(f"imported master '{image.name}' version {image.version}: "
+                f"{len(image.volumes)} volume(s), {output.size(sum(v.size for v in image.volumes))}")
+
+
+@master.command("list")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+@click.pass_obj
+def master_list(ctx, as_json) -> None:
+    """List the masters (encompass image list shows clones too)."""
+    _list(ctx, as_json, kind="master")
+
+
+# -- clone --------------------------------------------------------------------------------
+@click.command("clone")
+@click.argument("source")
+@click.argument("names", nargs=-1)
+@click.option("--count", type=int, help="Make N clones named PREFIX1 .. PREFIXN.")
+@click.option("--prefix", help="Name prefix for --count.")
+@click.option("--mode", type=click.Choice(["cow", "full"]),
+              help="cow: a copy-on-write overlay (instant, reads through SOURCE); full: an "
+                   "independent copy [default: from encompass.toml, else cow].")
+@click.option("--pool", help="Pool for the clones [default: the configured default].")
+@click.option("--parallel", type=click.IntRange(1, 256),
+              help="Clones made at once (bounded by the pool's concurrency).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result of each clone as JSON.")
+@click.pass_obj
+def clone(ctx, source, names, count, prefix, mode, pool, parallel, as_json) -> None:
+    """Clone SOURCE (a master or a clone) into NAMES, or --count N --prefix P.
+
+    \b
+    Examples:
+      encompass clone debian12 web01 web02
+      encompass clone debian12 --count 100 --prefix node --parallel 8
+      encompass clone web01 web01-test --mode full
+    """
+    wanted = clone_op.names_for(names, count, prefix)
+    with output.progress(f"cloning {source}", len(wanted)) as bar:
+        task = bar.task_ids[0]
+        results = clone_op.clone_images(ctx, source, wanted, mode, pool, parallel,
+                                        on_done=lambda r: bar.advance(task))
+    failed = [r for r in results if r.state != "ready"]
+    if as_json:
+        output.emit_json(results)
+    else:
+        made = len(results) - len(failed)
+        output.note(f"{made} clone(s) of '{source}' ready" + (f", {len(failed)} failed:" if failed else ""))
+        for result in failed:
+            output.note(f"  {result.name}: {result.error}")
+    if failed:
+        raise SystemExit(7)
+
+
+# -- image --------------------------------------------------------------------------------
+@click.group("image")
+def image() -> None:
+    """Every image, masters and clones: list, show, tree, history, delete, flatten."""
+
+
+def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None = None) -> None:
+    with ctx.store.snapshot() as tx:
+        images = [i for i in tx.images() if (kind is None or i.kind == kind)
+                  and (master_name is None or i.master == master_name or i.name == master_name)]
+    rows = [_image_row(i) for i in images]
+    if as_json:
+        output.emit_json(rows)
+        return
+    if not rows:
+        output.note("no images yet: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")
+        return
+    output.table(("NAME", "KIND", "STATE", "VERSION", "MASTER", "PARENT", "POOL", "SIZE", "MACHINE"),
+                 [(r["name"], r["kind"], r["state"], r["version"], r["master"], r["parent"], r["pool"],
+                   output.size(r["size"]), r["machine"]) for r in rows])
+
+
+@image.command("list")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list of objects: name, kind, state, version, master, parent, ...")
+@click.option("--kind", type=click.Choice(["master", "clone"]), help="Only masters or only clones.")
+@click.option("--master", "master_name", help="Only this master and the clones derived from it.")
+@click.pass_obj
+def image_list(ctx, as_json, kind, master_name) -> None:
+    """List images with their kind, state, lineage and size."""
+    _list(ctx, as_json, kind, master_name)
+
+
+@image.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="The whole record as JSON.")
+@click.pass_obj
+def image_show(ctx, name, as_json) -> None:
+    """Show everything recorded of image NAME: lineage, profiles, volumes, state."""
+    with ctx.store.snapshot() as tx:
+        found = tx.image(name)
+    if as_json:
+        output.emit_json(found)
+        return
+    rows = [("name", found.name), ("kind", found.kind), ("state", found.state)]
+    if found.error:
+        rows.append(("error", found.error))
+    if found.is_master:
+        rows.append(("version", found.version))
+    else:
+        rows += [("master", f"{found.master} (version {found.master_version})"), ("parent", found.parent)]
+    if found.owner:
+        rows.append(("held by", f"{found.owner.operation}, pid {found.owner.pid} on {found.owner.host} "
+                                f"since {found.owner.since}"))
+    if found.machine:
+        rows.append(("machine", found.machine))
+    hw = found.hardware
+    rows.append(("hardware", f"{hw.memory_mib} MiB, {hw.cpus} CPU(s), {hw.arch}, {hw.firmware}"
+                 + (f", platforms {','.join(hw.platforms)}" if hw.platforms else "")
+                 + "".join(f", {k}={v}" for k, v in hw.extra.items())))
+    sw = found.software
+    text = " ".join(x for x in (sw.os, sw.version, sw.description) if x)
+    text += "".join(f", {k}={v}" for k, v in sw.extra.items())
+    rows.append(("software", text or "-"))
+    for volume in found.volumes:
+        backing = f", reads through {volume.backing[0]} (depth {volume.depth})" if volume.backing else ""
+        rows.append((f"volume {volume.index}", f"{volume.format} {output.size(volume.size)} in pool "
+                     f"'{volume.pool}': {volume.location}{backing}{', read-only' if volume.readonly else ''}"))
+    rows += [("created", output.when(found.created)), ("updated", output.when(found.updated))]
+    output.table(("FIELD", "VALUE"), rows)
+
+
+@image.command("tree")
+@click.argument("name", required=False)
+@click.pass_obj
+def image_tree(ctx, name) -> None:
+    """Show masters and the clones derived from them (clones of clones nested)."""
+    from rich.tree import Tree
+
+    with ctx.store.snapshot() as tx:
+        images = tx.images()
+        if name:
+            tx.image(name)
+    tree = lineage.children_map(images)
+    roots = [i for i in images if i.name == name] if name else tree.get(None, [])
+    if not roots:
+        output.note("no images yet: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")
+        return
+
+    def label(i) -> str:
+        what = f"master v{i.version}" if i.is_master else f"clone of v{i.master_version}"
+        extra = f" on {i.machine}" if i.machine else ""
+        return f"{i.name}  [dim]{what}, {i.state}{extra}[/dim]"
+
+    for root in roots:
+        top = Tree(label(root))
+        todo = [(top, root)]
+        while todo:
+            node, parent = todo.pop()
+            for child in tree.get(parent.name, []):
+                todo.append((node.add(label(child)), child))
+        output.out.print(top)
+
+
+@image.command("history")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of events.")
+@click.pass_obj
+def image_history(ctx, name, as_json) -> None:
+    """Show every state change and operation result of image NAME (kept after deletion)."""
+    with ctx.store.snapshot() as tx:
+        events = tx.events(name)
+        if not events:
+            tx.image(name)
+    if as_json:
+        output.emit_json(events)
+        return
+    output.table(("TIME", "OPERATION", "FROM", "TO", "MESSAGE"),
+                 [(output.when(e.time), e.operation, e.from_state, e.to_state, e.message) for e in events])
+
+
+@image.command("delete")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def image_delete(ctx, names) -> None:
+    """Delete images and their volumes. A master with clones, or a clone that other clones
+    read through, is refused (naming them)."""
+    for name in names:
+        delete_op.delete_image(ctx, name)
+        output.note(f"deleted '{name}'")
+
+
+@image.command("flatten")
+@click.argument("name")
+@click.pass_obj
+def image_flatten(ctx, name) -> None:
+    """Make clone NAME independent: copy into it what it reads through its parent."""
+    clone_op.flatten_image(ctx, name)
+    output.note(f"'{name}' no longer reads through its parent")
+
+
+def _direct(ctx, name: str, target: str) -> None:
+    from .. import lifecycle
+    from ..operations import holding
+
+    events = []
+    with ctx.store.transaction() as tx:
+        found = tx.image(name)
+        change = lifecycle.check_direct(found.state, target, name=name)
+        holding.record(ctx, tx, holding.transition_event(found, target, change, change), events)
+        tx.put_image(attrs.evolve(found, state=target, error=None))
+    holding.announce(ctx, events)
+
+
+@image.command("disable")
+@click.argument("name")
+@click.pass_obj
+def image_disable(ctx, name) -> None:
+    """Keep image NAME but refuse to clone or deploy it until enabled."""
+    _direct(ctx, name, "disabled")
+    output.note(f"'{name}' disabled")
+
+
+@image.command("enable")
+@click.argument("name")
+@click.pass_obj
+def image_enable(ctx, name) -> None:
+    """Make a disabled image NAME ready again."""
+    _direct(ctx, name, "ready")
+    output.note(f"'{name}' ready")
+
+
+def register(cli: click.Group) -> None:
+    for command in (master, clone, image):
+        cli.add_command(command)
+
+
+__all__ = ["register", "hold"]

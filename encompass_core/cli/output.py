@@ -1,0 +1,59 @@
+"""Printing for people (rich tables on stdout, messages on stderr) and for scripts (--json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..convert import to_document
+
+# When stdout is a pipe or file, do not wrap tables at 80 columns: people grep them.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` (model objects allowed) as indented JSON on stdout."""
+    sys.stdout.write(json.dumps(to_document(value), indent=2, sort_keys=False) + "\n")
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    """Print a plain table (no box: easy to read and to grep)."""
+    grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
+    for row in rows:
+        grid.add_row(*("" if v is None else str(v) for v in row))
+    out.print(grid)
+
+
+def note(message: str) -> None:
+    """A message for the person at the terminal (stderr, so stdout stays parseable)."""
+    err.print(message, markup=False)
+
+
+def progress(description: str, total: int | None, unit: str = "") -> Progress:
+    """A progress bar on stderr; invisible when stderr is not a terminal."""
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    bar = Progress(*columns, console=err, transient=False, disable=not err.is_terminal)
+    bar.add_task(description, total=total)
+    return bar
+
+
+def when(timestamp: str | None) -> str:
+    """An ISO timestamp, shortened for tables (UTC, to the second)."""
+    return timestamp[:19].replace("T", " ") if timestamp else ""
+
+
+def size(num: int) -> str:
+    """Bytes, for people."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if num < 1024 or unit == "TiB":
+            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
+        num /= 1024
+    return str(num)

@@ -1,0 +1,193 @@
+"""``encompass.toml`` in ``ENCOMPASS_HOME``: named storage pools and machine platforms.
+
+Each pool and platform names its ``driver`` and carries that driver's settings. Secrets are
+never written in the file: a setting ``<name>_env = "VAR"`` reads the secret from the
+environment, ``<name>_file = "path"`` from a file only its owner may read (mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import ConfigError, NotFound
+from .model import validate_name
+
+CONFIG_NAME = "encompass.toml"
+
+DEFAULT_CONFIG = """\
+# Encompass configuration. Pools keep volumes; platforms offer machines.
+# Paths are relative to this file's directory unless absolute.
+
+[defaults]
+pool = "local"          # where masters are imported and clones made unless --pool says
+clone_mode = "cow"      # cow (qcow2 overlay) or full (independent copy)
+parallel = 4            # clones made at once unless --parallel says
+
+[pools.local]
+driver = "local"
+path = "pool"
+max_chain_depth = 8     # clones of clones of ... before a full clone or flatten is needed
+concurrency = 4         # clones made in this pool at once, at the most
+"""
+
+
+def home() -> Path:
+    """``$ENCOMPASS_HOME``, or ``~/.encompass``."""
+    return Path(os.environ.get("ENCOMPASS_HOME") or Path.home() / ".encompass").expanduser()
+
+
+@attrs.frozen
+class Section:
+    """One ``[pools.NAME]`` or ``[platforms.NAME]`` table."""
+
+    name: str
+    driver: str
+    settings: dict[str, Any]
+
+    def setting(self, key: str, default: Any = None, kind: type | None = None) -> Any:
+        """A setting, checked to be of ``kind`` when given."""
+        value = self.settings.get(key, default)
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise ConfigError(
+                f"setting '{key}' of '{self.name}' should be a {kind.__name__}, found {value!r}"
+            )
+        return value
+
+
+@attrs.frozen
+class Config:
+    """The parsed configuration."""
+
+    path: Path
+    defaults: dict[str, Any]
+    pools: dict[str, Section]
+    platforms: dict[str, Section]
+
+    @property
+    def home(self) -> Path:
+        return self.path.parent
+
+    def resolve_path(self, value: str) -> Path:
+        """A path setting, relative to the configuration's directory."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.home / path
+
+    def pool(self, name: str | None = None) -> Section:
+        name = name or self.defaults.get("pool", "local")
+        try:
+            return self.pools[name]
+        except KeyError:
+            known = ", ".join(sorted(self.pools)) or "none"
+            raise NotFound(
+                f"no pool named '{name}' in {self.path} (pools: {known}); add a [pools.{name}] table"
+            ) from None
+
+    def platform(self, name: str) -> Section:
+        try:
+            return self.platforms[name]
+        except KeyError:
+            known = ", ".join(sorted(self.platforms)) or "none"
+            raise NotFound(
+                f"no platform named '{name}' in {self.path} (platforms: {known}); "
+                f"add a [platforms.{name}] table"
+            ) from None
+
+
+def load(path: Path | None = None) -> Config:
+    """Read and check the configuration; a missing file gives the built-in default."""
+    path = path or home() / CONFIG_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = DEFAULT_CONFIG
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return _parse(path, data)
+
+
+def _parse(path: Path, data: dict[str, Any]) -> Config:
+    unknown = set(data) - {"defaults", "pools", "platforms"}
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown table(s) {', '.join(sorted(unknown))}; "
+            "expected [defaults], [pools.NAME], [platforms.NAME]"
+        )
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: 'defaults' must be a table")
+    sections: dict[str, dict[str, Section]] = {}
+    for kind in ("pools", "platforms"):
+        tables = data.get(kind, {})
+        if not isinstance(tables, dict):
+            raise ConfigError(f"{path}: '{kind}' must hold tables like [{kind}.NAME]")
+        parsed = {}
+        for name, table in tables.items():
+            where = f"{path}: [{kind}.{name}]"
+            try:
+                validate_name(name, kind[:-1])
+            except Exception as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where} must be a table")
+            driver = table.get("driver")
+            if not isinstance(driver, str) or not driver:
+                raise ConfigError(f"{where} needs a driver = \"...\" setting")
+            for key, value in table.items():
+                if _looks_secret(key) and isinstance(value, str):
+                    raise ConfigError(
+                        f"{where}: do not write the secret '{key}' in the file; use "
+                        f"{key}_env = \"VARIABLE\" or {key}_file = \"path (mode 0600)\""
+                    )
+            settings = {k: v for k, v in table.items() if k != "driver"}
+            parsed[name] = Section(name=name, driver=driver, settings=settings)
+        sections[kind] = parsed
+    return Config(path=path, defaults=defaults, pools=sections["pools"],
+                  platforms=sections["platforms"])
+
+
+_SECRET_WORDS = ("password", "secret", "community", "token")
+
+
+def _looks_secret(key: str) -> bool:
+    return any(word in key for word in _SECRET_WORDS) and not key.endswith(("_env", "_file"))
+
+
+def secret(section: Section, name: str, config: Config | None = None) -> str | None:
+    """Read the secret ``name`` of a pool or platform from its ``_env`` or ``_file`` setting."""
+    var = section.settings.get(f"{name}_env")
+    if var:
+        value = os.environ.get(var)
+        if value is None:
+            raise ConfigError(f"'{section.name}' reads its {name} from ${var}, which is not set")
+        return value
+    file = section.settings.get(f"{name}_file")
+    if file:
+        path = config.resolve_path(file) if config else Path(file)
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise ConfigError(f"cannot read the {name} file {path}: {exc.strerror}") from exc
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(f"{path} holds a secret but others may read it; chmod 600 {path}")
+        return path.read_text().strip()
+    return None
+
+
+def write_default(home_dir: Path, force: bool = False) -> Path:
+    """Create ``home_dir`` with the default configuration; return the file's path."""
+    home_dir.mkdir(parents=True, exist_ok=True)
+    path = home_dir / CONFIG_NAME
+    if path.exists() and not force:
+        return path
+    path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    return path

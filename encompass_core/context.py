@@ -1,0 +1,90 @@
+"""The context every operation works in: configuration, metadata store, plugins, pools."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import config as config_mod
+from .errors import ConfigError
+from .plugins import PluginHost
+from .store import Store
+
+
+@attrs.define
+class Pool:
+    """A configured pool and its driver instance."""
+
+    name: str
+    section: config_mod.Section
+    driver: Any
+    context: Context
+
+    def resolve(self, name: str) -> Pool:
+        """Another pool of the same context (for cross-pool clones)."""
+        return self.context.pool(name)
+
+
+@attrs.define
+class Platform:
+    """A configured platform and its driver instance."""
+
+    name: str
+    section: config_mod.Section
+    driver: Any
+
+
+class Context:
+    """Everything an operation needs; built once per command."""
+
+    def __init__(self, home: Path | None = None, host: PluginHost | None = None) -> None:
+        self.home = Path(home) if home else config_mod.home()
+        self._host = host
+        self._pools: dict[str, Pool] = {}
+        self._platforms: dict[str, Platform] = {}
+
+    @cached_property
+    def config(self) -> config_mod.Config:
+        return config_mod.load(self.home / config_mod.CONFIG_NAME)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.home / "metadata.json")
+
+    @property
+    def host(self) -> PluginHost:
+        if self._host is None:
+            self._host = PluginHost().load()
+        return self._host
+
+    def pool(self, name: str | None = None) -> Pool:
+        """The pool called ``name`` (the default pool when None), its driver built once."""
+        section = self.config.pool(name)
+        if section.name not in self._pools:
+            record = self._driver_record(self.host.storage_drivers(), section, "pool")
+            self._pools[section.name] = Pool(section.name, section, record.factory(section, self.config), self)
+        return self._pools[section.name]
+
+    def platform(self, name: str) -> Platform:
+        section = self.config.platform(name)
+        if section.name not in self._platforms:
+            record = self._driver_record(self.host.platform_drivers(), section, "platform")
+            self._platforms[section.name] = Platform(section.name, section,
+                                                     record.factory(section, self.config))
+        return self._platforms[section.name]
+
+    def _driver_record(self, records: dict[str, Any], section: config_mod.Section, what: str) -> Any:
+        record = records.get(section.driver)
+        if record is None:
+            failed = [i for i in self.host.failures() if i.name == section.driver]
+            why = f" (plugin '{section.driver}' failed to load: {failed[0].error})" if failed else ""
+            known = ", ".join(sorted(records)) or "none"
+            raise ConfigError(
+                f"{what} '{section.name}' in {self.config.path} uses driver '{section.driver}', which no "
+                f"active plugin provides{why}; drivers available: {known}. Install its plugin: "
+                f"./setup_plugins {section.driver}"
+            )
+        return record

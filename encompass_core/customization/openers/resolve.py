@@ -1,0 +1,170 @@
+"""Path confinement: resolve a path inside a volume, component by component, as its guest would.
+
+The rule, the same for every opener:
+
+* A path given by the caller is absolute inside the volume (``/etc/hostname``). If its own
+  ``..`` components climb above ``/`` (``/../etc``, ``/etc/../../x``), it is refused with
+  :class:`~encompass_core.errors.ConfinementError`: such a path is a mistake in a
+  customization item, not something a guest would write.
+* Symlinks found inside the image are followed the way the guest's kernel would follow them
+  with the volume as its ``/`` (chroot-like): an absolute target ``/etc/x`` means
+  ``<volume>/etc/x``, and ``..`` at the volume root stays at the root (``../../..`` from
+  ``/sub`` is ``/``). So a symlink can never lead out of the volume; it leads where the guest
+  would look. More than :data:`MAX_SYMLINKS` links in one resolution is refused (a loop).
+* Each component is looked up ``lstat``-like in the directory reached so far: no component is
+  ever handed to the host (or to debugfs) as a multi-component path that could be resolved
+  outside this walk.
+
+An opener supplies a :class:`Namespace` (how to look a name up in a directory it reached);
+:func:`resolve` does the walking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Generic, Protocol, TypeVar
+
+import attrs
+
+from encompass_core.customization.access import FileKind
+from encompass_core.errors import ConfinementError, InvalidInput, NotFound
+
+MAX_SYMLINKS = 40  # as Linux's MAXSYMLINKS
+
+H = TypeVar("H")
+
+
+@attrs.frozen
+class Entry:
+    """One directory entry as looked up (``lstat``): its kind, full ``st_mode``, owner, size."""
+
+    kind: FileKind
+    mode: int  # full st_mode, type bits included
+    uid: int
+    gid: int
+    size: int
+    inode: int = 0
+
+
+class Namespace(Protocol[H]):
+    """How an opener looks names up; ``H`` is its handle on a directory reached so far."""
+
+    def root(self) -> H:
+        """The handle of the volume's ``/``."""
+
+    def lookup(self, directory: H, name: str) -> Entry | None:
+        """The entry ``name`` in ``directory`` (not following a symlink), None when absent."""
+
+    def readlink(self, directory: H, name: str, entry: Entry) -> str:
+        """The target text of the symlink ``name`` in ``directory``."""
+
+    def enter(self, directory: H, name: str, entry: Entry) -> H:
+        """The handle of the subdirectory ``name`` (an entry of kind ``dir``)."""
+
+    def release(self, handle: H) -> None:
+        """Forget a handle returned by :meth:`enter` (close a descriptor...)."""
+
+
+@attrs.define
+class Resolved(Generic[H]):
+    """Where a path leads: the directory holding it, its last name, and that entry.
+
+    ``name`` is None when the path is a directory reached without a last name (``/``,
+    ``/etc/..``); then ``directory`` is that directory. ``entry`` is None when the last name
+    does not exist (yet). ``path`` is the canonical path inside the volume.
+    """
+
+    directory: H
+    name: str | None
+    entry: Entry | None
+    path: str
+
+
+def check_path(path: str, label: str) -> list[str]:
+    """The components of a caller's path; refuse relative paths, NULs and climbing above ``/``."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidInput(
+            f"path {path!r} in {label} is not absolute; give paths as the guest sees them, e.g. /etc/hostname"
+        )
+    if "\0" in path:
+        raise InvalidInput(f"path {path!r} in {label} contains a NUL character")
+    depth = 0
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            raise ConfinementError(
+                f"path {path!r} climbs above the root of {label} with '..'; "
+                "fix the path in the customization item"
+            )
+    return parts
+
+
+def _split_target(target: str) -> list[str]:
+    return [part for part in target.split("/") if part not in ("", ".")]
+
+
+@contextlib.contextmanager
+def resolve(
+    namespace: Namespace[H], path: str, label: str, follow_final: bool = True
+) -> Iterator[Resolved[H]]:
+    """Resolve ``path`` inside the volume (see the module's rule); release handles on exit.
+
+    Missing or non-directory intermediate components raise
+    :class:`~encompass_core.errors.NotFound`; a missing last component does not (its
+    ``entry`` is None, for creating it). A final symlink is followed when ``follow_final``,
+    a dangling one then gives the entry-less place its target names.
+    """
+    pending = check_path(path, label)
+    pending.reverse()  # a stack: the next component is pending[-1]
+    root = namespace.root()
+    stack: list[H] = [root]
+    names: list[str] = []
+    links = 0
+    try:
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if len(stack) > 1:  # at the root, '..' stays at the root: chroot-like
+                    namespace.release(stack.pop())
+                    names.pop()
+                continue
+            is_last = not pending
+            directory = stack[-1]
+            entry = namespace.lookup(directory, part)
+            here = "/" + "/".join([*names, part])
+            if entry is None:
+                if is_last:
+                    yield Resolved(directory, part, None, here)
+                    return
+                raise NotFound(
+                    f"{here} does not exist in {label} (resolving {path}); "
+                    "create the directory first or fix the path"
+                )
+            if entry.kind == "symlink" and (follow_final or not is_last):
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise InvalidInput(
+                        f"too many levels of symbolic links resolving {path} in {label} "
+                        f"(a symlink loop near {here}); fix the links in the image"
+                    )
+                target = namespace.readlink(directory, part, entry)
+                if target.startswith("/"):  # absolute: from the volume's root, not the host's
+                    while len(stack) > 1:
+                        namespace.release(stack.pop())
+                    names.clear()
+                pending.extend(reversed(_split_target(target)))
+                continue
+            if is_last:
+                yield Resolved(directory, part, entry, here)
+                return
+            if entry.kind != "dir":
+                raise NotFound(f"{here} is not a directory in {label} (resolving {path}); fix the path")
+            stack.append(namespace.enter(directory, part, entry))
+            names.append(part)
+        # Ended on a directory without a last name: '/', '/etc/..', a link to a directory.
+        yield Resolved(stack[-1], None, None, "/" + "/".join(names))
+    finally:
+        while len(stack) > 1:
+            namespace.release(stack.pop())

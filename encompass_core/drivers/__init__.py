@@ -1,0 +1,1 @@
+"""Built-in drivers, registered through the same hooks as external plugins."""

@@ -1,0 +1,294 @@
+"""The built-in ``local`` storage driver: volumes are files or directory trees in a folder.
+
+Layout: ``<pool path>/<image>/vol<index>.raw|.qcow2`` or ``<pool path>/<image>/vol<index>/``
+for a directory tree. Files are written under a ``.partial`` name and renamed when complete,
+so a half-written volume is never taken for a whole one. Master volumes are made read-only.
+
+Native clones: ``cow`` makes a qcow2 overlay backed by the source (chains of clones allowed up
+to ``max_chain_depth``); ``full`` copies keeping holes (reflink where the filesystem has it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .. import hookimpl
+from ..config import Config, Section
+from ..contracts import Attachment, DiscoveredVolume, Progress
+from ..customization.access import VolumeRef
+from ..errors import Conflict, DriverError, InvalidInput, NotFound
+from ..model import Machine, Volume
+from ..records import CloneRequest, StorageDriverRecord
+from . import qemuimg
+from .sparsecopy import copy_sparse
+
+_SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
+
+
+class LocalStorageDriver:
+    """A pool kept in a local directory."""
+
+    def __init__(self, section: Section, config: Config) -> None:
+        self.pool = section.name
+        self.root = config.resolve_path(section.setting("path", f"pools/{section.name}", str))
+        self.max_chain_depth = section.setting("max_chain_depth", 8, int)
+        self.concurrency = max(1, section.setting("concurrency", 4, int))
+
+    # -- places -----------------------------------------------------------------------------
+    def _target(self, image: str, index: int, fmt: str) -> Path:
+        directory = self.root / image
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"vol{index}{_SUFFIX[fmt]}"
+
+    def _partial(self, target: Path) -> Path:
+        partial = target.with_name(f".{target.name}.partial")
+        if partial.is_dir() and not partial.is_symlink():
+            _make_writable(partial)
+            shutil.rmtree(partial)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        return partial
+
+    def _volume(self, index: int, fmt: str, path: Path, **kw: Any) -> Volume:
+        return Volume(index=index, pool=self.pool, format=fmt, location=str(path), **kw)
+
+    def inspect_source(self, source: Path) -> None:
+        """Refuse, before anything is recorded, a source this pool cannot import."""
+        if not Path(source).is_dir():
+            inspect_file(Path(source))
+
+    # -- import -----------------------------------------------------------------------------
+    def import_volume(
+        self, image: str, index: int, source: Path, progress: Progress | None = None
+    ) -> Volume:
+        source = Path(source)
+        if source.is_dir():
+            target = self._target(image, index, "dir")
+            self._copy_tree(source, target)
+            _make_readonly(target)
+            return self._volume(index, "dir", target, readonly=True)
+        fmt, size = inspect_file(source)
+        target = self._target(image, index, fmt)
+        partial = self._partial(target)
+        try:
+            copy_sparse(str(source), str(partial), progress)
+            os.chmod(partial, 0o444)
+            os.replace(partial, target)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            raise DriverError(f"cannot copy {source} into pool '{self.pool}': {exc.strerror}") from exc
+        return self._volume(index, fmt, target, size=size, readonly=True)
+
+    def _copy_tree(self, source: Path, target: Path) -> None:
+        if target.exists():
+            raise Conflict(f"{target} exists already in pool '{self.pool}'")
+        partial = self._partial(target)
+        try:
+            # cp -a keeps owners, modes, links, xattrs and holes; reflinks where it can.
+            done = subprocess.run(
+                ["cp", "-a", "--reflink=auto", "--", str(source), str(partial)],
+                capture_output=True, text=True, check=False,
+            )
+            if done.returncode != 0:
+                raise DriverError(f"cannot copy tree {source}: {done.stderr.strip()}")
+            os.replace(partial, target)
+        except BaseException:
+            if partial.exists():
+                _make_writable(partial)
+                shutil.rmtree(partial, ignore_errors=True)
+            raise
+
+    # -- clones -----------------------------------------------------------------------------
+    def clone_volume(self, source: Volume, image: str, index: int, mode: str, max_depth: int) -> Volume:
+        if source.format == "dir":
+            target = self._target(image, index, "dir")
+            self._copy_tree(Path(source.location), target)
+            _make_writable_top(target)
+            return self._volume(index, "dir", target)
+        if mode == "cow":
+            return self._overlay(source, image, index, max_depth)
+        if mode == "full":
+            return self._full_copy(source, image, index)
+        raise InvalidInput(f"unknown clone mode '{mode}': use cow or full")
+
+    def _overlay(self, source: Volume, image: str, index: int, max_depth: int) -> Volume:
+        depth = source.depth + 1
+        if depth > max_depth:
+            raise Conflict(
+                f"a copy-on-write clone would be {depth} overlays deep, over the limit of "
+                f"{max_depth} (max_chain_depth of pool '{self.pool}'); clone with --mode full, "
+                "or make the source independent first (encompass image flatten SOURCE)"
+            )
+        target = self._target(image, index, "qcow2")
+        partial = self._partial(target)
+        # -u: the size is known, so qemu-img need not open the whole backing chain.
+        qemuimg.qemu_img(
+            "create", "-q", "-f", "qcow2", "-u", "-F", source.format,
+            "-b", os.path.abspath(source.location), str(partial), str(source.size),
+        )
+        os.replace(partial, target)
+        return self._volume(index, "qcow2", target, size=source.size, depth=depth)
+
+    def _full_copy(self, source: Volume, image: str, index: int) -> Volume:
+        if source.format == "qcow2" and source.depth > 0:
+            target = self._target(image, index, "qcow2")
+            partial = self._partial(target)
+            try:
+                qemuimg.qemu_img("convert", "-q", "-W", "-O", "qcow2", source.location, str(partial))
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+                raise
+        else:
+            target = self._target(image, index, source.format)
+            partial = self._partial(target)
+            copy_sparse(source.location, str(partial))
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+        return self._volume(index, source.format, target, size=source.size)
+
+    def flatten_volume(self, volume: Volume) -> Volume:
+        if volume.format != "qcow2" or volume.depth == 0:
+            return volume
+        qemuimg.qemu_img("rebase", "-q", "-f", "qcow2", "-b", "", volume.location)
+        return Volume(index=volume.index, pool=volume.pool, format=volume.format,
+                      location=volume.location, size=volume.size)
+
+    # -- life and death ---------------------------------------------------------------------
+    def delete_volume(self, volume: Volume) -> None:
+        path = Path(volume.location)
+        if path.is_dir() and not path.is_symlink():
+            _make_writable(path)
+            shutil.rmtree(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # the image's folder, once empty
+
+    def open_read(self, volume: Volume) -> BinaryIO:
+        if volume.format != "raw":
+            raise DriverError(f"pool '{self.pool}' streams raw volumes only, not {volume.format}")
+        return open(volume.location, "rb")  # noqa: SIM115 - the caller closes it
+
+    def write_volume(self, image: str, index: int, stream: BinaryIO, size: int, format: str) -> Volume:
+        target = self._target(image, index, format)
+        partial = self._partial(target)
+        with open(partial, "wb") as out:
+            shutil.copyfileobj(stream, out, 16 << 20)
+            out.truncate(size)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+        return self._volume(index, format, target, size=size)
+
+    def volume_ref(self, volume: Volume) -> VolumeRef:
+        return VolumeRef(path=volume.location, format=volume.format)
+
+    def attach(self, volume: Volume, machine: Machine | None) -> Attachment:
+        if not os.path.exists(volume.location):
+            raise NotFound(f"volume {volume.location} of pool '{self.pool}' is missing on disk")
+        kind = "dir" if volume.format == "dir" else "file"
+        return Attachment(index=volume.index, kind=kind, address=volume.location,
+                          format=volume.format, readonly=volume.readonly)
+
+    def detach(self, volume: Volume, machine: Machine | None) -> None:
+        """Nothing to undo: the hypervisor reads the file in place."""
+
+    def discover(self) -> list[DiscoveredVolume]:
+        """Every complete volume in the pool."""
+        found = []
+        if not self.root.is_dir():
+            return found
+        for image_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for entry in sorted(image_dir.iterdir()):
+                name = entry.name
+                if not name.startswith("vol") or name.startswith("."):
+                    continue
+                stem, _, suffix = name.partition(".")
+                if not stem[3:].isdigit():
+                    continue
+                fmt = "dir" if entry.is_dir() else suffix
+                if fmt not in _SUFFIX:
+                    continue
+                size = 0 if fmt == "dir" else entry.stat().st_size
+                backing = None
+                if fmt == "qcow2":
+                    details = qemuimg.info(str(entry))
+                    size = details.get("virtual-size", size)
+                    backing = details.get("full-backing-filename")
+                volume = self._volume(int(stem[3:]), fmt, entry, size=size,
+                                      readonly=not os.access(entry, os.W_OK) or _is_readonly(entry))
+                found.append(DiscoveredVolume(image_dir.name, volume, backing))
+        return found
+
+
+def inspect_file(source: Path) -> tuple[str, int]:
+    """Format and virtual size of a file offered for import; refuse what cannot be a master."""
+    if not source.exists():
+        raise NotFound(f"no such file or directory: {source}")
+    if not source.is_file():
+        raise InvalidInput(f"{source} is neither a regular file nor a directory")
+    fmt = qemuimg.sniff_format(str(source))
+    if fmt == "raw":
+        size = source.stat().st_size
+        if size == 0:
+            raise InvalidInput(f"{source} is empty; a master volume needs content")
+        return fmt, size
+    try:
+        details = qemuimg.info(str(source))
+        qemuimg.qemu_img("check", "-q", "-f", "qcow2", "-U", str(source))
+    except DriverError as exc:
+        raise InvalidInput(f"{source} is not a usable qcow2 image (half-written?): {exc}") from exc
+    if details.get("backing-filename"):
+        raise InvalidInput(
+            f"{source} is a qcow2 overlay of {details['backing-filename']}; import a standalone "
+            f"image (qemu-img convert -O qcow2 {source} standalone.qcow2)"
+        )
+    return fmt, int(details["virtual-size"])
+
+
+def _is_readonly(path: Path) -> bool:
+    return not (path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _make_readonly(tree: Path) -> None:
+    # Only the top folder: file modes inside a root tree are part of the image.
+    tree.chmod(tree.stat().st_mode & ~0o222)
+
+
+def _make_writable_top(tree: Path) -> None:
+    tree.chmod(tree.stat().st_mode | stat.S_IWUSR)
+
+
+def _make_writable(tree: Path) -> None:
+    with contextlib.suppress(OSError):
+        _make_writable_top(tree)
+
+
+@hookimpl
+def encompass_storage_drivers():
+    yield StorageDriverRecord(
+        name="local",
+        factory=LocalStorageDriver,
+        description="files (raw, qcow2) and directory trees in a local folder",
+        debian_packages=("qemu-utils",),
+    )
+
+
+@hookimpl
+def encompass_clone_volume(source: Volume, target_pool: Any, request: CloneRequest) -> Volume | None:
+    """Clone natively when both the source and the target are local pools."""
+    driver = target_pool.driver
+    source_driver = target_pool.resolve(source.pool).driver
+    if not isinstance(driver, LocalStorageDriver) or not isinstance(source_driver, LocalStorageDriver):
+        return None
+    return driver.clone_volume(source, request.image, request.index, request.mode, request.max_depth)

@@ -1,0 +1,125 @@
+"""The plugin contract: every hook an Encompass plugin may implement.
+
+Plugins are found through the entry point group ``encompass.plugins`` (loaded by stevedore)
+and their hooks are called by pluggy. Built-in drivers register through these very hooks.
+Implement a hook with ``@encompass_core.hookimpl``; see ``docs/hooks.md`` for examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .model import Event, Volume
+    from .records import (
+        CliCommandRecord,
+        CloneRequest,
+        CustomizerRecord,
+        DiscoveryContext,
+        PlatformDriverRecord,
+        StorageDriverRecord,
+        VolumeOpenerRecord,
+    )
+
+hookspec = pluggy.HookspecMarker("encompass")
+
+# ---------------------------------------------------------------------------------------------
+# Registration hooks: return records naming a driver and its factory.
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def encompass_storage_drivers() -> Iterable[StorageDriverRecord]:
+    """Register storage drivers (pools).
+
+    A driver reached through its factory, given the pool's configuration section, discovers
+    volumes, creates and deletes them, clones them natively, reads and writes them as streams,
+    and attaches them to machines (LUN mapping, NFS path, datastore path) and detaches them.
+
+    :return: storage driver records; two with the same name are an error naming both plugins.
+    """
+
+
+@hookspec
+def encompass_platform_drivers() -> Iterable[PlatformDriverRecord]:
+    """Register platform drivers (machines).
+
+    A driver discovers machines, powers them, deploys an image's attached volumes on one
+    (defines a VM, sets boot order or boot-from-SAN), undeploys, creates and destroys virtual
+    machines, and migrates.
+
+    :return: platform driver records; two with the same name are an error naming both plugins.
+    """
+
+
+@hookspec
+def encompass_customizers() -> Iterable[CustomizerRecord]:
+    """Register customization item types (``file``, ``regexp``, ``sysprep`` ...).
+
+    Each type applies an item's value to a volume, reverts it (un-customize), and validates an
+    item's definition.
+
+    :return: customizer records; two with the same name are an error naming both plugins.
+    """
+
+
+@hookspec
+def encompass_volume_openers() -> Iterable[VolumeOpenerRecord]:
+    """Register ways to reach the files inside a volume.
+
+    Examples: a directory tree, an ext filesystem image without mounting, NTFS, libguestfs,
+    a loop mount when privileged. Openers are tried by ascending priority.
+
+    :return: volume opener records.
+    """
+
+
+@hookspec
+def encompass_cli_commands() -> Iterable[CliCommandRecord]:
+    """Add commands to the ``encompass`` command line.
+
+    :return: records each holding a click command or group; a name clashing with a built-in
+        command or another plugin's is an error naming both.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Action and decision hooks.
+# ---------------------------------------------------------------------------------------------
+
+
+@hookspec
+def encompass_discover_platforms(context: DiscoveryContext) -> Iterable[dict[str, Any]]:
+    """Find platforms themselves (SLP, probing) from minimal seeds.
+
+    :param context: the seeds (addresses, ranges) and the configuration.
+    :return: proposed ``[platforms.NAME]`` tables (dicts with at least ``name`` and ``driver``).
+    """
+
+
+@hookspec(firstresult=True)
+def encompass_clone_volume(source: Volume, target_pool: Any, request: CloneRequest) -> Volume | None:
+    """Clone one volume natively (FlashCopy, reflink, qcow2 overlay, server-side copy).
+
+    Stops at first non-None result. When no implementation answers, the core copies the
+    volume through the pools' streams.
+
+    :param source: the volume to clone.
+    :param target_pool: the pool (``encompass_core.pools.Pool``) the clone goes to.
+    :param request: the new image's name, the volume index, the mode (``cow``/``full``) and the
+        maximum copy-on-write chain depth.
+    :return: the new volume, or None to let another plugin or the core do it.
+    """
+
+
+@hookspec
+def encompass_image_event(event: Event) -> None:
+    """Observe every state change and operation result, for audit and integration.
+
+    Called after the event is stored. An exception raised here is reported and ignored.
+
+    :param event: the event, as stored in the image's history.
+    """

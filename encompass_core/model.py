@@ -1,0 +1,175 @@
+"""The data model: frozen attrs values, changed with :func:`attrs.evolve`.
+
+Documents in the store are converted to and from these classes only through
+``from_document`` / ``to_document`` (see :mod:`encompass_core.store`), never ``Model(**doc)``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import attrs
+
+from .errors import InvalidInput
+
+ImageKind = Literal["master", "clone"]
+VolumeFormat = Literal["raw", "qcow2", "dir"]
+
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_name(name: str, what: str = "image") -> str:
+    """Return ``name`` if it is a valid DNS-label-like name, else raise :class:`InvalidInput`."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidInput(
+            f"invalid {what} name {name!r}: use 1-63 lowercase letters, digits and hyphens, "
+            "starting and ending with a letter or digit (like a DNS label), e.g. 'web01'"
+        )
+    return name
+
+
+def now() -> str:
+    """The current time as an ISO 8601 UTC string (what every timestamp in metadata is)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _frozen_map(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return dict(value or {})
+
+
+@attrs.frozen
+class HardwareProfile:
+    """What a machine must offer to run an image (memory, CPUs, architecture, firmware)."""
+
+    memory_mib: int = 512
+    cpus: int = 1
+    arch: str = "x86_64"
+    firmware: str = "bios"  # bios | uefi
+    platforms: tuple[str, ...] = ()  # allowed platform kinds (kvm, xen, esx, blade...); () = any
+    extra: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+
+
+@attrs.frozen
+class SoftwareProfile:
+    """What the image's software stack is (free-form, for people and for matching)."""
+
+    os: str = ""
+    version: str = ""
+    description: str = ""
+    extra: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+
+
+@attrs.frozen
+class Volume:
+    """One disk volume of an image, as its storage pool keeps it.
+
+    ``location`` is the pool's own address for it (a path for the local pool). ``backing``
+    names the image and volume index this one is a copy-on-write overlay of, and ``depth``
+    counts the overlays below it (0 for an independent volume).
+    """
+
+    index: int
+    pool: str
+    format: VolumeFormat
+    location: str
+    size: int = 0  # virtual size in bytes (0 for directory trees)
+    backing: tuple[str, int] | None = attrs.field(
+        default=None, converter=lambda v: tuple(v) if v else None
+    )
+    depth: int = 0
+    readonly: bool = False
+
+
+@attrs.frozen
+class CustomizationItem:
+    """One step of a master's customization: where, how (type), and what un-customizes it."""
+
+    key: str
+    type: str
+    path: str
+    volume: int = 0
+    partition: int | None = None
+    description: str = ""
+    prompt: str = ""
+    default: str | None = None
+    secret: bool = False
+    params: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+
+
+@attrs.frozen
+class Owner:
+    """The process holding an image in a transitional state (the image's lock)."""
+
+    pid: int
+    host: str
+    started: float  # the process start time, to tell a reused pid from the owner
+    operation: str
+    since: str
+    previous_state: str
+
+
+@attrs.frozen
+class Image:
+    """A master (``kind='master'``, with a ``version``) or a clone of a master or of a clone.
+
+    Clones record their ``master``, the ``parent`` they were cloned from (the master or another
+    clone) and the ``master_version`` they derive from, so baselining can follow the lineage.
+    """
+
+    name: str
+    kind: ImageKind
+    state: str
+    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    version: int | None = None  # masters only
+    master: str | None = None  # clones only
+    parent: str | None = None  # clones only
+    master_version: int | None = None  # clones only
+    hardware: HardwareProfile = attrs.field(factory=HardwareProfile)
+    software: SoftwareProfile = attrs.field(factory=SoftwareProfile)
+    items: tuple[CustomizationItem, ...] = attrs.field(default=(), converter=tuple)
+    inputs: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    applied: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    machine: str | None = None
+    owner: Owner | None = None
+    error: str | None = None
+    created: str = attrs.field(factory=now)
+    updated: str = attrs.field(factory=now)
+
+    @property
+    def is_master(self) -> bool:
+        return self.kind == "master"
+
+
+@attrs.frozen
+class Machine:
+    """A physical or virtual machine a platform offers, and the image deployed on it."""
+
+    name: str
+    platform: str
+    kind: Literal["physical", "virtual"] = "virtual"
+    uuid: str | None = None
+    hardware: HardwareProfile = attrs.field(factory=HardwareProfile)
+    power: str = "unknown"  # on | off | unknown
+    macs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    disks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    image: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    discovered: str | None = None
+
+
+@attrs.frozen
+class Event:
+    """One entry of an image's history: a state change or an operation's result."""
+
+    image: str
+    kind: Literal["transition", "operation", "repair"]
+    message: str
+    operation: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    pid: int | None = None
+    time: str = attrs.field(factory=now)
+    details: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)

@@ -1,0 +1,274 @@
+"""Cloning: many clones of a master or of a clone at once, copy-on-write or full.
+
+All clone records are created in one transaction (state ``cloning``, owned by this process),
+the volumes are made by a bounded pool of workers, and results are written back in batches,
+so bookkeeping stays cheap next to the copying. One clone failing leaves that clone in
+``error`` with its reason while the others finish; Ctrl-C removes the clones not yet begun and
+leaves those begun in ``error`` — none stays stuck in ``cloning``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from ..context import Context, Pool
+from ..errors import Conflict, DriverError, EncompassError, Interrupted, InvalidInput
+from ..model import Image, Volume, validate_name
+from ..records import CloneRequest
+from ..store import Transaction, current_owner
+from . import holding
+
+BATCH_SECONDS = 0.25  # how often finished clones are written back
+
+
+@attrs.frozen
+class CloneResult:
+    """What became of one requested clone."""
+
+    name: str
+    state: str  # ready | error | cancelled
+    error: str | None = None
+
+
+def names_for(names: Sequence[str], count: int | None, prefix: str | None) -> list[str]:
+    """The clone names: given ones, or ``PREFIX1..PREFIXN`` for ``--count N --prefix P``."""
+    if count is not None:
+        if names:
+            raise InvalidInput("give clone names or --count with --prefix, not both")
+        if not prefix:
+            raise InvalidInput("--count needs --prefix (clones are named PREFIX1 .. PREFIXN)")
+        if count < 1:
+            raise InvalidInput("--count must be 1 or more")
+        names = [f"{prefix}{i}" for i in range(1, count + 1)]
+    elif prefix:
+        raise InvalidInput("--prefix goes with --count")
+    if not names:
+        raise InvalidInput("give at least one clone name (or --count N --prefix P)")
+    for name in names:
+        validate_name(name, "clone")
+    seen, twice = set(), set()
+    for name in names:
+        (twice if name in seen else seen).add(name)
+    if twice:
+        raise InvalidInput(f"clone name(s) given twice: {', '.join(sorted(twice))}")
+    return list(names)
+
+
+def _check_source(tx: Transaction, source: Image) -> None:
+    if source.state != "ready":
+        busy = " (busy: wait, or run encompass repair if its operation died)" if source.owner else ""
+        raise Conflict(
+            f"cannot clone '{source.name}': it is {source.state}{busy}; only a ready image is cloned"
+        )
+    if not source.volumes:
+        raise Conflict(f"cannot clone '{source.name}': it has no volumes")
+
+
+def clone_images(
+    ctx: Context,
+    source_name: str,
+    names: Sequence[str],
+    mode: str | None = None,
+    pool: str | None = None,
+    parallel: int | None = None,
+    on_done: Callable[[CloneResult], None] | None = None,
+) -> list[CloneResult]:
+    """Clone ``source_name`` into each of ``names``; return what became of each."""
+    mode = mode or ctx.config.defaults.get("clone_mode", "cow")
+    if mode not in ("cow", "full"):
+        raise InvalidInput(f"unknown clone mode '{mode}': use cow (copy-on-write) or full")
+    target = ctx.pool(pool)
+    max_depth = int(target.section.setting("max_chain_depth", 8, int))
+    workers = max(1, min(parallel or int(ctx.config.defaults.get("parallel", 4)),
+                         getattr(target.driver, "concurrency", 4), len(names)))
+
+    events: list = []
+    with ctx.store.transaction() as tx:
+        source = tx.image(source_name)
+        _check_source(tx, source)
+        clashes = [n for n in names if tx.find_image(n) is not None]
+        if clashes:
+            raise Conflict(f"image name(s) taken already: {', '.join(clashes)}; pick other names")
+        if mode == "cow":
+            deepest = max(v.depth for v in source.volumes) + 1
+            if deepest > max_depth:
+                raise Conflict(
+                    f"cannot clone '{source.name}' copy-on-write: the chain would be {deepest} deep, over "
+                    f"the limit of {max_depth} (max_chain_depth of pool '{target.name}'). Use --mode full, "
+                    f"or make it independent first: encompass image flatten {source.name}"
+                )
+        owner = current_owner("clone", "new")
+        master = source.name if source.is_master else source.master
+        version = source.version if source.is_master else source.master_version
+        for name in names:
+            clone = Image(
+                name=name, kind="clone", state="cloning", master=master, parent=source.name,
+                master_version=version, hardware=source.hardware, software=source.software,
+                inputs={} if source.is_master else source.inputs,
+                applied={} if source.is_master else source.applied, owner=owner,
+            )
+            tx.add_image(clone)
+            holding.record(ctx, tx, _created_event(clone, f"{mode} clone of '{source.name}' into pool "
+                                                f"'{target.name}'"), events)
+    holding.announce(ctx, events)
+
+    results: dict[str, CloneResult] = {}
+    finished: list[tuple[str, list[Volume] | None, str | None]] = []
+    started: set[str] = set()
+
+    def work(name: str) -> list[Volume]:
+        started.add(name)
+        made: list[Volume] = []
+        try:
+            for volume in source.volumes:
+                made.append(_clone_volume(ctx, target, source.name, volume, name, mode, max_depth))
+        except BaseException:
+            for volume in made:  # a clone is whole or not at all
+                ctx.pool(volume.pool).driver.delete_volume(volume)
+            raise
+        return made
+
+    interrupted = False
+    executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clone")
+    futures = {executor.submit(work, name): name for name in names}
+    last_flush = time.monotonic()
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                name = futures[future]
+                try:
+                    finished.append((name, future.result(), None))
+                except EncompassError as exc:
+                    finished.append((name, None, str(exc)))
+                except Exception as exc:  # noqa: BLE001 - one clone's failure is its own
+                    finished.append((name, None, f"{type(exc).__name__}: {exc}"))
+            if finished and (not pending or time.monotonic() - last_flush >= BATCH_SECONDS):
+                _write_back(ctx, finished, results, on_done, mode)
+                finished = []
+                last_flush = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+        executor.shutdown(wait=True, cancel_futures=True)
+        for future, name in futures.items():
+            if name in results or any(name == f[0] for f in finished):
+                continue
+            if future.done() and not future.cancelled() and future.exception() is None:
+                finished.append((name, future.result(), None))
+            elif name in started:
+                finished.append((name, None, "interrupted by the user (Ctrl-C)"))
+        _write_back(ctx, finished, results, on_done, mode)
+        _cancel(ctx, [n for n in names if n not in results], results, on_done)
+    finally:
+        executor.shutdown(wait=True)
+    ordered = [results[n] for n in names]
+    if interrupted:
+        made = sum(r.state == "ready" for r in ordered)
+        raise Interrupted(
+            f"interrupted: {made} of {len(names)} clone(s) made; begun ones left in 'error' "
+            "(delete them: encompass image delete NAME), the rest were not created"
+        )
+    return ordered
+
+
+def _created_event(image: Image, message: str):
+    return holding.transition_event(attrs.evolve(image, state="new"), "cloning", message, "clone")
+
+
+def _clone_volume(
+    ctx: Context, target: Pool, source_name: str, volume: Volume, name: str, mode: str, max_depth: int
+) -> Volume:
+    request = CloneRequest(image=name, index=volume.index, mode=mode, max_depth=max_depth)
+    made = ctx.host.hook.encompass_clone_volume(source=volume, target_pool=target, request=request)
+    if made is not None:
+        if made.depth > 0 and made.backing is None:
+            made = attrs.evolve(made, backing=(source_name, volume.index))
+        return made
+    # No native clone: copy the bytes through the pools' streams.
+    source_pool = ctx.pool(volume.pool)
+    if mode == "cow":
+        raise DriverError(
+            f"pool '{target.name}' cannot make a copy-on-write clone of a volume of pool "
+            f"'{source_pool.name}'; use --mode full"
+        )
+    with source_pool.driver.open_read(volume) as stream:
+        return target.driver.write_volume(name, volume.index, stream, volume.size, volume.format)
+
+
+def _write_back(ctx, finished, results, on_done, mode) -> None:
+    events: list = []
+    with ctx.store.transaction() as tx:
+        for name, volumes, error in finished:
+            image = tx.find_image(name)
+            if image is None:
+                continue
+            if error is None:
+                done = attrs.evolve(image, state="ready", owner=None, volumes=tuple(volumes))
+                message = f"{mode} clone made ({len(volumes)} volume(s))"
+            else:
+                done = attrs.evolve(image, state="error", owner=None, error=f"clone: {error}")
+                message = f"clone failed: {error}"
+            holding.record(ctx, tx, holding.transition_event(image, done.state, message, "clone",
+                                                             kind="operation"), events)
+            tx.put_image(done)
+            results[name] = CloneResult(name, done.state, error)
+    holding.announce(ctx, events)
+    if on_done:
+        for name, _volumes, _error in finished:
+            if name in results:
+                on_done(results[name])
+
+
+def _cancel(ctx, names, results, on_done) -> None:
+    """Remove the records of clones that were never begun."""
+    if not names:
+        return
+    with ctx.store.transaction() as tx:
+        for name in names:
+            image = tx.find_image(name)
+            if image is not None and image.state == "cloning":
+                tx.remove_image(name)
+            results[name] = CloneResult(name, "cancelled", "interrupted before it began")
+    if on_done:
+        for name in names:
+            on_done(results[name])
+
+
+def flatten_image(ctx: Context, name: str) -> Image:
+    """Make every volume of clone ``name`` independent of its backing chain."""
+    with holding.hold(ctx, name, "flatten") as held:
+        held.dirty = True
+        volumes = []
+        for volume in held.image.volumes:
+            volumes.append(ctx.pool(volume.pool).driver.flatten_volume(volume))
+        held.image = attrs.evolve(held.image, volumes=tuple(volumes))
+        held.message = "flattened: no longer reads through its parent"
+    _renumber_depths(ctx, name)
+    return held.result
+
+
+def _renumber_depths(ctx: Context, root: str) -> None:
+    """After a flatten, the overlays on top of ``root`` are shallower: record it."""
+    with ctx.store.transaction() as tx:
+        images = {i.name: i for i in tx.images()}
+        todo = [root]
+        while todo:
+            parent = images[todo.pop()]
+            depth_of = {v.index: v.depth for v in parent.volumes}
+            for child in images.values():
+                if not any(v.backing and v.backing[0] == parent.name for v in child.volumes):
+                    continue
+                volumes = tuple(
+                    attrs.evolve(v, depth=depth_of.get(v.backing[1], 0) + 1)
+                    if v.backing and v.backing[0] == parent.name else v
+                    for v in child.volumes
+                )
+                if volumes != child.volumes:
+                    images[child.name] = attrs.evolve(child, volumes=volumes)
+                    tx.put_image(images[child.name])
+                todo.append(child.name)

@@ -1,0 +1,55 @@
+"""Deleting an image, refused while other images depend on it."""
+
+from __future__ import annotations
+
+from ..context import Context
+from ..errors import Conflict
+from ..model import Image
+from ..store import Transaction
+from . import holding
+
+
+def dependents(tx: Transaction, image: Image) -> list[str]:
+    """Names of the images that stop ``image`` from being deleted.
+
+    A master is kept while any clone derives from it (lineage and baselining need it). A clone
+    is kept while another image still reads through one of its volumes (copy-on-write).
+    """
+    names = []
+    for other in tx.images():
+        if other.name == image.name:
+            continue
+        if image.is_master and other.master == image.name:
+            names.append(other.name)
+        elif any(v.backing and v.backing[0] == image.name for v in other.volumes):
+            names.append(other.name)
+        elif other.parent == image.name and other.state == "cloning":
+            names.append(other.name)
+    return names
+
+
+def _refuse_with_dependents(tx: Transaction, image: Image) -> None:
+    names = dependents(tx, image)
+    if not names:
+        return
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    if image.is_master:
+        raise Conflict(
+            f"cannot delete master '{image.name}': {len(names)} clone(s) derive from it: {shown}. "
+            "Delete those clones first"
+        )
+    raise Conflict(
+        f"cannot delete clone '{image.name}': {len(names)} clone(s) read through it: {shown}. Delete "
+        f"them first, or make them independent: encompass image flatten {names[0]}"
+    )
+
+
+def delete_image(ctx: Context, name: str) -> Image:
+    """Delete image ``name`` and its volumes."""
+    with holding.hold(ctx, name, "delete", check=_refuse_with_dependents) as held:
+        held.dirty = True
+        for volume in held.image.volumes:
+            ctx.pool(volume.pool).driver.delete_volume(volume)
+        held.removed = True
+        held.message = f"deleted with {len(held.image.volumes)} volume(s)"
+    return held.result

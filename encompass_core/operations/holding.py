@@ -1,0 +1,130 @@
+"""Holding an image in a transitional state for the length of an operation.
+
+:func:`hold` takes the image's lock (its transitional state, with this process as owner),
+runs the operation's body, and leaves the image in the operation's success state, or — when
+the body fails — back in its previous state if nothing was changed yet, else in ``error``
+with the reason. Every change is an :class:`~encompass_core.model.Event` in the history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import attrs
+
+from .. import lifecycle
+from ..context import Context
+from ..errors import EncompassError
+from ..model import Event, Image
+from ..store import Transaction, current_owner
+
+__all__ = ["hold", "start", "finish", "fail", "record", "announce", "current_owner", "lifecycle"]
+
+
+def transition_event(image: Image, to_state: str, message: str, operation: str | None = None,
+                     kind: str = "transition", **details) -> Event:
+    """The event recording ``image`` moving to ``to_state``."""
+    return Event(image=image.name, kind=kind, message=message, operation=operation,
+                 from_state=image.state, to_state=to_state,
+                 pid=current_owner("", "").pid, details=details)
+
+
+def record(ctx: Context, tx: Transaction, event: Event, pending: list[Event]) -> None:
+    """Store ``event`` now and remember to announce it once the transaction is written."""
+    tx.add_event(event)
+    pending.append(event)
+
+
+def announce(ctx: Context, events: list[Event]) -> None:
+    """Tell observers (``encompass_image_event``) about committed events."""
+    for event in events:
+        ctx.host.notify(event)
+
+
+@attrs.define
+class Holding:
+    """The image an operation holds; the body updates ``image`` and sets ``dirty``."""
+
+    image: Image
+    operation: lifecycle.Operation
+    dirty: bool = False  # set once the body changed something that cannot simply be undone
+    message: str = ""  # what the success event says
+    removed: bool = False  # the body removed the image (delete)
+    result: Image | None = None  # the image as left by finish()
+
+
+def start(ctx: Context, name: str, op_name: str, check=None) -> Holding:
+    """Take the lock of image ``name`` for ``op_name``; ``check(tx, image)`` may refuse."""
+    events: list[Event] = []
+    with ctx.store.transaction() as tx:
+        image = tx.image(name)
+        op = lifecycle.check_start(op_name, image.state, name=image.name, is_master=image.is_master,
+                                   error=image.error)
+        if check is not None:
+            check(tx, image)
+        held = attrs.evolve(image, state=op.transitional, owner=current_owner(op_name, image.state))
+        record(ctx, tx, transition_event(image, op.transitional, f"{op_name} started", op_name), events)
+        tx.put_image(held)
+    announce(ctx, events)
+    return Holding(image=held, operation=op)
+
+
+def finish(ctx: Context, holding: Holding) -> Image:
+    """Leave the held image in the operation's success state (or remove it)."""
+    events: list[Event] = []
+    op = holding.operation
+    with ctx.store.transaction() as tx:
+        current = tx.image(holding.image.name)
+        if holding.removed:
+            record(ctx, tx, transition_event(current, "deleted", holding.message or f"{op.name} done",
+                                             op.name, kind="operation"), events)
+            tx.remove_image(current.name)
+            done = current
+        else:
+            target = op.success or current.owner.previous_state
+            done = attrs.evolve(holding.image, state=target, owner=None, error=None)
+            record(ctx, tx, transition_event(current, target, holding.message or f"{op.name} done",
+                                             op.name, kind="operation"), events)
+            tx.put_image(done)
+    announce(ctx, events)
+    return done
+
+
+def fail(ctx: Context, holding: Holding, reason: str) -> Image:
+    """Leave the held image back where it was (nothing changed) or in ``error``."""
+    events: list[Event] = []
+    op = holding.operation
+    with ctx.store.transaction() as tx:
+        current = tx.find_image(holding.image.name)
+        if current is None:
+            return holding.image
+        previous = current.owner.previous_state if current.owner else "error"
+        if holding.dirty:
+            failed = attrs.evolve(holding.image, state="error", owner=None, error=f"{op.name}: {reason}")
+            message = f"{op.name} failed: {reason}"
+        else:
+            failed = attrs.evolve(current, state=previous, owner=None)
+            message = f"{op.name} failed, nothing was changed: {reason}"
+        record(ctx, tx, transition_event(current, failed.state, message, op.name, kind="operation"), events)
+        tx.put_image(failed)
+    announce(ctx, events)
+    return failed
+
+
+@contextlib.contextmanager
+def hold(ctx: Context, name: str, op_name: str, check=None) -> Iterator[Holding]:
+    """Run an operation's body on image ``name`` under its transitional state."""
+    holding = start(ctx, name, op_name, check)
+    try:
+        yield holding
+    except KeyboardInterrupt:
+        fail(ctx, holding, "interrupted by the user (Ctrl-C)")
+        raise
+    except EncompassError as exc:
+        fail(ctx, holding, str(exc))
+        raise
+    except Exception as exc:
+        fail(ctx, holding, f"{type(exc).__name__}: {exc}")
+        raise
+    holding.result = finish(ctx, holding)

@@ -1,0 +1,63 @@
+"""Importing a master image from files or directory trees into a pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+from ..context import Context
+from ..errors import InvalidInput, NotFound
+from ..model import HardwareProfile, Image, SoftwareProfile, validate_name
+from . import holding
+from .holding import Holding
+
+
+def import_master(
+    ctx: Context,
+    name: str,
+    sources: Sequence[Path],
+    pool: str | None = None,
+    hardware: HardwareProfile | None = None,
+    software: SoftwareProfile | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Image:
+    """Copy ``sources`` (one per volume, in order) into ``pool`` as master ``name``, version 1."""
+    validate_name(name)
+    if not sources:
+        raise InvalidInput("give at least one file or directory to import")
+    paths = [Path(s).expanduser() for s in sources]
+    for path in paths:
+        if not path.exists():
+            raise NotFound(f"no such file or directory: {path}")
+    target = ctx.pool(pool)
+    inspect = getattr(target.driver, "inspect_source", None)
+    for path in paths:
+        if inspect:
+            inspect(path)  # refuse a half-written or unusable file before anything is recorded
+    image = Image(name=name, kind="master", state="new", version=1,
+                  hardware=hardware or HardwareProfile(), software=software or SoftwareProfile())
+    events = []
+    with ctx.store.transaction() as tx:
+        owner = holding.current_owner("import", "new")
+        importing = attrs.evolve(image, state="importing", owner=owner)
+        tx.add_image(importing)
+        holding.record(ctx, tx, holding.transition_event(
+            image, "importing", f"import of {', '.join(map(str, paths))} into pool '{target.name}'",
+            "import"), events)
+    holding.announce(ctx, events)
+    held = Holding(image=importing, operation=holding.lifecycle.operation("import"), dirty=True)
+    volumes = []
+    try:
+        for index, path in enumerate(paths):
+            volumes.append(target.driver.import_volume(name, index, path, progress))
+    except BaseException as exc:
+        for volume in volumes:
+            target.driver.delete_volume(volume)
+        reason = "interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        holding.fail(ctx, held, reason)
+        raise
+    held.image = attrs.evolve(importing, volumes=tuple(volumes))
+    held.message = f"imported {len(volumes)} volume(s) as master version 1"
+    return holding.finish(ctx, held)

@@ -1,0 +1,240 @@
+"""The plugin host: stevedore finds and imports plugins, pluggy registers and calls them.
+
+Built-in drivers (``DEFAULT_PLUGINS``) register through the same hooks as external plugins.
+A plugin that fails to load is recorded (``failed``) and reported, never fatal unless it was
+asked for by name. ``ENCOMPASS_PLUGINS`` (comma separated names) allow-lists external plugins;
+the others are listed as ``disabled``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .records import (
+    CliCommandRecord,
+    CustomizerRecord,
+    PlatformDriverRecord,
+    StorageDriverRecord,
+    VolumeOpenerRecord,
+)
+
+GROUP = "encompass.plugins"
+ALLOW_ENV = "ENCOMPASS_PLUGINS"
+
+#: Modules of the core that register built-in drivers through the hooks.
+DEFAULT_PLUGINS = (
+    ("local", "encompass_core.drivers.local"),
+    ("builtin-openers", "encompass_core.customization.builtin_openers"),
+    ("builtin-items", "encompass_core.customization.builtin_items"),
+)
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``encompass plugins`` shows of one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    status: str  # active | failed | disabled
+    hooks: tuple[str, ...] = ()
+    error: str | None = None
+    traceback: str | None = None
+    builtin: bool = False
+
+
+class PluginHost:
+    """Loads plugins once and answers what they register."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("encompass")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self._objects: dict[str, Any] = {}
+        self._cache: dict[str, Any] = {}
+
+    # -- loading --------------------------------------------------------------------------
+    def load(self, allow: str | None = None) -> PluginHost:
+        """Register the built-ins, then every external plugin allowed by ``ENCOMPASS_PLUGINS``."""
+        core_version = importlib.metadata.version("encompass-core") if _has_dist("encompass-core") else "0"
+        for name, module_name in DEFAULT_PLUGINS:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name == module_name:
+                    continue  # an optional built-in not present in this build
+                self._failed(name, "encompass-core", core_version, exc, builtin=True)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a broken built-in is reported, not fatal
+                self._failed(name, "encompass-core", core_version, exc, builtin=True)
+                continue
+            self._register(name, module, "encompass-core", core_version, builtin=True)
+        self._load_external(os.environ.get(ALLOW_ENV) if allow is None else allow)
+        return self
+
+    def _load_external(self, allow: str | None) -> None:
+        entry_points = {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
+        allowed = None if allow in (None, "") else {n.strip() for n in allow.split(",") if n.strip()}
+        wanted = [n for n in sorted(entry_points) if allowed is None or n in allowed]
+        for name in sorted(entry_points):
+            if name not in wanted:
+                dist, version = _dist_of(entry_points[name])
+                self.infos[name] = PluginInfo(name, dist, version, "disabled",
+                                              error=f"not in {ALLOW_ENV}")
+        if not wanted:
+            return
+        from stevedore import NamedExtensionManager
+
+        failures: dict[str, BaseException] = {}
+
+        def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
+            failures[entry_point.name] = exc
+
+        manager = NamedExtensionManager(
+            GROUP,
+            names=wanted,
+            invoke_on_load=False,
+            on_load_failure_callback=on_failure,
+            name_order=True,
+        )
+        for name, exc in failures.items():
+            dist, version = _dist_of(entry_points[name])
+            self._failed(name, dist, version, exc)
+        for extension in manager.extensions:
+            dist, version = _dist_of(entry_points[extension.name])
+            plugin = extension.plugin
+            try:
+                if isinstance(plugin, type):
+                    plugin = plugin()
+            except Exception as exc:  # noqa: BLE001
+                self._failed(extension.name, dist, version, exc)
+                continue
+            self._register(extension.name, plugin, dist, version)
+
+    def _register(self, name: str, plugin: Any, dist: str, version: str, builtin: bool = False) -> None:
+        if name in self.infos:
+            other = self.infos[name]
+            self.infos[name] = attrs.evolve(
+                other, status="failed",
+                error=f"the plugin name '{name}' is used by both {other.distribution} and {dist}",
+            )
+            return
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - pluggy validation errors and the like
+            self._failed(name, dist, version, exc, builtin=builtin)
+            return
+        hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
+        self._objects[name] = plugin
+        self.infos[name] = PluginInfo(name, dist, version, "active", hooks, builtin=builtin)
+
+    def _failed(self, name: str, dist: str, version: str, exc: BaseException, builtin: bool = False) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc))
+        self.infos[name] = PluginInfo(name, dist, version, "failed", error=error,
+                                      traceback=trace, builtin=builtin)
+
+    # -- asking ---------------------------------------------------------------------------
+    def failures(self) -> list[PluginInfo]:
+        return [i for i in self.infos.values() if i.status == "failed"]
+
+    def require(self, name: str) -> PluginInfo:
+        """The plugin ``name``, which the user asked for: fatal if it is not active."""
+        info = self.infos.get(name)
+        if info is None:
+            raise PluginError(f"no plugin named '{name}' is installed (see: encompass plugins)")
+        if info.status != "active":
+            raise PluginError(f"plugin '{name}' ({info.distribution}) is {info.status}: {info.error}")
+        return info
+
+    def _collect(self, hook_name: str, record_type: type) -> dict[str, tuple[Any, str]]:
+        if hook_name in self._cache:
+            return self._cache[hook_name]
+        found: dict[str, tuple[Any, str]] = {}
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            plugin_name = impl.plugin_name
+            try:
+                records = list(impl.function() or ())
+            except Exception as exc:  # noqa: BLE001
+                raise PluginError(f"plugin '{plugin_name}' failed in {hook_name}: {exc}") from exc
+            for record in records:
+                if not isinstance(record, record_type):
+                    raise PluginError(
+                        f"plugin '{plugin_name}' returned {type(record).__name__} from {hook_name}, "
+                        f"expected {record_type.__name__}"
+                    )
+                if record.name in found:
+                    first = self._describe(found[record.name][1])
+                    raise PluginError(
+                        f"'{record.name}' is registered twice by {hook_name}: by {first} and by "
+                        f"{self._describe(plugin_name)}; uninstall or disable one "
+                        f"({ALLOW_ENV}=...)"
+                    )
+                found[record.name] = (record, plugin_name)
+        self._cache[hook_name] = found
+        return found
+
+    def _describe(self, plugin_name: str) -> str:
+        info = self.infos.get(plugin_name)
+        return f"plugin '{plugin_name}' ({info.distribution})" if info else f"plugin '{plugin_name}'"
+
+    def storage_drivers(self) -> dict[str, StorageDriverRecord]:
+        return {k: v[0] for k, v in self._collect("encompass_storage_drivers", StorageDriverRecord).items()}
+
+    def platform_drivers(self) -> dict[str, PlatformDriverRecord]:
+        return {k: v[0] for k, v in self._collect("encompass_platform_drivers", PlatformDriverRecord).items()}
+
+    def customizers(self) -> dict[str, CustomizerRecord]:
+        return {k: v[0] for k, v in self._collect("encompass_customizers", CustomizerRecord).items()}
+
+    def volume_openers(self) -> list[VolumeOpenerRecord]:
+        records = [v[0] for v in self._collect("encompass_volume_openers", VolumeOpenerRecord).values()]
+        return sorted(records, key=lambda r: (r.priority, r.name))
+
+    def cli_commands(self) -> dict[str, CliCommandRecord]:
+        return {k: v[0] for k, v in self._collect("encompass_cli_commands", CliCommandRecord).items()}
+
+    def provider(self, hook_name: str, name: str) -> str | None:
+        """Which plugin registered ``name`` through ``hook_name`` (for messages)."""
+        entry = self._cache.get(hook_name, {}).get(name)
+        return entry[1] if entry else None
+
+    @property
+    def hook(self) -> Any:
+        """pluggy's hook relay, to call action hooks: ``host.hook.encompass_image_event(...)``."""
+        return self.pm.hook
+
+    def notify(self, event: Any, warn: Callable[[str], None] | None = None) -> None:
+        """Call ``encompass_image_event``; a failing observer is reported and ignored."""
+        for impl in self.pm.hook.encompass_image_event.get_hookimpls():
+            try:
+                impl.function(event=event)
+            except Exception as exc:  # noqa: BLE001
+                if warn:
+                    warn(f"plugin '{impl.plugin_name}' failed to observe an event: {exc}")
+
+
+def _has_dist(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _dist_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return "unknown", "?"
+    return dist.metadata["Name"] or dist.name, dist.version

@@ -1,0 +1,235 @@
+"""The metadata repository: images, their history, and machines, in one TinyDB file.
+
+This is the only module that imports TinyDB. Every change happens inside
+:meth:`Store.transaction`, which holds an inter-process file lock, reads the file once, and
+writes it back atomically (temp file, fsync, rename, fsync of the directory) when the block
+ends without an exception. The previous file is kept as ``<file>.bak``. A corrupt file or one
+of an unknown schema is an error naming the file; it is never overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tinydb import Query, TinyDB
+from tinydb.middlewares import CachingMiddleware
+from tinydb.storages import Storage
+
+from .convert import from_document, to_document
+from .errors import Conflict, NotFound, StoreError
+from .model import Event, Image, Machine, Owner, now
+
+SCHEMA = 1
+_META = "_meta"
+
+
+class _AtomicJSONStorage(Storage):
+    """TinyDB storage that validates on read and replaces the file atomically on write."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read metadata file {self.path}: {exc.strerror}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StoreError(
+                f"metadata file {self.path} is corrupt (line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg}); it was left untouched. Restore it from {self.path}.bak or move it "
+                "away to start afresh"
+            ) from exc
+        if not isinstance(data, dict):
+            raise StoreError(f"metadata file {self.path} is corrupt: its top level is not an object")
+        schema = data.get(_META, {}).get("1", {}).get("schema")
+        if schema != SCHEMA:
+            raise StoreError(
+                f"metadata file {self.path} has schema version {schema!r}, this Encompass "
+                f"understands {SCHEMA}; upgrade Encompass (or restore a matching backup)"
+            )
+        return data
+
+    def write(self, data: dict[str, Any]) -> None:
+        data.setdefault(_META, {"1": {"schema": SCHEMA}})
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=1)
+                out.flush()
+                os.fsync(out.fileno())
+            if self.path.exists():
+                backup_tmp = f"{tmp}.bak"
+                os.link(self.path, backup_tmp)
+                os.replace(backup_tmp, f"{self.path}.bak")
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def close(self) -> None:
+        pass
+
+
+def process_start_time(pid: int) -> float | None:
+    """The start time of process ``pid`` (clock ticks since boot), None if it does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return float(fields[19])
+
+
+def current_owner(operation: str, previous_state: str) -> Owner:
+    """An :class:`Owner` record for this process."""
+    pid = os.getpid()
+    return Owner(
+        pid=pid,
+        host=socket.gethostname(),
+        started=process_start_time(pid) or 0.0,
+        operation=operation,
+        since=now(),
+        previous_state=previous_state,
+    )
+
+
+def owner_alive(owner: Owner) -> bool | None:
+    """Whether the owning process still runs; None when it runs on another host (unknown)."""
+    if owner.host != socket.gethostname():
+        return None
+    started = process_start_time(owner.pid)
+    return started is not None and (owner.started == 0.0 or started == owner.started)
+
+
+class Transaction:
+    """A consistent view of the store under its lock; changes are written when it ends."""
+
+    def __init__(self, db: TinyDB) -> None:
+        self._db = db
+        self._images = db.table("images")
+        self._events = db.table("events")
+        self._machines = db.table("machines")
+
+    # -- images ---------------------------------------------------------------------------
+    def images(self) -> list[Image]:
+        """Every image, in the order they were created."""
+        return [from_document(Image, d, f"image {d.get('name')!r}") for d in self._images.all()]
+
+    def find_image(self, name: str) -> Image | None:
+        doc = self._images.get(Query().name == name)
+        return from_document(Image, doc, f"image {name!r}") if doc else None
+
+    def image(self, name: str) -> Image:
+        """The image called ``name``; :class:`NotFound` with a hint otherwise."""
+        found = self.find_image(name)
+        if found is None:
+            raise NotFound(f"no image named '{name}' (see: encompass image list)")
+        return found
+
+    def add_image(self, image: Image) -> None:
+        if self._images.contains(Query().name == image.name):
+            raise Conflict(f"an image named '{image.name}' exists already; pick another name")
+        self._images.insert(to_document(image))
+
+    def put_image(self, image: Image) -> None:
+        """Replace the stored image of the same name (stamping ``updated``)."""
+        doc = to_document(image)
+        doc["updated"] = now()
+        if not self._images.update(doc, Query().name == image.name):
+            raise NotFound(f"no image named '{image.name}' to update")
+
+    def remove_image(self, name: str) -> None:
+        self._images.remove(Query().name == name)
+
+    # -- events ---------------------------------------------------------------------------
+    def add_event(self, event: Event) -> None:
+        self._events.insert(to_document(event))
+
+    def events(self, image: str | None = None) -> list[Event]:
+        docs = self._events.search(Query().image == image) if image else self._events.all()
+        return [from_document(Event, d, "event") for d in docs]
+
+    # -- machines -------------------------------------------------------------------------
+    def machines(self) -> list[Machine]:
+        return [from_document(Machine, d, f"machine {d.get('name')!r}") for d in self._machines.all()]
+
+    def find_machine(self, name: str) -> Machine | None:
+        doc = self._machines.get(Query().name == name)
+        return from_document(Machine, doc, f"machine {name!r}") if doc else None
+
+    def put_machine(self, machine: Machine) -> None:
+        """Insert or replace the machine of the same name."""
+        self._machines.upsert(to_document(machine), Query().name == machine.name)
+
+    def remove_machine(self, name: str) -> None:
+        self._machines.remove(Query().name == name)
+
+
+class Store:
+    """The metadata file ``<home>/metadata.json`` and its lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open lock file {self.lock_path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Lock, read, yield a :class:`Transaction`; write atomically if the block succeeds."""
+        with self._locked():
+            db = TinyDB(str(self.path), storage=CachingMiddleware(_AtomicJSONStorage))
+            storage = db.storage
+            storage.WRITE_CACHE_SIZE = 1 << 30  # write once, at the end
+            try:
+                yield Transaction(db)
+            except BaseException:
+                storage.cache = None  # drop the changes
+                storage._cache_modified_count = 0
+                raise
+            try:
+                if storage._cache_modified_count:
+                    storage.flush()
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise StoreError(f"no space left to write {self.path}; nothing was changed") from exc
+                raise StoreError(f"cannot write {self.path}: {exc.strerror}") from exc
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """A read-only view (no lock needed: the file is only ever replaced whole)."""
+        db = TinyDB(str(self.path), storage=CachingMiddleware(_AtomicJSONStorage))
+        yield Transaction(db)

@@ -1,0 +1,1 @@
+"""Encompass plugin for Xen and KVM/QEMU hypervisors, through libvirt-python."""
