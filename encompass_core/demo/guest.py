@@ -21,6 +21,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import lzma
 import os
 import re
 import shutil
@@ -83,7 +84,8 @@ def build_demo_master(workdir: Path, cache: Path, progress: Progress = None) -> 
         unpacked = tmpdir / "unpacked"
         for deb in (kernel_deb, busybox_deb):
             _say(progress, f"unpacking {deb.name}")
-            _run(["dpkg-deb", "-x", str(deb), str(unpacked)], "dpkg-deb", "dpkg")
+            _run(["dpkg-deb", "-x", str(deb), str(unpacked)], "dpkg-deb", "dpkg",
+                 hint=f"delete {deb} to download it again")
         release = _KERNEL_DEB.fullmatch(kernel_deb.name).group(1)
         busybox = unpacked / "bin" / "busybox"
         applets = _busybox_applets(busybox)
@@ -131,8 +133,10 @@ def fetch_packages(cache: Path, progress: Progress = None) -> tuple[Path, Path]:
 
 
 def _newest(cache: Path, pattern: re.Pattern[str]) -> Path | None:
-    found = sorted(p for p in cache.iterdir() if pattern.fullmatch(p.name))
-    return found[-1] if found else None
+    found = [p for p in cache.iterdir() if pattern.fullmatch(p.name)]
+    # Numbers compare as numbers: 6.1.0-10 is newer than 6.1.0-9.
+    return max(found, key=lambda p: [int(part) if part.isdigit() else part
+                                     for part in re.split(r"(\d+)", p.name)], default=None)
 
 
 def _download(cache: Path, package: str, progress: Progress) -> Path:
@@ -161,7 +165,10 @@ def module_load_order(modules_dir: Path, wanted: Iterable[str]) -> list[Path]:
     builtin = {
         _module_name(line) for line in (modules_dir / "modules.builtin").read_text().split()
     }
-    index = {_module_name(p.name): p for p in (modules_dir / "kernel").rglob("*.ko")}
+    index = {
+        _module_name(p.name): p
+        for pattern in ("*.ko", "*.ko.xz") for p in (modules_dir / "kernel").rglob(pattern)
+    }
     order: list[Path] = []
 
     def visit(name: str) -> None:
@@ -181,12 +188,19 @@ def module_load_order(modules_dir: Path, wanted: Iterable[str]) -> list[Path]:
 
 
 def _module_name(path: str) -> str:
-    return Path(path).name.removesuffix(".ko").replace("-", "_")
+    return Path(path).name.removesuffix(".xz").removesuffix(".ko").replace("-", "_")
+
+
+def module_bytes(ko: Path) -> bytes:
+    """A module's ELF bytes; ``.ko.xz`` (newer Debian kernels) is decompressed here, so the
+    initramfs needs no decompressing insmod."""
+    data = ko.read_bytes()
+    return lzma.decompress(data) if ko.name.endswith(".xz") else data
 
 
 def _modinfo(ko: Path) -> dict[str, str]:
     """The ``key=value`` strings of an ELF64 little-endian kernel module's ``.modinfo``."""
-    data = ko.read_bytes()
+    data = module_bytes(ko)
     shoff, = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
 
@@ -248,7 +262,7 @@ def build_initramfs(unpacked: Path, release: str, busybox: Path, applets: list[s
     for name in sorted({Path(applet).name for applet in applets} - _NOT_APPLETS):
         archive.symlink(f"bin/{name}", "busybox")
     for ko in modules:
-        archive.file(f"lib/modules/{_module_name(ko.name)}.ko", ko.read_bytes(), 0o644)
+        archive.file(f"lib/modules/{_module_name(ko.name)}.ko", module_bytes(ko), 0o644)
     names = " ".join(_module_name(ko.name) for ko in modules)
     archive.file("init", INITRAMFS_INIT.format(modules=names).encode(), 0o755)
     return gzip.compress(archive.finish(), compresslevel=6, mtime=0)

@@ -80,3 +80,9 @@ class FileAccessBase:
     def close(self) -> None:
         """Release the volume. Idempotent."""
         self.closed = True
+
+
+class CannotOpen(InvalidInput):
+    """Raised by an opener's ``open`` when, looking closer than ``can_open`` did, it finds it
+    cannot open this volume after all (no ext filesystem in a qcow2 image...):
+    :func:`~encompass_core.customization.openers.open_volume` then tries the next opener."""

@@ -82,13 +82,7 @@ class PrivateDaemon:
         entry = pwd.getpwnam(self.user)
         if entry.pw_uid == os.geteuid():
             return
-        for parent in Path(path).resolve().parents:
-            info = parent.stat()
-            if info.st_uid != entry.pw_uid and not info.st_mode & stat.S_IXOTH:
-                raise DriverError(
-                    f"libvirt daemon user {self.user!r} cannot reach {path}: {parent} is "
-                    f"closed to others. Put the file under {self.dirs.guests}"
-                )
+        _check_reachable(Path(path), self.user, f"Put the file under {self.dirs.guests}")
         if writable:
             os.chown(path, entry.pw_uid, entry.pw_gid)
         else:
@@ -118,9 +112,17 @@ def start_private_daemon(base_dir: Path, timeout: float = 60.0) -> PrivateDaemon
     seconds (with the tail of its log).
     """
     binary, socket_name = _find_daemon()
-    user = ROOT_DAEMON_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    user = ROOT_DAEMON_USER if os.geteuid() == 0 else _caller()
     dirs = DaemonDirs.under(Path(base_dir).resolve())
+    sock = dirs.runtime / "libvirt" / socket_name
+    if _answers(sock):
+        raise DriverError(
+            f"cannot start a private libvirt daemon in {dirs.base}: one already listens on "
+            f"{sock}. Stop it first, or use another directory"
+        )
     _make_dirs(dirs, user)
+    if user != _caller():
+        _check_reachable(dirs.runtime, user, "Use a base directory outside private ones.")
     env = {
         "PATH": SBIN_PATH,
         "HOME": str(dirs.home),
@@ -138,7 +140,6 @@ def start_private_daemon(base_dir: Path, timeout: float = 60.0) -> PrivateDaemon
             command, env=env, cwd=dirs.home, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
-    sock = dirs.runtime / "libvirt" / socket_name
     try:
         _wait_for_socket(process, sock, dirs.log, timeout)
     except BaseException:
@@ -148,6 +149,10 @@ def start_private_daemon(base_dir: Path, timeout: float = 60.0) -> PrivateDaemon
         raise
     return PrivateDaemon(uri=f"qemu+unix:///session?socket={sock}", pid=process.pid,
                          dirs=dirs, user=user, process=process)
+
+
+def _caller() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _find_daemon() -> tuple[str, str]:
@@ -173,6 +178,18 @@ def _make_dirs(dirs: DaemonDirs, user: str) -> None:
         dirs.base.chmod(dirs.base.stat().st_mode | stat.S_IXOTH)
 
 
+def _check_reachable(path: Path, user: str, advice: str) -> None:
+    """Raise :class:`DriverError` unless ``user`` may traverse every parent of ``path``."""
+    uid = pwd.getpwnam(user).pw_uid
+    for parent in path.resolve().parents:
+        info = parent.stat()
+        if info.st_uid != uid and not info.st_mode & stat.S_IXOTH:
+            raise DriverError(
+                f"libvirt daemon user {user!r} cannot reach {path}: {parent} is closed to "
+                f"others (mode {stat.filemode(info.st_mode)}). {advice}"
+            )
+
+
 def _group_of(user: str) -> int:
     return pwd.getpwnam(user).pw_gid
 
@@ -187,13 +204,8 @@ def _wait_for_socket(process: subprocess.Popen, sock: Path, log: Path, timeout: 
                 f"libvirt daemon exited with status {process.returncode} before opening "
                 f"{sock}. Its log ({log}) ends with: {_tail(log)}"
             )
-        if sock.exists():
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(str(sock))
-                    return
-                except OSError:
-                    pass
+        if _answers(sock) and process.poll() is None:
+            return
         if time.monotonic() > deadline:
             raise DriverError(
                 f"libvirt daemon (pid {process.pid}) did not open {sock} within {timeout:.0f} s. "
@@ -201,6 +213,18 @@ def _wait_for_socket(process: subprocess.Popen, sock: Path, log: Path, timeout: 
             )
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+def _answers(sock: Path) -> bool:
+    """Whether something accepts connections on the unix socket ``sock``."""
+    if not sock.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(sock))
+        except OSError:
+            return False
+    return True
 
 
 def _destroy_domains(uri: str) -> None:

@@ -1,0 +1,90 @@
+"""Loop mounts of raw images: any filesystem the kernel knows, but only as root and on request.
+
+Off unless the opener is built with ``allow_loop_mount=True`` (a setting of the utility
+server): mounting a guest's filesystem hands untrusted metadata to the kernel. The mount uses
+``nosuid,nodev,noexec``; files are then reached through :mod:`.dirtree`, so the confinement
+rule is the same as for every other opener. Closing unmounts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+
+from encompass_core.customization.access import FileAccess, VolumeRef
+from encompass_core.customization.openers.base import describe_volume
+from encompass_core.customization.openers.dirtree import DirTreeAccess
+from encompass_core.customization.openers.partitions import find_partition
+from encompass_core.errors import DriverError, NotFound
+
+
+class LoopMountedAccess(DirTreeAccess):
+    """A directory-tree access on a loop mount; closing unmounts and removes the mount point."""
+
+    def __init__(self, volume: VolumeRef, writable: bool, mountpoint: str) -> None:
+        self.mountpoint = mountpoint
+        super().__init__(VolumeRef(mountpoint, "dir"), writable)
+        self.volume = volume  # messages name the image, not the mount point
+
+    def close(self) -> None:
+        """Unmount (flushing the filesystem) and remove the mount point. Idempotent."""
+        if self.closed:
+            return
+        super().close()
+        done = subprocess.run(["umount", self.mountpoint], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise DriverError(
+                f"cannot unmount {self.label} from {self.mountpoint}: {done.stderr.strip()}; "
+                f"unmount it by hand (umount {self.mountpoint})"
+            )
+        os.rmdir(self.mountpoint)
+
+
+class LoopOpener:
+    """Loop-mounts raw images (whole or one partition); root only, and only when allowed."""
+
+    name = "loop"
+
+    def __init__(self, allow_loop_mount: bool = False) -> None:
+        self.allow_loop_mount = allow_loop_mount
+
+    def can_open(self, volume: VolumeRef) -> str | None:
+        """None when allowed, running as root, for a raw image; else why not."""
+        if not self.allow_loop_mount:
+            return "loop mounts are not allowed (enable the allow_loop_mount setting)"
+        if os.geteuid() != 0:
+            return "loop mounts need root"
+        if volume.format != "raw":
+            return f"loop mounts take raw images, not {volume.format} volumes"
+        if shutil.which("mount") is None:
+            return "mount is not installed (Debian package mount)"
+        if not os.path.isfile(volume.path):
+            return f"'{volume.path}' is not a file"
+        return None
+
+    def open(self, volume: VolumeRef, writable: bool) -> FileAccess:
+        """Mount the image (``-o loop,offset,sizelimit``); the caller closes the result."""
+        options = ["loop", "nosuid", "nodev", "noexec", "rw" if writable else "ro"]
+        if volume.partition is not None:
+            partition = find_partition(volume.path, volume.partition)
+            options += [f"offset={partition.offset}", f"sizelimit={partition.size}"]
+        mountpoint = tempfile.mkdtemp(prefix="encompass-loop-")
+        done = subprocess.run(
+            ["mount", "-o", ",".join(options), volume.path, mountpoint],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            os.rmdir(mountpoint)
+            raise DriverError(
+                f"cannot loop-mount {describe_volume(volume)}: {done.stderr.strip()}; "
+                "check that loop devices exist (losetup -f) or use another opener"
+            )
+        try:
+            return LoopMountedAccess(volume, writable, mountpoint)
+        except (NotFound, DriverError):
+            subprocess.run(["umount", mountpoint], capture_output=True)
+            os.rmdir(mountpoint)
+            raise

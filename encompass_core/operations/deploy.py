@@ -1,0 +1,126 @@
+"""Deploying a clone on a machine, and undeploying it.
+
+The storage side (attach/detach) and the machine side (define/boot) meet only here. A deploy
+that fails before the machine was touched leaves the clone as it was; the machine's record
+names the image it runs, so a second image is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import attrs
+
+from .. import lifecycle
+from ..context import Context
+from ..errors import Conflict, NotFound
+from ..model import Image, Machine
+from . import holding
+from .machines import fit_problems
+
+
+def _claim(ctx: Context, machine_name: str, clone: str):
+    """A check for :func:`holding.hold`: the machine exists, fits, and is free; claim it."""
+
+    def check(tx, image: Image) -> None:
+        found = tx.find_machine(machine_name)
+        if found is None:
+            raise NotFound(f"no machine named '{machine_name}' (see: encompass machine list)")
+        if found.image and found.image != clone:
+            raise Conflict(f"cannot deploy '{clone}' on '{machine_name}': it runs '{found.image}' "
+                           f"already; undeploy that first (encompass undeploy {found.image})")
+        problems = fit_problems(found, image)
+        if problems:
+            raise Conflict(f"cannot deploy clone '{clone}': machine '{machine_name}' "
+                           + "; ".join(problems) + f" (hardware profile). Pick another machine: "
+                           f"encompass machine list --fits {clone}")
+        tx.put_machine(attrs.evolve(found, image=clone))
+
+    return check
+
+
+def _release(ctx: Context, machine_name: str, clone: str, machine: Machine | None = None) -> None:
+    with ctx.store.transaction() as tx:
+        found = machine or tx.find_machine(machine_name)
+        if found is not None and (found.image in (None, clone)):
+            tx.put_machine(attrs.evolve(found, image=None))
+
+
+def deploy(ctx: Context, clone: str, machine_name: str | None = None, new: bool = False,
+           platform: str | None = None) -> Image:
+    """Deploy ``clone`` on machine ``machine_name``, or on a new virtual machine of ``platform``."""
+    if new == bool(machine_name):
+        raise Conflict("give either a MACHINE or --new (a new virtual machine), not both or neither")
+    if not new:
+        return _deploy_on(ctx, clone, machine_name)
+    platform = platform or _only_platform(ctx)
+    with ctx.store.snapshot() as tx:
+        image = tx.image(clone)
+    lifecycle.check_start("deploy", image.state, name=clone, is_master=image.is_master, error=image.error)
+    driver = ctx.platform(platform).driver
+    created = driver.create_machine(clone, image)
+    with ctx.store.transaction() as tx:
+        tx.put_machine(attrs.evolve(created, extra={**created.extra, "created_by": "encompass"}))
+    try:
+        return _deploy_on(ctx, clone, created.name)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            driver.destroy_machine(created)
+        with ctx.store.transaction() as tx:
+            tx.remove_machine(created.name)
+        raise
+
+
+def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
+    with holding.hold(ctx, clone, "deploy", check=_claim(ctx, machine_name, clone)) as held:
+        with ctx.store.snapshot() as tx:
+            target = tx.find_machine(machine_name)
+        platform_driver = ctx.platform(target.platform).driver
+        attached = []
+        try:
+            for volume in held.image.volumes:
+                attached.append((volume, ctx.pool(volume.pool).driver.attach(volume, target)))
+            running = platform_driver.deploy(target, held.image, [a for _v, a in attached])
+        except BaseException:
+            for volume, _attachment in attached:
+                with contextlib.suppress(Exception):
+                    ctx.pool(volume.pool).driver.detach(volume, target)
+            _release(ctx, machine_name, clone)
+            raise
+        with ctx.store.transaction() as tx:
+            tx.put_machine(attrs.evolve(running, image=clone))
+        held.image = attrs.evolve(held.image, machine=machine_name)
+        held.message = f"deployed on machine '{machine_name}' (platform '{target.platform}')"
+    return held.result
+
+
+def undeploy(ctx: Context, clone: str, remove_machine: bool = False) -> Image:
+    """Power off the machine running ``clone``, detach its volumes; remove the VM if asked."""
+    with holding.hold(ctx, clone, "undeploy") as held:
+        name = held.image.machine
+        with ctx.store.snapshot() as tx:
+            target = tx.find_machine(name) if name else None
+        if target is not None:
+            driver = ctx.platform(target.platform).driver
+            held.dirty = True
+            stopped = driver.undeploy(target, held.image)
+            for volume in held.image.volumes:
+                ctx.pool(volume.pool).driver.detach(volume, target)
+            if remove_machine:
+                driver.destroy_machine(stopped)
+                with ctx.store.transaction() as tx:
+                    tx.remove_machine(stopped.name)
+            else:
+                _release(ctx, stopped.name, clone, attrs.evolve(stopped, image=clone))
+        held.image = attrs.evolve(held.image, machine=None)
+        held.message = f"undeployed from machine '{name}'" + (" (machine removed)" if remove_machine else "")
+    return held.result
+
+
+def _only_platform(ctx: Context) -> str:
+    platforms = list(ctx.config.platforms)
+    if len(platforms) == 1:
+        return platforms[0]
+    if not platforms:
+        raise NotFound(f"no platform is configured in {ctx.config.path}; add a [platforms.NAME] table")
+    raise Conflict(f"several platforms are configured ({', '.join(platforms)}); say which: --platform NAME")
