@@ -93,7 +93,8 @@ def check_start(
     if is_master and not op.masters:
         hint = " (clone it first: encompass clone {name} NEW_NAME)" if op_name != "clone" else ""
         raise TransitionRefused(
-            f"cannot {op_name} master '{name}': masters are never {op_name}d directly"
+            f"cannot {op_name} master '{name}': masters are never "
+            f"{op_name}{'d' if op_name.endswith('e') else 'ed'} directly"
             + hint.format(name=name)
         )
     if not is_master and not op.clones:
