@@ -65,7 +65,8 @@ class Context:
         section = self.config.pool(name)
         if section.name not in self._pools:
             record = self._driver_record(self.host.storage_drivers(), section, "pool")
-            self._pools[section.name] = Pool(section.name, section, record.factory(section, self.config), self)
+            driver = record.factory(section, self.config)
+            self._pools[section.name] = Pool(section.name, section, driver, self)
         return self._pools[section.name]
 
     def platform(self, name: str) -> Platform:

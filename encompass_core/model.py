@@ -85,7 +85,10 @@ class Volume:
 
 @attrs.frozen
 class CustomizationItem:
-    """One step of a master's customization: where, how (type), and what un-customizes it."""
+    """One step of a master's customization: where, how (type), and what un-customizes it.
+
+    ``optional``: a missing target (no file, no match) is skipped instead of being an error.
+    """
 
     key: str
     type: str
@@ -97,6 +100,7 @@ class CustomizationItem:
     default: str | None = None
     secret: bool = False
     params: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    optional: bool = False
 
 
 @attrs.frozen

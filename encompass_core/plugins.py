@@ -144,6 +144,19 @@ class PluginHost:
         self.infos[name] = PluginInfo(name, dist, version, "failed", error=error,
                                       traceback=trace, builtin=builtin)
 
+    def register(self, plugin: Any, name: str, dist: str = "inline", version: str = "0") -> PluginInfo:
+        """Register a plugin object in process (tests, notebooks); its records show at once."""
+        self._register(name, plugin, dist, version)
+        self._cache.clear()
+        return self.infos[name]
+
+    def unregister(self, name: str) -> None:
+        """Undo :meth:`register` (or remove any loaded plugin) by name."""
+        self.pm.unregister(name=name)
+        self._objects.pop(name, None)
+        self.infos.pop(name, None)
+        self._cache.clear()
+
     # -- asking ---------------------------------------------------------------------------
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos.values() if i.status == "failed"]

@@ -182,8 +182,9 @@ def image_show(ctx, name, as_json) -> None:
     rows.append(("software", text or "-"))
     for volume in found.volumes:
         backing = f", reads through {volume.backing[0]} (depth {volume.depth})" if volume.backing else ""
+        readonly = ", read-only" if volume.readonly else ""
         rows.append((f"volume {volume.index}", f"{volume.format} {output.size(volume.size)} in pool "
-                     f"'{volume.pool}': {volume.location}{backing}{', read-only' if volume.readonly else ''}"))
+                     f"'{volume.pool}': {volume.location}{backing}{readonly}"))
     rows += [("created", output.when(found.created)), ("updated", output.when(found.updated))]
     output.table(("FIELD", "VALUE"), rows)
 

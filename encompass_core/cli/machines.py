@@ -11,10 +11,28 @@ from . import output
 
 @click.command("discover")
 @click.option("--platform", help="Ask only this platform.")
+@click.option("--seed", "seeds", multiple=True, metavar="ADDRESS",
+              help="Also ask plugins to find platforms from this address or range (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list: one object per platform and pool.")
 @click.pass_obj
-def discover(ctx, platform, as_json) -> None:
-    """Ask every configured platform and pool what it has, and record the machines found."""
+def discover(ctx, platform, seeds, as_json) -> None:
+    """Ask every configured platform and pool what it has, and record the machines found.
+
+    With --seed, plugins also look for platforms not configured yet (SLP, probing) and propose
+    [platforms.NAME] tables to add to encompass.toml.
+    """
+    if seeds:
+        proposals = machines_op.propose_platforms(ctx, seeds)
+        if as_json:
+            output.emit_json(proposals)
+            return
+        if not proposals:
+            output.note("no platform found from those seeds")
+        for table in proposals:
+            name = table.get("name", "?")
+            settings = "".join(f"\n{k} = {v!r}" for k, v in table.items() if k != "name")
+            output.out.print(f"[platforms.{name}]{settings}\n", markup=False)
+        return
     reports = machines_op.discover(ctx, platform)
     if as_json:
         output.emit_json(reports)
@@ -102,7 +120,8 @@ def machine_power(ctx, name, action) -> None:
 @click.command("deploy")
 @click.argument("clone")
 @click.argument("machine_name", metavar="MACHINE", required=False)
-@click.option("--new", is_flag=True, help="Create a new virtual machine fitting the clone's hardware profile.")
+@click.option("--new", is_flag=True,
+              help="Create a new virtual machine fitting the clone's hardware profile.")
 @click.option("--platform", help="Platform for --new [default: the only configured one].")
 @click.pass_obj
 def deploy(ctx, clone, machine_name, new, platform) -> None:

@@ -7,6 +7,7 @@ import attrs
 from ..context import Context
 from ..errors import Conflict, EncompassError, NotFound
 from ..model import Image, Machine, now
+from ..records import DiscoveryContext
 
 
 def fit_problems(machine: Machine, image: Image, platform_kind: str | None = None) -> list[str]:
@@ -85,6 +86,15 @@ def discover(ctx: Context, platform: str | None = None) -> list[DiscoveryReport]
                 continue
             reports.append(DiscoveryReport(f"pool:{name}", len(volumes)))
     return reports
+
+
+def propose_platforms(ctx: Context, seeds: tuple[str, ...]) -> list[dict]:
+    """Ask plugins to find platforms from ``seeds``; tables to add to ``encompass.toml``."""
+    context = DiscoveryContext(seeds=tuple(seeds), config=ctx.config)
+    proposals = []
+    for answer in ctx.host.hook.encompass_discover_platforms(context=context):
+        proposals.extend(answer or ())
+    return proposals
 
 
 def power(ctx: Context, name: str, action: str) -> Machine:

@@ -148,7 +148,8 @@ def main() -> int:
                              cmdline, console, domain_type="qemu")
         (base / "domain.xml").write_text(xml)
         if shutil.which("virt-xml-validate") and shutil.which("xmllint"):
-            print(run("virt-xml-validate", base / "domain.xml", "domain").strip())
+            run("virt-xml-validate", base / "domain.xml", "domain")  # raises when invalid
+            print("domain XML validates against libvirt's schema")
 
         libvirt.registerErrorHandler(lambda _context, _error: None, None)
         libvirt.virEventRegisterDefaultImpl()

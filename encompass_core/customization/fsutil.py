@@ -1,0 +1,72 @@
+"""Small helpers the item types share, over :class:`~.access.FileAccess` only."""
+
+from __future__ import annotations
+
+import posixpath
+
+from ..errors import DriverError, InvalidInput
+from ..model import CustomizationItem
+from .access import FileAccess
+
+
+def parse_mode(item: CustomizationItem, name: str = "mode") -> int | None:
+    """An octal permission parameter (``"0644"``, ``"755"`` or an int) or None when absent."""
+    value = item.params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        mode = value if isinstance(value, int) else int(str(value), 8)
+    except ValueError:
+        raise InvalidInput(f"item '{item.key}': {name}={value!r} is not an octal mode like 0644") from None
+    if not 0 <= mode <= 0o7777:
+        raise InvalidInput(f"item '{item.key}': {name}={value!r} is not a permission mode (0 .. 7777)")
+    return mode
+
+
+def parse_owner(item: CustomizationItem) -> tuple[int | None, int | None]:
+    """``owner = "UID:GID"`` or ``"UID"`` (numeric: names mean nothing outside the guest)."""
+    value = item.params.get("owner")
+    if value in (None, ""):
+        return None, None
+    uid, _, gid = str(value).partition(":")
+    try:
+        return int(uid), (int(gid) if gid else None)
+    except ValueError:
+        raise InvalidInput(
+            f"item '{item.key}': owner={value!r} must be numeric UID[:GID] (names differ between "
+            "guests), e.g. owner=0:0"
+        ) from None
+
+
+def ensure_dir(fs: FileAccess, path: str) -> None:
+    """Make directory ``path`` and its missing parents."""
+    if path in ("", "/") or fs.exists(path):
+        return
+    fs.mkdir(path, parents=True)
+
+
+def write_file(fs: FileAccess, path: str, data: bytes, mode: int | None = None,
+               uid: int | None = None, gid: int | None = None) -> None:
+    """Write ``path``, creating its parent directories first."""
+    ensure_dir(fs, posixpath.dirname(path))
+    fs.write(path, data, mode=mode, uid=uid, gid=gid)
+
+
+def restore(fs: FileAccess, parent_fs: FileAccess | None, path: str) -> bool:
+    """Make ``path`` in ``fs`` what it is in ``parent_fs``: the same bytes, mode and owner, or
+    absent when the parent has no such file. Returns False when ``parent_fs`` is None (nothing
+    could be done)."""
+    if parent_fs is None:
+        return False
+    info = parent_fs.stat(path) if parent_fs.exists(path) else None
+    if info is not None and info.kind == "symlink":
+        mine = fs.stat(path) if fs.exists(path) else None
+        if mine is None or mine.kind != "symlink" or mine.target != info.target:
+            raise DriverError(f"cannot restore {path}: it is a symlink in the parent image, and "
+                              "volume access cannot make symlinks; restore it inside the guest")
+        return True
+    if info is not None and info.kind == "file":
+        write_file(fs, path, parent_fs.read(path), mode=info.mode, uid=info.uid, gid=info.gid)
+    elif fs.exists(path) and fs.stat(path).kind != "dir":
+        fs.remove(path)
+    return True

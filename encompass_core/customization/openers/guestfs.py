@@ -1,0 +1,278 @@
+"""libguestfs: any filesystem it knows (NTFS, XFS, btrfs...), raw or qcow2, without root.
+
+Slow to start (a small appliance VM boots: seconds with KVM, tens of seconds under TCG), so
+it comes last. The Python binding (``guestfs``, Debian package python3-guestfs) is used when
+it imports; in a virtualenv it usually does not, and a ``guestfish --listen`` server
+(package libguestfs-tools) is driven instead, one ``guestfish --remote`` run per call.
+
+Confinement: the filesystem is mounted inside the appliance, whose daemon resolves every path
+chrooted into it, so symlinks are followed exactly as the guest would (absolute ones from the
+volume's root, ``..`` clamped there), and the appliance has no access to this server's files.
+Caller paths get the common check (absolute, no ``..`` above ``/``) of :mod:`.resolve`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import stat as stat_module
+import subprocess
+import tempfile
+from typing import Any
+
+from encompass_core.customization.access import FileAccess, FileStat, VolumeRef
+from encompass_core.customization.openers.base import (
+    DEFAULT_FILE_MODE,
+    FileAccessBase,
+    check_mode,
+    describe_volume,
+    kind_of_mode,
+)
+from encompass_core.customization.openers.resolve import check_path
+from encompass_core.errors import Conflict, DriverError, InvalidInput, NotFound
+
+_GUESTFISH_PID = re.compile(r"GUESTFISH_PID=(\d+)")
+
+
+def _binding() -> Any | None:
+    try:
+        return importlib.import_module("guestfs")
+    except ImportError:
+        return None
+
+
+class _Guestfish:
+    """The few libguestfs calls used here, sent to a ``guestfish --listen`` server."""
+
+    def __init__(self, environment: dict[str, str], image: str, fmt: str, readonly: bool):
+        self.environment = environment
+        command = ["guestfish", "--listen", "--format=" + fmt, "-a", image]
+        started = self._run(command + (["--ro"] if readonly else []))
+        match = _GUESTFISH_PID.search(started)
+        if match is None:
+            raise DriverError(f"guestfish --listen did not start: {started.strip()}")
+        self.pid = match.group(1)
+
+    def _run(self, command: list[str]) -> str:
+        done = subprocess.run(command, capture_output=True, text=True, env=self.environment, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip().removeprefix("libguestfs: error: "))
+        return done.stdout
+
+    def call(self, *arguments: str) -> str:
+        return self._run(["guestfish", f"--remote={self.pid}", "--", *arguments])
+
+    def launch(self) -> None:
+        self.call("run")
+
+    def mount(self, device: str, mountpoint: str) -> None:
+        self.call("mount", device, mountpoint)
+
+    def lstatns(self, path: str) -> dict[str, int]:
+        fields = {}
+        for line in self.call("lstatns", path).splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = int(value)
+        return fields
+
+    def readlink(self, path: str) -> str:
+        return self.call("readlink", path).removesuffix("\n")
+
+    def ls(self, path: str) -> list[str]:
+        return self.call("ls", path).splitlines()
+
+    def read_file(self, path: str) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="encompass-guestfs-") as workdir:
+            local = os.path.join(workdir, "content")
+            self.call("download", path, local)
+            with open(local, "rb") as stream:
+                return stream.read()
+
+    def write(self, path: str, data: bytes) -> None:
+        with tempfile.TemporaryDirectory(prefix="encompass-guestfs-") as workdir:
+            local = os.path.join(workdir, "content")
+            with open(local, "wb") as stream:
+                stream.write(data)
+            self.call("upload", local, path)
+
+    def chmod(self, mode: int, path: str) -> None:
+        self.call("chmod", f"0{mode:o}", path)
+
+    def chown(self, uid: int, gid: int, path: str) -> None:
+        self.call("chown", str(uid), str(gid), path)
+
+    def mkdir_mode(self, path: str, mode: int) -> None:
+        self.call("mkdir-mode", path, f"0{mode:o}")
+
+    def rm(self, path: str) -> None:
+        self.call("rm", path)
+
+    def shutdown(self) -> None:
+        self.call("umount-all")
+        self.call("exit")
+
+    def close(self) -> None:
+        pass
+
+
+class GuestfsAccess(FileAccessBase):
+    """The files of one filesystem of a disk image, through a libguestfs appliance."""
+
+    def __init__(self, volume: VolumeRef, writable: bool, environment: dict[str, str]) -> None:
+        super().__init__(volume, writable)
+        binding = _binding()
+        fmt = volume.format
+        try:
+            if binding is not None:
+                os.environ.update(environment)  # the binding reads its backend from here
+                self._g = binding.GuestFS(python_return_dict=True)
+                self._g.add_drive_opts(volume.path, format=fmt, readonly=not writable)
+            else:
+                self._g = _Guestfish(environment, volume.path, fmt, not writable)
+            self._g.launch()
+            device = "/dev/sda" if volume.partition is None else f"/dev/sda{volume.partition}"
+            self._g.mount(device, "/")
+        except (RuntimeError, OSError) as error:
+            raise DriverError(
+                f"libguestfs could not open {self.label}: {error}; run libguestfs-test-tool "
+                "to check libguestfs, and check the volume's partition"
+            ) from error
+
+    def _call(self, what: str, method: str, *arguments: Any) -> Any:
+        self._check_open()
+        try:
+            return getattr(self._g, method)(*arguments)
+        except RuntimeError as error:
+            text = str(error)
+            if "No such file" in text or "ENOENT" in text:
+                raise NotFound(f"{what} does not exist in {self.label}; check the path") from error
+            raise DriverError(f"libguestfs failed on {what} in {self.label}: {text}") from error
+
+    def _lstat(self, path: str) -> dict[str, int] | None:
+        try:
+            return self._call(path, "lstatns", path)
+        except NotFound:
+            return None
+
+    def read(self, path: str) -> bytes:
+        """Return the content of a regular file (symlinks followed inside the volume)."""
+        check_path(path, self.label)
+        return self._call(path, "read_file", path)
+
+    def write(
+        self,
+        path: str,
+        data: bytes,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        """Create or replace a regular file; a replaced file keeps its mode and owner."""
+        self._check_writable(path)
+        check_mode(mode)
+        parts = check_path(path, self.label)
+        old = self._lstat(path)
+        if old is not None and kind_of_mode(old["st_mode"]) == "file":
+            mode = stat_module.S_IMODE(old["st_mode"]) if mode is None else mode
+            uid, gid = (old["st_uid"] if uid is None else uid), (old["st_gid"] if gid is None else gid)
+        else:
+            parent = self._lstat("/" + "/".join(parts[:-1])) or {"st_uid": 0, "st_gid": 0}
+            mode = DEFAULT_FILE_MODE if mode is None else mode
+            uid = parent["st_uid"] if uid is None else uid
+            gid = parent["st_gid"] if gid is None else gid
+        self._call(path, "write", path, data)
+        self._call(path, "chown", uid, gid, path)
+        self._call(path, "chmod", mode, path)
+
+    def exists(self, path: str) -> bool:
+        """Whether the path exists (a dangling symlink exists)."""
+        check_path(path, self.label)
+        return self._lstat(path) is not None
+
+    def stat(self, path: str) -> FileStat:
+        """Describe the path itself, without following a final symlink."""
+        check_path(path, self.label)
+        found = self._lstat(path)
+        if found is None:
+            raise NotFound(f"{path} does not exist in {self.label}; check the path")
+        kind = kind_of_mode(found["st_mode"])
+        target = self._call(path, "readlink", path) if kind == "symlink" else None
+        return FileStat(kind, found["st_size"], stat_module.S_IMODE(found["st_mode"]),
+                        found["st_uid"], found["st_gid"], target)  # fmt: skip
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in a directory, sorted, without ``.`` and ``..``."""
+        check_path(path, self.label)
+        return sorted(self._call(path, "ls", path))
+
+    def mkdir(self, path: str, mode: int = 0o755, parents: bool = False) -> None:
+        """Create a directory (and missing parents when asked)."""
+        self._check_writable(path)
+        check_mode(mode)
+        parts = check_path(path, self.label)
+        prefixes = range(1, len(parts) + 1) if parents else [len(parts)]
+        for depth in prefixes:
+            prefix = "/" + "/".join(parts[:depth])
+            if self._lstat(prefix) is not None:
+                if depth == len(parts) and not parents:
+                    raise Conflict(f"cannot create directory {path} in {self.label}: it exists")
+                continue
+            self._call(prefix, "mkdir_mode", prefix, mode)
+
+    def remove(self, path: str) -> None:
+        """Remove a file or symlink (not a directory)."""
+        self._check_writable(path)
+        check_path(path, self.label)
+        found = self._lstat(path)
+        if found is None:
+            raise NotFound(f"{path} does not exist in {self.label}; check the path")
+        if kind_of_mode(found["st_mode"]) == "dir":
+            raise InvalidInput(f"cannot remove {path} in {self.label}: it is a directory")
+        self._call(path, "rm", path)
+
+    def close(self) -> None:
+        """Unmount, sync and stop the appliance. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if isinstance(self._g, _Guestfish):
+                self._g.shutdown()
+            else:
+                self._g.umount_all()
+                self._g.shutdown()
+                self._g.close()
+        except RuntimeError as error:
+            raise DriverError(f"libguestfs did not close {self.label} cleanly: {error}") from error
+
+
+class GuestfsOpener:
+    """Opens any filesystem libguestfs knows, in raw or qcow2 images. Imports nothing heavy
+    until :meth:`open`."""
+
+    name = "guestfs"
+
+    def __init__(self, force_tcg: bool = False, backend: str = "direct") -> None:
+        self.force_tcg = force_tcg
+        self.backend = backend
+
+    def can_open(self, volume: VolumeRef) -> str | None:
+        """None when libguestfs is here for a raw or qcow2 image, else why not."""
+        if volume.format not in ("raw", "qcow2"):
+            return f"guestfs opens disk images, not {volume.format} volumes"
+        if shutil.which("guestfish") is None and _binding() is None:
+            return "libguestfs is not installed (Debian packages libguestfs-tools, python3-guestfs)"
+        if not os.path.isfile(volume.path):
+            return f"'{volume.path}' is not a file"
+        return None
+
+    def open(self, volume: VolumeRef, writable: bool) -> FileAccess:
+        """Boot the appliance and mount the volume's filesystem at its ``/``."""
+        environment = dict(os.environ, LIBGUESTFS_BACKEND=self.backend)
+        if self.force_tcg:
+            environment["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
+        if volume.partition is not None and volume.partition < 1:
+            raise InvalidInput(f"{describe_volume(volume)}: partitions are numbered from 1")
+        return GuestfsAccess(volume, writable, environment)

@@ -1,0 +1,178 @@
+"""Plugins: a broken one never takes the CLI down; good ones show what they register."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error
+
+from encompass_core import hookimpl
+from encompass_core.errors import PluginError
+from encompass_core.plugins import PluginHost
+from encompass_core.records import StorageDriverRecord
+
+
+def fake_distribution(site: Path, dist: str, plugins: dict[str, str], modules: dict[str, str]) -> None:
+    """Install distribution ``dist`` 0.1 into ``site`` (a directory later put on PYTHONPATH).
+
+    ``plugins`` maps entry point names of ``encompass.plugins`` to module names; ``modules``
+    maps module names to their source.
+    """
+    info = site / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    points = "".join(f"{name} = {module}\n" for name, module in plugins.items())
+    (info / "entry_points.txt").write_text(f"[encompass.plugins]\n{points}")
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+BROKEN = "raise ImportError('brokenplug needs the libfoo bindings (pip install foo)')\n"
+
+FAKE_DRIVER = """
+    from encompass_core import hookimpl
+    from encompass_core.records import StorageDriverRecord
+
+    @hookimpl
+    def encompass_storage_drivers():
+        yield StorageDriverRecord(name="{driver}", factory=object, description="a fake pool")
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    path = tmp_path / "site"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def broken_site(site: Path) -> Path:
+    fake_distribution(site, "brokenplug", {"broken": "brokenplug"}, {"brokenplug": BROKEN})
+    return site
+
+
+def plugin_rows(result) -> dict[str, dict]:
+    assert result.code == 0, result.err
+    return {row["name"]: row for row in result.json()}
+
+
+def test_a_broken_plugin_is_listed_as_failed_and_the_cli_still_works(run_cli, broken_site) -> None:
+    env = {"PYTHONPATH": str(broken_site)}
+
+    listed = run_cli("plugins", env=env)
+    assert listed.code == 0
+    broken_line = next(line for line in listed.out.splitlines() if line.startswith("broken "))
+    assert "failed" in broken_line and "brokenplug" in broken_line and "libfoo" in broken_line
+    assert "Traceback" not in listed.out + listed.err
+    assert listed.err.strip().splitlines() == [
+        "encompass: plugin 'broken' (brokenplug) failed to load: "
+        "ImportError: brokenplug needs the libfoo bindings (pip install foo) (-v shows the traceback)"
+    ]
+
+    rows = plugin_rows(run_cli("plugins", "--json", env=env))
+    assert rows["broken"]["status"] == "failed"
+    assert "libfoo" in rows["broken"]["error"]
+    assert rows["local"]["status"] == "active"
+
+    images = run_cli("image", "list", env=env)
+    assert images.code == 0
+    assert "no images yet" in images.err
+
+
+def test_the_traceback_of_a_broken_plugin_only_with_verbose(run_cli, broken_site) -> None:
+    verbose = run_cli("-v", "plugins", env={"PYTHONPATH": str(broken_site)})
+    assert verbose.code == 0
+    assert "Traceback" in verbose.out + verbose.err
+    assert "brokenplug.py" in verbose.out + verbose.err
+
+
+def test_a_broken_plugin_asked_for_by_name_is_fatal(run_cli, broken_site, encompass_home) -> None:
+    with (encompass_home / "encompass.toml").open("a") as config:
+        config.write('\n[pools.broken]\ndriver = "broken"\n')
+    result = run_cli("clone", "anything", "web01", "--pool", "broken",
+                     env={"PYTHONPATH": str(broken_site)})
+    assert result.code == 5
+    assert "plugin 'broken' failed to load" in result.err and "libfoo" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_the_allow_list_shows_excluded_plugins_as_disabled(run_cli, site) -> None:
+    fake_distribution(site, "fakepool", {"fake": "fakepool"},
+                      {"fakepool": FAKE_DRIVER.format(driver="fake")})
+    fake_distribution(site, "brokenplug", {"broken": "brokenplug"}, {"brokenplug": BROKEN})
+
+    result = run_cli("plugins", "--json", env={"PYTHONPATH": str(site), "ENCOMPASS_PLUGINS": "fake"})
+
+    rows = plugin_rows(result)
+    assert rows["fake"]["status"] == "active"
+    assert rows["broken"]["status"] == "disabled"
+    assert "ENCOMPASS_PLUGINS" in rows["broken"]["error"]
+    assert result.err == ""  # a disabled plugin is never imported, so it cannot fail
+
+
+def test_a_good_plugin_is_active_with_its_distribution_and_hooks(run_cli, site) -> None:
+    fake_distribution(site, "fakepool", {"fake": "fakepool"},
+                      {"fakepool": FAKE_DRIVER.format(driver="fake")})
+
+    rows = plugin_rows(run_cli("plugins", "--json", env={"PYTHONPATH": str(site)}))
+
+    assert rows["fake"] == {
+        "name": "fake", "status": "active", "distribution": "fakepool", "version": "0.1",
+        "builtin": False, "hooks": ["encompass_storage_drivers"], "error": None,
+    }
+
+
+def test_two_plugins_registering_the_same_driver_are_an_error_naming_both(run_cli, site, raw_disk) -> None:
+    fake_distribution(site, "fakepool-one", {"one": "fakeone"}, {"fakeone": FAKE_DRIVER.format(driver="dup")})
+    fake_distribution(site, "fakepool-two", {"two": "faketwo"}, {"faketwo": FAKE_DRIVER.format(driver="dup")})
+
+    result = run_cli("master", "import", "base", raw_disk, env={"PYTHONPATH": str(site)})
+
+    assert result.code == 6
+    assert_one_line_error(result, "'dup' is registered twice", "fakepool-one", "fakepool-two")
+
+
+class InlinePool:
+    """A plugin written inline, as a test or a notebook would."""
+
+    @hookimpl
+    def encompass_storage_drivers(self):
+        yield StorageDriverRecord(name="Inline_Pool", factory=dict)
+
+
+def test_an_inline_plugin_registers_and_unregisters() -> None:
+    host = PluginHost().load(allow="none-of-them")
+    assert "inline-pool" not in host.storage_drivers()
+
+    host.register(InlinePool(), name="inline")
+    try:
+        record = host.storage_drivers()["inline-pool"]  # the name is normalized
+        assert record.factory is dict
+        assert host.infos["inline"].status == "active"
+        assert host.infos["inline"].hooks == ("encompass_storage_drivers",)
+    finally:
+        host.unregister("inline")
+
+    assert "inline-pool" not in host.storage_drivers()
+    assert "local" in host.storage_drivers()
+    assert "inline" not in host.infos
+
+
+def test_an_inline_plugin_clashing_with_a_builtin_names_both() -> None:
+    class AnotherLocal:
+        @hookimpl
+        def encompass_storage_drivers(self):
+            yield StorageDriverRecord(name="local", factory=dict)
+
+    host = PluginHost().load(allow="none-of-them")
+    host.register(AnotherLocal(), name="another")
+    with pytest.raises(PluginError, match=r"plugin 'local' \(encompass-core\).*plugin 'another'"):
+        host.storage_drivers()
+
+
+def test_a_record_with_an_unusable_name_is_refused() -> None:
+    with pytest.raises(PluginError, match="invalid registered name"):
+        StorageDriverRecord(name="9 lives", factory=dict)
