@@ -56,7 +56,8 @@ def _structure(tp: Any, value: Any, where: str) -> Any:
             raise StoreError(f"{where}: expected a list, found {type(value).__name__}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_structure(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        return tuple(_structure(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=False)))
+        pairs = enumerate(zip(args, value, strict=False))
+        return tuple(_structure(a, v, f"{where}[{i}]") for i, (a, v) in pairs)
     if origin is dict:
         if not isinstance(value, dict):
             raise StoreError(f"{where}: expected an object, found {type(value).__name__}")

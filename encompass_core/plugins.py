@@ -175,7 +175,7 @@ class PluginHost:
             return self._cache[hook_name]
         found: dict[str, tuple[Any, str]] = {}
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order
             plugin_name = impl.plugin_name
             try:
                 records = list(impl.function() or ())

@@ -20,7 +20,7 @@ def fake_distribution(site: Path, dist: str, plugins: dict[str, str], modules: d
     ``plugins`` maps entry point names of ``encompass.plugins`` to module names; ``modules``
     maps module names to their source.
     """
-    info = site / f"{dist}-0.1.dist-info"
+    info = site / f"{dist.replace('-', '_')}-0.1.dist-info"  # as installers escape it
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
     points = "".join(f"{name} = {module}\n" for name, module in plugins.items())
