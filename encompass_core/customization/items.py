@@ -118,10 +118,10 @@ def build_item(spec: Mapping[str, Any], where: str = "item") -> CustomizationIte
 def expand(template: str, value: str, clone_name: str = "") -> str:
     """Put ``value`` (and the clone's name) into a template: ``{value}`` and ``{clone}``.
 
-    Only these two exact tokens are replaced; other braces stay as they are, so scripts and
-    configuration files with braces need no escaping.
+    Only these two exact tokens of the template are replaced (never tokens inside the value);
+    other braces stay as they are, so scripts and files with braces need no escaping.
     """
-    return template.replace("{value}", value).replace("{clone}", clone_name)
+    return template.replace("{clone}", clone_name).replace("{value}", value)
 
 
 def flag(item: CustomizationItem, name: str, default: bool = False) -> bool:

@@ -129,12 +129,17 @@ class LocalStorageDriver:
             )
         target = self._target(image, index, "qcow2")
         partial = self._partial(target)
-        # -u: the size is known, so qemu-img need not open the whole backing chain.
-        qemuimg.qemu_img(
-            "create", "-q", "-f", "qcow2", "-u", "-F", source.format,
-            "-b", os.path.abspath(source.location), str(partial), str(source.size),
-        )
-        os.replace(partial, target)
+        try:
+            # -u: the size is known, so qemu-img need not open the whole backing chain.
+            qemuimg.qemu_img(
+                "create", "-q", "-f", "qcow2", "-u", "-F", source.format,
+                "-b", os.path.abspath(source.location), str(partial), str(source.size),
+            )
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            raise
         return self._volume(index, "qcow2", target, size=source.size, depth=depth)
 
     def _full_copy(self, source: Volume, image: str, index: int) -> Volume:
@@ -151,8 +156,13 @@ class LocalStorageDriver:
             target = self._target(image, index, source.format)
             partial = self._partial(target)
             copy_sparse(source.location, str(partial))
-        os.chmod(partial, 0o644)
-        os.replace(partial, target)
+        try:
+            os.chmod(partial, 0o644)
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            raise
         return self._volume(index, source.format, target, size=source.size)
 
     def flatten_volume(self, volume: Volume) -> Volume:

@@ -114,7 +114,6 @@ def clone_images(
             tx.add_image(clone)
             holding.record(ctx, tx, _created_event(clone, f"{mode} clone of '{source.name}' into pool "
                                                 f"'{target.name}'"), events)
-    holding.announce(ctx, events)
 
     results: dict[str, CloneResult] = {}
     finished: list[tuple[str, list[Volume] | None, str | None]] = []
@@ -134,9 +133,13 @@ def clone_images(
 
     interrupted = False
     executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clone")
-    futures = {executor.submit(work, name): name for name in names}
+    futures: dict[cf.Future, str] = {}
     last_flush = time.monotonic()
     try:
+        # From here on the records are committed in 'cloning': a Ctrl-C must reach the handler.
+        holding.announce(ctx, events)
+        for name in names:
+            futures[executor.submit(work, name)] = name
         pending = set(futures)
         while pending:
             done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)

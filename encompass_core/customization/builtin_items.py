@@ -1,0 +1,25 @@
+"""Registers the built-in customization item types through ``encompass_customizers``."""
+
+from __future__ import annotations
+
+from .. import hookimpl
+from ..records import CustomizerRecord
+from .itemtypes.bootscript import BootscriptCustomizer
+from .itemtypes.cloudinit import CloudInitCustomizer
+from .itemtypes.delete import DeleteCustomizer
+from .itemtypes.file import FileCustomizer
+from .itemtypes.regexp import RegexpCustomizer
+
+
+@hookimpl
+def encompass_customizers():
+    yield CustomizerRecord(name="file", factory=FileCustomizer,
+                           description="write a file holding the value (template, mode, owner)")
+    yield CustomizerRecord(name="regexp", factory=RegexpCustomizer,
+                           description="replace what a pattern matches in a file by the value")
+    yield CustomizerRecord(name="bootscript", factory=BootscriptCustomizer,
+                           description="a script run once at the next boot (systemd, SysV, busybox)")
+    yield CustomizerRecord(name="delete", factory=DeleteCustomizer,
+                           description="remove a file (no value)")
+    yield CustomizerRecord(name="cloud-init", factory=CloudInitCustomizer,
+                           description="a cloud-init NoCloud seed: the value is the user-data")

@@ -1,0 +1,1 @@
+"""The built-in customization item types: file, regexp, bootscript, delete, cloud-init."""
