@@ -36,7 +36,7 @@ import attrs
 from encompass_core.errors import DriverError
 
 #: Bump when the layout of the master changes, so cached masters are rebuilt.
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 #: Modules the guest needs to reach its disk; ext4 and the 8250 serial port are built in.
@@ -310,7 +310,7 @@ class CpioWriter:
 
 ROOT_INIT = f"""\
 #!/bin/sh
-# encompass demo init: say who we are, run the bootscripts, power off.
+# encompass demo init: say who we are, run rc.local and the bootscripts, power off.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -318,6 +318,10 @@ mount -t sysfs sysfs /sys
 hostname -F /etc/hostname
 echo "encompass-demo: hostname $(cat /etc/hostname)"
 [ -x /etc/init.d/rcS ] && /etc/init.d/rcS
+if [ -x /etc/rc.local ]; then
+  echo "encompass-demo: running /etc/rc.local"
+  /etc/rc.local
+fi
 for script in {BOOTSCRIPT_DIR}/*; do
   [ -f "$script" ] && [ -x "$script" ] || continue
   echo "encompass-demo: bootscript $script"

@@ -1,0 +1,29 @@
+"""The demo's customization: two items on the master, a value for each clone."""
+
+from __future__ import annotations
+
+from ..context import Context
+from ..model import CustomizationItem
+from ..operations import master_items
+
+DEMO_ITEMS = (
+    CustomizationItem(key="hostname", type="file", path="/etc/hostname",
+                      description="the machine's name", prompt="Hostname", default="master"),
+    CustomizationItem(key="hello", type="bootscript", path="/usr/local/sbin/encompass-hello",
+                      description="says hello once, at first boot", prompt="Script"),
+)
+
+HELLO = 'echo "demo-bootscript: $(hostname) was customized by Encompass"\n'
+
+
+def customize_demo_clones(ctx: Context, names: list[str]) -> None:
+    """Put the demo items on master 'demo' (once) and customize each clone with its name."""
+    from ..operations import customize as customize_op
+
+    with ctx.store.snapshot() as tx:
+        have = {item.key for item in tx.image("demo").items}
+    for item in DEMO_ITEMS:
+        if item.key not in have:
+            master_items.add_item(ctx, "demo", item)
+    values = {name: {"hostname": f"{name}\n", "hello": HELLO} for name in names}
+    customize_op.customize_each(ctx, values)
