@@ -184,6 +184,16 @@ class LocalStorageDriver:
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # the image's folder, once empty
 
+    def purge(self, image: str) -> None:
+        """Remove whatever is left of ``image`` here (half-written volumes of a killed clone)."""
+        leftover = self.root / image
+        if leftover.is_dir() and not leftover.is_symlink():
+            for path in leftover.rglob("*"):
+                if path.is_dir() and not path.is_symlink():
+                    _make_writable(path)
+            _make_writable(leftover)
+            shutil.rmtree(leftover, ignore_errors=True)
+
     def open_read(self, volume: Volume) -> BinaryIO:
         if volume.format != "raw":
             raise DriverError(f"pool '{self.pool}' streams raw volumes only, not {volume.format}")

@@ -50,6 +50,10 @@ def delete_image(ctx: Context, name: str) -> Image:
         held.dirty = True
         for volume in held.image.volumes:
             ctx.pool(volume.pool).driver.delete_volume(volume)
+        for pool_name in ctx.config.pools:  # leftovers of a clone killed half-way
+            purge = getattr(ctx.pool(pool_name).driver, "purge", None)
+            if purge is not None:
+                purge(name)
         held.removed = True
         held.message = f"deleted with {len(held.image.volumes)} volume(s)"
     return held.result
