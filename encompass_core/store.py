@@ -69,7 +69,8 @@ class _AtomicJSONStorage(Storage):
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, indent=1)
+                # dumps without indent runs json's C encoder: many times faster than json.dump.
+                out.write(json.dumps(data))
                 out.flush()
                 os.fsync(out.fileno())
             if self.path.exists():

@@ -61,9 +61,9 @@ _HOST = PluginHost()
 
 
 def _add_commands() -> None:
-    from . import admin, demo, images, machines, plugins_cmd
+    from . import admin, customize, demo, images, machines, plugins_cmd
 
-    for module in (images, machines, admin, plugins_cmd, demo):
+    for module in (images, customize, machines, admin, plugins_cmd, demo):
         module.register(cli)
     try:
         extra = _HOST.cli_commands()

@@ -185,6 +185,9 @@ def image_show(ctx, name, as_json) -> None:
         readonly = ", read-only" if volume.readonly else ""
         rows.append((f"volume {volume.index}", f"{volume.format} {output.size(volume.size)} in pool "
                      f"'{volume.pool}': {volume.location}{backing}{readonly}"))
+    from .customize import status_rows
+
+    rows += status_rows(ctx, found)
     rows += [("created", output.when(found.created)), ("updated", output.when(found.updated))]
     output.table(("FIELD", "VALUE"), rows)
 

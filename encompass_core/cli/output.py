@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..convert import to_document
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 # When stdout is a pipe or file, do not wrap tables at 80 columns: people grep them.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -25,6 +26,8 @@ def emit_json(value: Any) -> None:
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     """Print a plain table (no box: easy to read and to grep)."""
+    from rich.table import Table  # imported when needed: it costs every command start-up
+
     grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
     for row in rows:
         grid.add_row(*("" if v is None else str(v) for v in row))
@@ -38,6 +41,8 @@ def note(message: str) -> None:
 
 def progress(description: str, total: int | None, unit: str = "") -> Progress:
     """A progress bar on stderr; invisible when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     bar = Progress(*columns, console=err, transient=False, disable=not err.is_terminal)

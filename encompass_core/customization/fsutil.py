@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ..errors import DriverError, InvalidInput
+from ..errors import DriverError, InvalidInput, NotFound
 from ..model import CustomizationItem
 from .access import FileAccess
 
@@ -47,9 +47,16 @@ def ensure_dir(fs: FileAccess, path: str) -> None:
 
 def write_file(fs: FileAccess, path: str, data: bytes, mode: int | None = None,
                uid: int | None = None, gid: int | None = None) -> None:
-    """Write ``path``, creating its parent directories first."""
-    ensure_dir(fs, posixpath.dirname(path))
-    fs.write(path, data, mode=mode, uid=uid, gid=gid)
+    """Write ``path``, creating its parent directories when they are missing."""
+    try:
+        fs.write(path, data, mode=mode, uid=uid, gid=gid)
+    except NotFound:
+        # Tried first, made after: most parents exist, and each look costs a volume access.
+        parent = posixpath.dirname(path)
+        if parent in ("", "/") or fs.exists(parent):
+            raise
+        ensure_dir(fs, parent)
+        fs.write(path, data, mode=mode, uid=uid, gid=gid)
 
 
 def restore(fs: FileAccess, parent_fs: FileAccess | None, path: str) -> bool:

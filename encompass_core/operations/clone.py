@@ -10,6 +10,8 @@ leaves those begun in ``error`` — none stays stuck in ``cloning``.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -87,33 +89,40 @@ def clone_images(
                          getattr(target.driver, "concurrency", 4), len(names)))
 
     events: list = []
-    with ctx.store.transaction() as tx:
-        source = tx.image(source_name)
-        _check_source(tx, source)
-        clashes = [n for n in names if tx.find_image(n) is not None]
-        if clashes:
-            raise Conflict(f"image name(s) taken already: {', '.join(clashes)}; pick other names")
-        if mode == "cow":
-            deepest = max(v.depth for v in source.volumes) + 1
-            if deepest > max_depth:
-                raise Conflict(
-                    f"cannot clone '{source.name}' copy-on-write: the chain would be {deepest} deep, over "
-                    f"the limit of {max_depth} (max_chain_depth of pool '{target.name}'). Use --mode full, "
-                    f"or make it independent first: encompass image flatten {source.name}"
+    # Ctrl-C is held back from the moment the records are made until every clone is handed to
+    # a worker: in between, an interrupt would strand records in 'cloning' or lose a begun clone.
+    interrupt_pending = _hold_back_sigint()
+    try:
+        with ctx.store.transaction() as tx:
+            source = tx.image(source_name)
+            _check_source(tx, source)
+            clashes = [n for n in names if tx.find_image(n) is not None]
+            if clashes:
+                raise Conflict(f"image name(s) taken already: {', '.join(clashes)}; pick other names")
+            if mode == "cow":
+                deepest = max(v.depth for v in source.volumes) + 1
+                if deepest > max_depth:
+                    raise Conflict(
+                        f"cannot clone '{source.name}' copy-on-write: the chain would be {deepest} deep, "
+                        f"over the limit of {max_depth} (max_chain_depth of pool '{target.name}'). Use "
+                        f"--mode full, or make it independent first: encompass image flatten {source.name}"
+                    )
+            owner = current_owner("clone", "new")
+            master = source.name if source.is_master else source.master
+            version = source.version if source.is_master else source.master_version
+            for name in names:
+                clone = Image(
+                    name=name, kind="clone", state="cloning", master=master, parent=source.name,
+                    master_version=version, hardware=source.hardware, software=source.software,
+                    inputs={} if source.is_master else source.inputs,
+                    applied={} if source.is_master else source.applied, owner=owner,
                 )
-        owner = current_owner("clone", "new")
-        master = source.name if source.is_master else source.master
-        version = source.version if source.is_master else source.master_version
-        for name in names:
-            clone = Image(
-                name=name, kind="clone", state="cloning", master=master, parent=source.name,
-                master_version=version, hardware=source.hardware, software=source.software,
-                inputs={} if source.is_master else source.inputs,
-                applied={} if source.is_master else source.applied, owner=owner,
-            )
-            tx.add_image(clone)
-            holding.record(ctx, tx, _created_event(clone, f"{mode} clone of '{source.name}' into pool "
-                                                f"'{target.name}'"), events)
+                tx.add_image(clone)
+                holding.record(ctx, tx, _created_event(clone, f"{mode} clone of '{source.name}' into pool "
+                                                    f"'{target.name}'"), events)
+    except BaseException:
+        interrupt_pending()
+        raise
 
     results: dict[str, CloneResult] = {}
     finished: list[tuple[str, list[Volume] | None, str | None]] = []
@@ -136,10 +145,11 @@ def clone_images(
     futures: dict[cf.Future, str] = {}
     last_flush = time.monotonic()
     try:
-        # From here on the records are committed in 'cloning': a Ctrl-C must reach the handler.
         holding.announce(ctx, events)
         for name in names:
             futures[executor.submit(work, name)] = name
+        if interrupt_pending():
+            raise KeyboardInterrupt
         pending = set(futures)
         while pending:
             done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
@@ -168,6 +178,7 @@ def clone_images(
         _write_back(ctx, finished, results, on_done, mode)
         _cancel(ctx, [n for n in names if n not in results], results, on_done)
     finally:
+        interrupt_pending()
         executor.shutdown(wait=True)
     ordered = [results[n] for n in names]
     if interrupted:
@@ -177,6 +188,23 @@ def clone_images(
             "(delete them: encompass image delete NAME), the rest were not created"
         )
     return ordered
+
+
+def _hold_back_sigint() -> Callable[[], bool]:
+    """Hold back SIGINT until the returned function is called; it says whether one came."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: False
+    came: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: came.append(signum))
+    released: list[bool] = []
+
+    def release() -> bool:
+        if not released:  # idempotent: called again on the way out
+            released.append(True)
+            signal.signal(signal.SIGINT, previous)
+        return bool(came)
+
+    return release
 
 
 def _created_event(image: Image, message: str):

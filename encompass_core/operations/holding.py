@@ -9,6 +9,7 @@ with the reason. Every change is an :class:`~encompass_core.model.Event` in the 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import attrs
@@ -27,7 +28,7 @@ def transition_event(image: Image, to_state: str, message: str, operation: str |
     """The event recording ``image`` moving to ``to_state``."""
     return Event(image=image.name, kind=kind, message=message, operation=operation,
                  from_state=image.state, to_state=to_state,
-                 pid=current_owner("", "").pid, details=details)
+                 pid=os.getpid(), details=details)
 
 
 def record(ctx: Context, tx: Transaction, event: Event, pending: list[Event]) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 import attrs
 
 from ..context import Context
+from ..customization.items import build_item
 from ..errors import Conflict, InvalidInput, NotFound
 from ..lifecycle import TRANSITIONAL
 from ..model import CustomizationItem, Image
-from ..customization.items import build_item
 from . import holding
 
 

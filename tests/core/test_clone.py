@@ -157,5 +157,5 @@ def test_ctrl_c_leaves_no_clone_stuck_in_cloning(run_cli, encompass_home, tmp_pa
     assert len(states) < 40
     # Every clone left on disk is a recorded one: the cancelled ones left nothing behind.
     on_disk = {p.name for p in (encompass_home / "pool").iterdir()} - {"big"}
-    assert on_disk <= set(states)
+    assert on_disk <= set(states), (err, states, list((encompass_home / "pool").rglob("*")))
     assert not list((encompass_home / "pool").rglob(".*.partial"))

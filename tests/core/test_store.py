@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -19,7 +18,7 @@ PAYLOAD_BYTES = 2 << 20
 
 # A writer that commits transactions with a big payload in a loop, and appends the number of
 # each one to a progress file once it is committed.
-WRITER = """
+WRITER = f"""
 import os, sys
 from pathlib import Path
 from encompass_core.model import Machine
@@ -32,11 +31,11 @@ with store.snapshot() as tx:
 seq = found.extra["seq"] if found else 0
 while True:
     seq += 1
-    payload = (str(seq) * {size})[:{size}]
+    payload = (str(seq) * {PAYLOAD_BYTES})[:{PAYLOAD_BYTES}]
     with store.transaction() as tx:
         tx.put_machine(Machine(name="m", platform="p", extra={{"seq": seq, "payload": payload}}))
     os.write(progress, b"%d\\n" % seq)
-""".format(size=PAYLOAD_BYTES)
+"""
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):

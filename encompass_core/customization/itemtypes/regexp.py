@@ -55,13 +55,14 @@ class RegexpCustomizer:
 
     def apply(self, fs: FileAccess, item: CustomizationItem, value: str, clone_name: str) -> None:
         pattern = _compile(item)
-        if not fs.exists(item.path):
+        try:
+            raw = fs.read(item.path)
+        except NotFound:
             if item.optional:
                 return
             raise NotFound(f"item '{item.key}': {item.path} does not exist in the image, so pattern "
                            f"{pattern.pattern!r} cannot be replaced; fix the item's path, or mark it "
-                           "optional")
-        raw = fs.read(item.path)
+                           "optional") from None
         text = raw.decode("utf-8", errors="surrogateescape")
         # The value is literal text: escape backslashes so that only the template's own group
         # references (\1, \g<name>) are expanded.
@@ -75,8 +76,7 @@ class RegexpCustomizer:
                            f"{item.path}; fix the pattern, or mark the item optional")
         data = new_text.encode("utf-8", errors="surrogateescape")
         if data != raw:
-            info = fs.stat(item.path)
-            fs.write(item.path, data, mode=info.mode, uid=info.uid, gid=info.gid)
+            fs.write(item.path, data)  # a replaced file keeps its mode and owner
 
     def revert(self, fs: FileAccess, item: CustomizationItem, parent_fs: FileAccess | None) -> None:
         restore(fs, parent_fs, item.path)

@@ -59,13 +59,17 @@ class DaemonDirs:
 
 @attrs.define
 class PrivateDaemon:
-    """A running private libvirt daemon. ``stop()`` it, or use it as a context manager."""
+    """A running private libvirt daemon. ``stop()`` it, or use it as a context manager.
+
+    ``process`` is None for a daemon found running (:func:`attach_private_daemon`), started by
+    another process: it is then stopped through its pid file.
+    """
 
     uri: str
     pid: int
     dirs: DaemonDirs
     user: str  # the user the daemon and its QEMU processes run as
-    _process: subprocess.Popen = attrs.field(repr=False)
+    _process: subprocess.Popen | None = attrs.field(repr=False, default=None)
 
     def __enter__(self) -> PrivateDaemon:
         return self
@@ -90,7 +94,11 @@ class PrivateDaemon:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Destroy the guests it still runs, then stop the daemon and its virtlogd."""
-        if self._process.poll() is None:
+        if self._process is None:
+            if _alive(self.pid):
+                _destroy_domains(self.uri)
+                _terminate(self.pid, timeout)
+        elif self._process.poll() is None:
             _destroy_domains(self.uri)
             self._process.terminate()
             try:
@@ -149,6 +157,56 @@ def start_private_daemon(base_dir: Path, timeout: float = 60.0) -> PrivateDaemon
         raise
     return PrivateDaemon(uri=f"qemu+unix:///session?socket={sock}", pid=process.pid,
                          dirs=dirs, user=user, process=process)
+
+
+def attach_private_daemon(base_dir: Path) -> PrivateDaemon | None:
+    """The private daemon already running under ``base_dir`` (started by any process), or None."""
+    dirs = DaemonDirs.under(Path(base_dir).resolve())
+    for name, socket_name in DAEMONS:
+        sock = dirs.runtime / "libvirt" / socket_name
+        if not _answers(sock):
+            continue
+        try:
+            pid = int((dirs.runtime / "libvirt" / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        user = pwd.getpwuid(dirs.runtime.stat().st_uid).pw_name
+        return PrivateDaemon(uri=f"qemu+unix:///session?socket={sock}", pid=pid, dirs=dirs,
+                             user=user)
+    return None
+
+
+def ensure_private_daemon(base_dir: Path, timeout: float = 60.0) -> PrivateDaemon:
+    """The private daemon under ``base_dir``: the running one, else a new one."""
+    return attach_private_daemon(base_dir) or start_private_daemon(base_dir, timeout)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (reparented to an init that does not reap) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        return stat_line.rpartition(")")[2].split()[0] != "Z"
+    return True
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM a process that is not our child, then SIGKILL it if it outlives ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _caller() -> str:

@@ -1,0 +1,381 @@
+"""Customization on the command line: ``customize``, ``uncustomize``, ``master items ...``,
+``image ls`` and ``image cat``."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+
+from ..customization.fingerprint import short
+from ..customization.items import build_item, parse_params
+from ..customization.volumes import open_image_volume
+from ..errors import InvalidInput, NotFound
+from ..operations import customize as customize_op
+from ..operations import master_items
+from . import output
+from .images import image, master
+
+
+# -- master items -------------------------------------------------------------------------
+@click.group("items")
+def items_group() -> None:
+    """The customization items of a master: what its clones' customization changes.
+
+    \b
+    Item keys: a lowercase letter, then lowercase letters, digits, - _ . (1-64 characters).
+    Types: file, regexp, bootscript, delete, cloud-init (plugins add more; see: items types).
+    Example:
+      encompass master items add base hostname --type file --path /etc/hostname \\
+          --prompt "Host name" --default localhost
+      encompass master items add base hosts --type regexp --path /etc/hosts \\
+          --param 'pattern=^127\\.0\\.1\\.1\\s.*$' --param 'replacement=127.0.1.1\\t{value}'
+    """
+
+
+@items_group.command("add")
+@click.argument("master_name", metavar="MASTER")
+@click.argument("key")
+@click.option("--type", "type_name", required=True, help="Item type: file, regexp, bootscript, ...")
+@click.option("--path", required=True, help="Absolute path inside the volume, e.g. /etc/hostname.")
+@click.option("--volume", type=click.IntRange(0), default=0, show_default=True, help="Volume index.")
+@click.option("--partition", type=click.IntRange(1), help="Partition number (from 1) in the volume "
+              "[default: the whole volume is one filesystem].")
+@click.option("--prompt", default="", help="What --interactive asks.")
+@click.option("--default", help="The value that un-customizes (offered by prompts).")
+@click.option("--description", default="", help="What the item is for.")
+@click.option("--secret", is_flag=True, help="The value is never stored nor shown (a password).")
+@click.option("--optional", is_flag=True, help="A missing file or match is not an error.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="A parameter of the type (template, mode, owner, pattern, ...); repeatable.")
+@click.option("--position", type=click.IntRange(1), help="Insert at this position [default: last].")
+@click.pass_obj
+def items_add(ctx, master_name, key, type_name, path, volume, partition, prompt, default, description,
+              secret, optional, params, position) -> None:
+    """Add item KEY to MASTER (items are applied in order)."""
+    item = build_item({"key": key, "type": type_name, "path": path, "volume": volume,
+                       "partition": partition, "prompt": prompt, "default": default,
+                       "description": description, "secret": secret, "optional": optional,
+                       "params": parse_params(params)})
+    changed = master_items.add_item(ctx, master_name, item, position)
+    output.note(f"master '{master_name}': item '{key}' ({item.type}) added, "
+                f"{len(changed.items)} item(s) in all")
+
+
+def _item_row(item) -> dict:
+    return {"key": item.key, "type": item.type, "volume": item.volume, "partition": item.partition,
+            "path": item.path, "description": item.description, "prompt": item.prompt,
+            "default": item.default, "secret": item.secret, "optional": item.optional,
+            "params": dict(item.params)}
+
+
+@items_group.command("list")
+@click.argument("master_name", metavar="MASTER")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of items.")
+@click.pass_obj
+def items_list(ctx, master_name, as_json) -> None:
+    """List the items of MASTER, in the order they are applied."""
+    with ctx.store.snapshot() as tx:
+        found = tx.image(master_name)
+    if not found.is_master:
+        raise InvalidInput(f"'{master_name}' is a clone; its items are those of master '{found.master}'")
+    rows = [_item_row(i) for i in found.items]
+    if as_json:
+        output.emit_json(rows)
+        return
+    if not rows:
+        output.note(f"master '{master_name}' has no items yet: encompass master items add {master_name} "
+                    "KEY --type file --path /etc/hostname")
+        return
+    output.table(("#", "KEY", "TYPE", "WHERE", "PATH", "DEFAULT", "PROMPT"),
+                 [(n, r["key"], r["type"] + (" (secret)" if r["secret"] else ""),
+                   f"vol {r['volume']}" + (f" part {r['partition']}" if r["partition"] else ""),
+                   r["path"], r["default"], r["prompt"] or r["description"])
+                  for n, r in enumerate(rows, 1)])
+
+
+@items_group.command("remove")
+@click.argument("master_name", metavar="MASTER")
+@click.argument("keys", nargs=-1, required=True)
+@click.pass_obj
+def items_remove(ctx, master_name, keys) -> None:
+    """Remove items KEYS from MASTER (clones keep what they applied, and can revert it)."""
+    master_items.remove_items(ctx, master_name, keys)
+    output.note(f"master '{master_name}': removed {', '.join(keys)}")
+
+
+@items_group.command("move")
+@click.argument("master_name", metavar="MASTER")
+@click.argument("key")
+@click.argument("position", type=click.IntRange(1))
+@click.pass_obj
+def items_move(ctx, master_name, key, position) -> None:
+    """Move item KEY of MASTER to POSITION (1 is applied first)."""
+    master_items.move_item(ctx, master_name, key, position)
+    output.note(f"master '{master_name}': '{key}' is now item {position}")
+
+
+@items_group.command("load")
+@click.argument("master_name", metavar="MASTER")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--append", is_flag=True, help="Add to the existing items instead of replacing them.")
+@click.pass_obj
+def items_load(ctx, master_name, file, append) -> None:
+    """Set the items of MASTER from a TOML FILE of [[item]] tables.
+
+    \b
+    [[item]]
+    key = "hostname"
+    type = "file"
+    path = "/etc/hostname"
+    prompt = "Host name"
+    default = "localhost"
+    [item.params]
+    mode = "0644"
+    """
+    changed = master_items.load_items(ctx, master_name, file, append)
+    output.note(f"master '{master_name}': {len(changed.items)} item(s)")
+
+
+@items_group.command("types")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
+@click.pass_obj
+def items_types(ctx, as_json) -> None:
+    """List the item types available (built in and from plugins)."""
+    records = ctx.host.customizers()
+    rows = [{"name": n, "description": r.description,
+             "plugin": ctx.host.provider("encompass_customizers", n)} for n, r in sorted(records.items())]
+    if as_json:
+        output.emit_json(rows)
+        return
+    output.table(("TYPE", "PLUGIN", "DESCRIPTION"),
+                 [(r["name"], r["plugin"], r["description"]) for r in rows])
+
+
+# -- customize / uncustomize --------------------------------------------------------------
+def _pairs(pairs, option: str, read_file: bool = False) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{option} {key!r}... is not KEY=VALUE")
+        if read_file:
+            try:
+                value = Path(value).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise NotFound(f"{option} {key}: cannot read {value}: {exc.strerror}") from None
+        values[key] = value
+    return values
+
+
+def _values_file(path: Path | None) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """``key = "value"`` for every clone, ``[clone.NAME]`` tables for one clone."""
+    if path is None:
+        return {}, {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise NotFound(f"cannot read values file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"values file {path} is not valid TOML: {exc}") from None
+    per_clone = data.pop("clone", {}) if isinstance(data.get("clone"), dict) else {}
+
+    def scalars(table, where) -> dict[str, str]:
+        out = {}
+        for key, value in table.items():
+            if isinstance(value, dict | list):
+                raise InvalidInput(f"values file {path}: {where}{key} should be text, not a table or list")
+            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return out
+
+    return scalars(data, ""), {n: scalars(t, f"clone.{n}.") for n, t in per_clone.items()}
+
+
+def _targets(ctx, names, master_name) -> list[str]:
+    if master_name:
+        names = list(names) + customize_op.clones_of(ctx, master_name)
+        if not names:
+            raise InvalidInput(f"master '{master_name}' has no clones to customize")
+    return list(dict.fromkeys(names))
+
+
+def _prompt(ctx, names, values) -> None:
+    missing = customize_op.needed_inputs(ctx, names, values)
+    for name, items in missing.items():
+        for item in items:
+            label = item.prompt or item.description or item.key
+            prefix = f"{name}: " if len(names) > 1 else ""
+            values.setdefault(name, {})[item.key] = click.prompt(
+                f"{prefix}{label} [{item.key}]", default=item.default, hide_input=item.secret,
+                confirmation_prompt=item.secret, show_default=not item.secret, err=True)
+
+
+def _report(results, verb: str, as_json: bool) -> None:
+    failed = [r for r in results if r.state != "ready"]
+    if as_json:
+        output.emit_json(results)
+    else:
+        for result in results:
+            if result.state == "ready":
+                done = result.applied or result.reverted
+                text = f"{verb} {', '.join(done)}" if done else "nothing to change"
+                kept = f" (unchanged: {', '.join(result.unchanged)})" if result.unchanged else ""
+                output.note(f"{result.name}: {text}{kept}")
+        if failed:
+            output.note(f"{len(results) - len(failed)} of {len(results)} clone(s) {verb}, "
+                        f"{len(failed)} failed:")
+            for result in failed:
+                output.note(f"  {result.name}: {result.error}")
+    if failed:
+        raise SystemExit(7)
+
+
+@click.command("customize")
+@click.argument("names", nargs=-1)
+@click.option("--master", "master_name", help="Every clone of this master (besides NAMES).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="An item's value; '{clone}' in it becomes each clone's name. Repeatable.")
+@click.option("--set-file", "set_files", multiple=True, metavar="KEY=PATH",
+              help="An item's value read from a file (a script, user-data). Repeatable.")
+@click.option("--values", "values_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A TOML file: KEY = \"value\" for all, [clone.NAME] tables for one clone.")
+@click.option("-i", "--interactive", is_flag=True,
+              help="Ask for missing values (item prompts; secrets without echo).")
+@click.option("--parallel", type=click.IntRange(1, 256), help="Clones customized at once.")
+@click.option("--force", is_flag=True, help="Apply again even items applied with the same value.")
+@click.option("--json", "as_json", is_flag=True, help="The result of each clone as JSON.")
+@click.pass_obj
+def customize(ctx, names, master_name, sets, set_files, values_file, interactive, parallel, force,
+              as_json) -> None:
+    """Customize clones NAMES: apply their master's items with the values given (or stored).
+
+    \b
+    Re-applying is idempotent: items applied with the same value are left alone.
+    Examples:
+      encompass customize web01 --set hostname=web01
+      encompass customize --master base --set 'hostname={clone}' --parallel 8
+      encompass customize db1 --interactive
+    """
+    targets = _targets(ctx, names, master_name)
+    common, per_clone = _values_file(values_file)
+    common.update(_pairs(sets, "--set"))
+    common.update(_pairs(set_files, "--set-file", read_file=True))
+    values = {n: {k: v.replace("{clone}", n) for k, v in {**common, **per_clone.get(n, {})}.items()}
+              for n in targets}
+    if interactive:
+        _prompt(ctx, targets, values)
+    with output.progress("customizing", len(targets)) as bar:
+        task = bar.task_ids[0]
+        results = customize_op.customize_images(ctx, targets, values, parallel,
+                                                on_done=lambda r: bar.advance(task), force=force)
+    _report(results, "applied", as_json)
+
+
+@click.command("uncustomize")
+@click.argument("names", nargs=-1)
+@click.option("--master", "master_name", help="Every clone of this master (besides NAMES).")
+@click.option("--item", "keys", multiple=True, metavar="KEY", help="Only this item; repeatable.")
+@click.option("--parallel", type=click.IntRange(1, 256), help="Clones un-customized at once.")
+@click.option("--json", "as_json", is_flag=True, help="The result of each clone as JSON.")
+@click.pass_obj
+def uncustomize(ctx, names, master_name, keys, parallel, as_json) -> None:
+    """Revert the customization of clones NAMES: their files become their parent's again."""
+    targets = _targets(ctx, names, master_name)
+    with output.progress("un-customizing", len(targets)) as bar:
+        task = bar.task_ids[0]
+        results = customize_op.uncustomize_images(ctx, targets, keys, parallel,
+                                                  on_done=lambda r: bar.advance(task))
+    _report(results, "reverted", as_json)
+
+
+# -- image ls / cat -----------------------------------------------------------------------
+def _open(ctx, name, volume, partition):
+    with ctx.store.snapshot() as tx:
+        found = tx.image(name)
+    return open_image_volume(ctx, found, volume, partition, writable=False)
+
+
+_where = [
+    click.option("--volume", type=click.IntRange(0), default=0, show_default=True, help="Volume index."),
+    click.option("--partition", type=click.IntRange(1), help="Partition number (from 1)."),
+]
+
+
+def _with_where(func):
+    for option in reversed(_where):
+        func = option(func)
+    return func
+
+
+@image.command("ls")
+@click.argument("name")
+@click.argument("path", default="/")
+@_with_where
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of entries.")
+@click.pass_obj
+def image_ls(ctx, name, path, volume, partition, as_json) -> None:
+    """List directory PATH inside image NAME (read-only)."""
+    with _open(ctx, name, volume, partition) as fs:
+        info = fs.stat(path)
+        names = fs.listdir(path) if info.kind == "dir" else [path.rstrip("/").rsplit("/", 1)[-1]]
+        base = path if info.kind == "dir" else path.rsplit("/", 1)[0] or "/"
+        rows = []
+        for entry in names:
+            st = fs.stat(f"{base.rstrip('/')}/{entry}")
+            rows.append({"name": entry, "kind": st.kind, "mode": f"{st.mode:04o}", "uid": st.uid,
+                         "gid": st.gid, "size": st.size, "target": st.target})
+    if as_json:
+        output.emit_json(rows)
+        return
+    output.table(("MODE", "UID", "GID", "SIZE", "NAME"),
+                 [(f"{r['kind'][0] if r['kind'] != 'file' else '-'}{r['mode']}", r["uid"], r["gid"],
+                   r["size"], r["name"] + (f" -> {r['target']}" if r["target"] else "")) for r in rows])
+
+
+@image.command("cat")
+@click.argument("name")
+@click.argument("path")
+@_with_where
+@click.pass_obj
+def image_cat(ctx, name, path, volume, partition) -> None:
+    """Print file PATH inside image NAME (read-only), byte for byte."""
+    with _open(ctx, name, volume, partition) as fs:
+        data = fs.read(path)
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+# -- image show ---------------------------------------------------------------------------
+def status_rows(ctx, found) -> list[tuple[str, str]]:
+    """Rows of ``image show`` about customization: items (masters), their status (clones)."""
+    if found.is_master:
+        return [(f"item {n}", f"{i.key}: {i.type} {i.path}" + (" (secret)" if i.secret else ""))
+                for n, i in enumerate(found.items, 1)]
+    with ctx.store.snapshot() as tx:
+        parent = tx.find_image(found.master) if found.master else None
+    items = list(parent.items) if parent else []
+    keys = [i.key for i in items] + [k for k in found.applied if k not in {i.key for i in items}]
+    secret = {i.key for i in items if i.secret}
+    rows = []
+    for key in keys:
+        record = found.applied.get(key)
+        kind = record["type"] if record else next(i.type for i in items if i.key == key)
+        if record:
+            secret_now = key in secret or record.get("item", {}).get("secret")
+            shown = "(secret)" if secret_now else f"= {found.inputs.get(key, '')!r}"
+            text = (f"applied {output.when(record.get('time'))}, "
+                    f"fingerprint {short(record.get('fingerprint'))} {shown}")
+            if key not in {i.key for i in items}:
+                text += " (no longer an item of the master)"
+        else:
+            text = "not applied"
+        rows.append((f"item {key}", f"{kind}: {text}"))
+    return rows
+
+
+def register(cli: click.Group) -> None:
+    master.add_command(items_group)
+    for command in (customize, uncustomize):
+        cli.add_command(command)

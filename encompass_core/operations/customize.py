@@ -1,0 +1,450 @@
+"""Customizing clones (applying their master's items) and un-customizing them, many at once.
+
+Applied state, per clone and item: ``applied[key] = {"type", "fingerprint", "time", "item"}``,
+where ``fingerprint`` is an HMAC of the value (:mod:`~encompass_core.customization.fingerprint`)
+and ``item`` the item's definition as applied (so a later edit of the master does not strand
+it). Inputs of non-secret items are kept in ``inputs[key]``; a secret value is never stored.
+
+Applying is idempotent: an item applied with the same value and definition is left alone;
+one applied with another value or definition is first reverted, then applied again, so every
+type always works on un-customized content. Reverting restores the files of the nearest
+ancestor that does not have the item applied (the parent clone, else the master), opened
+read-only; when no ancestor is left, the item's default is applied instead. As that restores
+whole files, the other items applied to the same file are applied again (from their stored
+inputs; a secret one, whose value is not kept, is reverted too and must be given again).
+
+A clone that other clones read through (copy-on-write) is refused: changing it would change
+them. Each clone is held in ``customizing``/``uncustomizing`` while it is worked on; its
+``applied`` is updated after every item, so a failure in ``error`` shows how far it got.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .. import lifecycle
+from ..context import Context
+from ..convert import from_document, to_document
+from ..customization.access import FileAccess
+from ..customization.fingerprint import Fingerprinter
+from ..customization.volumes import open_image_volume, revert_source
+from ..errors import Conflict, EncompassError, Interrupted, InvalidInput
+from ..model import CustomizationItem, Image, now
+from ..store import Transaction, current_owner
+from . import holding
+from .master_items import customizer
+
+BATCH_SECONDS = 0.25  # how often finished clones are written back
+
+
+@attrs.frozen
+class CustomizeResult:
+    """What became of one clone: items applied, reverted, left as they were, or the error."""
+
+    name: str
+    state: str  # ready | error
+    applied: tuple[str, ...] = ()
+    reverted: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def clones_of(ctx: Context, master_name: str) -> list[str]:
+    """Every clone derived from ``master_name`` (for ``customize --master``)."""
+    with ctx.store.snapshot() as tx:
+        if not tx.image(master_name).is_master:
+            raise InvalidInput(f"'{master_name}' is not a master")
+        return [i.name for i in tx.images() if i.kind == "clone" and i.master == master_name]
+
+
+def items_of(tx: Transaction, clone: Image) -> tuple[CustomizationItem, ...]:
+    """The items of the clone's master (a master is never customized itself)."""
+    if clone.is_master:
+        raise Conflict(f"cannot customize master '{clone.name}': masters are never customized "
+                       f"(clone it first: encompass clone {clone.name} NEW_NAME)")
+    master = tx.find_image(clone.master) if clone.master else None
+    return master.items if master else ()
+
+
+def _same_item(record: Mapping[str, Any], item: CustomizationItem) -> bool:
+    return record.get("item") == to_document(item)
+
+
+def needed_inputs(ctx: Context, names: Sequence[str],
+                  given: Mapping[str, Mapping[str, str]]) -> dict[str, list[CustomizationItem]]:
+    """For each clone, the items still lacking a value (neither given, nor stored, nor — for a
+    secret already applied — needing one). ``given`` maps clone name to ``{key: value}``."""
+    missing: dict[str, list[CustomizationItem]] = {}
+    with ctx.store.snapshot() as tx:
+        for name in names:
+            clone = tx.image(name)
+            items = items_of(tx, clone)
+            keys = {i.key for i in items}
+            unknown = sorted(set(given.get(name, {})) - keys)
+            if unknown:
+                raise InvalidInput(f"clone '{name}': no item {', '.join(unknown)} on its master "
+                                   f"'{clone.master}' (items: {', '.join(sorted(keys)) or 'none'})")
+            lacking = []
+            for item in items:
+                if not customizer(ctx, item.type, item.key).needs_value:
+                    continue
+                if item.key in given.get(name, {}):
+                    continue
+                if not item.secret and item.key in clone.inputs:
+                    continue
+                record = clone.applied.get(item.key)
+                if item.secret and record and _same_item(record, item):
+                    continue
+                lacking.append(item)
+            if lacking:
+                missing[name] = lacking
+    return missing
+
+
+class _Volumes:
+    """The volumes opened for one clone's work, each once; all closed (flushed) at the end."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.opened: dict[tuple[str, int, int | None], FileAccess] = {}
+
+    def get(self, image: Image, index: int, partition: int | None, writable: bool) -> FileAccess:
+        key = (image.name, index, partition)
+        if key not in self.opened:
+            # One partition of a volume open at a time: two openers must not write one file.
+            for other in [k for k in self.opened if k[:2] == key[:2]]:
+                self.opened.pop(other).close()
+            self.opened[key] = open_image_volume(self.ctx, image, index, partition, writable)
+        return self.opened[key]
+
+    def close(self) -> None:
+        errors = []
+        while self.opened:
+            _, fs = self.opened.popitem()
+            try:
+                fs.close()
+            except Exception as exc:  # noqa: BLE001 - close the others, then report
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+class _Images:
+    """The images as they were when the clones were taken: lineage lookups without the store."""
+
+    def __init__(self, images: Sequence[Image]) -> None:
+        self.by_name = {i.name: i for i in images}
+
+    def find_image(self, name: str) -> Image | None:
+        return self.by_name.get(name)
+
+
+class _Work:
+    """One clone's customization or un-customization, under its hold."""
+
+    def __init__(self, ctx: Context, held: holding.Holding, images: _Images) -> None:
+        self.ctx = ctx
+        self.held = held
+        self.images = images
+        self.name = held.image.name
+        self.volumes = _Volumes(ctx)
+        self.done = {"applied": [], "reverted": [], "unchanged": []}
+
+    @property
+    def image(self) -> Image:
+        return self.held.image
+
+    def fs(self, item: CustomizationItem) -> FileAccess:
+        return self.volumes.get(self.image, item.volume, item.partition, writable=True)
+
+    def revert(self, item: CustomizationItem, reapply_others: bool = True) -> None:
+        """Undo ``item`` (as it was applied) in the clone's volume; then apply again the other
+        items on the same file, unless everything is being reverted."""
+        kind = customizer(self.ctx, item.type, item.key)
+        source = revert_source(self.images, self.image, item.key)
+        parent_fs = None
+        if source is not None and any(v.index == item.volume for v in source.volumes):
+            parent_fs = self.volumes.get(source, item.volume, item.partition, writable=False)
+        fs = self.fs(item)
+        if parent_fs is None and item.default is not None and kind.needs_value:
+            kind.apply(fs, item, item.default, self.name)
+        else:
+            kind.revert(fs, item, parent_fs)
+        self._record(item.key, None)
+        self.done["reverted"].append(item.key)
+        if reapply_others:
+            self._reapply_sharing(item)
+
+    def _reapply_sharing(self, reverted: CustomizationItem) -> None:
+        """Reverting restored the whole file: apply again the other items on that same file
+        (with their stored inputs); a secret one, whose value is not kept, is reverted too."""
+        where = (reverted.volume, reverted.partition, reverted.path)
+        for key, record in list(self.image.applied.items()):
+            item = _applied_item(record, key)
+            if (item.volume, item.partition, item.path) != where:
+                continue
+            kind = customizer(self.ctx, item.type, item.key)
+            if not kind.needs_value or key in self.image.inputs:
+                kind.apply(self.fs(item), item, self.image.inputs.get(key, ""), self.name)
+            else:
+                self._record(key, None)
+                self.done["reverted"].append(key)
+
+    def apply(self, item: CustomizationItem, value: str, fingerprint: str) -> None:
+        kind = customizer(self.ctx, item.type, item.key)
+        kind.apply(self.fs(item), item, value, self.name)
+        self._record(item.key, {"type": item.type, "fingerprint": fingerprint, "time": now(),
+                                "item": to_document(item)},
+                     input_value=None if item.secret or not kind.needs_value else value)
+        self.done["applied"].append(item.key)
+
+    def _record(self, key: str, applied: dict | None, input_value: str | None = None) -> None:
+        self.held.dirty = True
+        state = dict(self.image.applied)
+        inputs = dict(self.image.inputs)
+        if applied is None:
+            state.pop(key, None)
+            inputs.pop(key, None)
+        else:
+            state[key] = applied
+            if input_value is not None:
+                inputs[key] = input_value
+        self.held.image = attrs.evolve(self.image, applied=state, inputs=inputs)
+
+
+def _applied_item(record: Mapping[str, Any], key: str) -> CustomizationItem:
+    return from_document(CustomizationItem, record["item"], f"applied item '{key}'")
+
+
+def _customize_body(ctx: Context, work: _Work, values: Mapping[str, str],
+                    fingerprint: Fingerprinter, force: bool) -> CustomizeResult:
+    """Apply the master's items to the held clone with ``values`` (and its stored inputs)."""
+    held, name = work.held, work.name
+    try:
+        items = items_of(work.images, held.image)
+        for item in items:
+            kind = customizer(ctx, item.type, item.key)
+            kind.validate(item)
+            record = held.image.applied.get(item.key)
+            if not kind.needs_value:
+                value = ""
+            elif item.key in values:
+                value = values[item.key]
+            elif not item.secret and item.key in held.image.inputs:
+                value = held.image.inputs[item.key]
+            else:
+                value = None  # a secret applied before (needed_inputs checked the rest)
+            print_ = fingerprint(value) if value is not None else None
+            if record and _same_item(record, item) and not force and (
+                    print_ is None or record.get("fingerprint") == print_):
+                work.done["unchanged"].append(item.key)
+                continue
+            if value is None:
+                raise InvalidInput(f"clone '{name}': no value for secret item '{item.key}', whose "
+                                   "definition changed since it was applied; give it again")
+            if record:
+                work.revert(_applied_item(record, item.key))
+                work.done["reverted"].remove(item.key)
+            work.apply(item, value, print_)
+    finally:
+        work.volumes.close()
+    done = work.done
+    held.message = ("customized: " + (f"applied {', '.join(done['applied'])}" if done["applied"]
+                                      else "nothing to change")
+                    + (f"; unchanged {', '.join(done['unchanged'])}" if done["unchanged"] else ""))
+    return CustomizeResult(name, "ready", tuple(done["applied"]), (), tuple(done["unchanged"]))
+
+
+def _uncustomize_body(ctx: Context, work: _Work, keys: Sequence[str] | None) -> CustomizeResult:
+    """Revert the items ``keys`` (default: every applied item, last applied first)."""
+    held, name = work.held, work.name
+    applied = held.image.applied
+    if keys:
+        unknown = [k for k in keys if k not in applied]
+        if unknown:
+            raise InvalidInput(f"clone '{name}' has no applied item {', '.join(unknown)} "
+                               f"(applied: {', '.join(applied) or 'none'})")
+    todo = list(keys) if keys else list(reversed(list(applied)))
+    try:
+        for key in todo:
+            if key in work.image.applied:  # not reverted already with another on its file
+                work.revert(_applied_item(applied[key], key), reapply_others=bool(keys))
+    finally:
+        work.volumes.close()
+    held.message = (f"un-customized: reverted {', '.join(todo)}" if todo
+                    else "un-customized: nothing was applied")
+    return CustomizeResult(name, "ready", reverted=tuple(work.done["reverted"]))
+
+
+def _refuse_readers(tx: Transaction, image: Image) -> None:
+    readers = [o.name for o in tx.images()
+               if any(v.backing and v.backing[0] == image.name for v in o.volumes)]
+    if readers:
+        shown = ", ".join(readers[:5]) + (f" and {len(readers) - 5} more" if len(readers) > 5 else "")
+        raise Conflict(
+            f"cannot change clone '{image.name}': {len(readers)} clone(s) read through it ({shown}) "
+            f"and would change too. Make them independent first: encompass image flatten {readers[0]}"
+        )
+
+
+def _start_all(ctx: Context, names: Sequence[str], op_name: str,
+               results: dict[str, CustomizeResult]) -> tuple[dict[str, holding.Holding], _Images]:
+    """Take every clone that may go through ``op_name``, in one transaction; the refused ones
+    get their reason in ``results``."""
+    events: list = []
+    held: dict[str, holding.Holding] = {}
+    with ctx.store.transaction() as tx:
+        images = tx.images()
+        by_name = {i.name: i for i in images}
+        for name in names:
+            image = by_name.get(name)
+            try:
+                if image is None:
+                    tx.image(name)  # raises NotFound with its hint
+                op = lifecycle.check_start(op_name, image.state, name=name, is_master=image.is_master,
+                                           error=image.error)
+                _refuse_readers(tx, image)
+            except EncompassError as exc:
+                results[name] = CustomizeResult(name, "error", error=str(exc))
+                continue
+            taken = attrs.evolve(image, state=op.transitional, owner=current_owner(op_name, image.state))
+            holding.record(ctx, tx, holding.transition_event(image, op.transitional, f"{op_name} started",
+                                                             op_name), events)
+            tx.put_image(taken)
+            held[name] = holding.Holding(image=taken, operation=op)
+    holding.announce(ctx, events)
+    return held, _Images(images)
+
+
+def _write_back(ctx: Context, finished: list[tuple[holding.Holding, CustomizeResult]]) -> None:
+    """Leave each finished clone in its success state, or back where it was, or in error."""
+    events: list = []
+    with ctx.store.transaction() as tx:
+        for held, result in finished:
+            current = tx.find_image(held.image.name)
+            if current is None:
+                continue
+            op = held.operation
+            if result.error is None:
+                done = attrs.evolve(held.image, state=op.success, owner=None, error=None)
+                message = held.message or f"{op.name} done"
+            elif held.dirty:
+                done = attrs.evolve(held.image, state="error", owner=None, error=f"{op.name}: {result.error}")
+                message = f"{op.name} failed: {result.error}"
+            else:
+                previous = current.owner.previous_state if current.owner else "error"
+                done = attrs.evolve(current, state=previous, owner=None)
+                message = f"{op.name} failed, nothing was changed: {result.error}"
+            holding.record(ctx, tx, holding.transition_event(current, done.state, message, op.name,
+                                                             kind="operation"), events)
+            tx.put_image(done)
+    holding.announce(ctx, events)
+
+
+def run_many(ctx: Context, names: Sequence[str], op_name: str,
+             body: Callable[[_Work], CustomizeResult], parallel: int,
+             on_done: Callable[[CustomizeResult], None] | None = None) -> list[CustomizeResult]:
+    """Run ``body`` on every clone, at most ``parallel`` at once. All clones are taken in one
+    transaction and written back in batches; a failing clone is reported in its result (and
+    left in ``error`` if it was changed) without stopping the others."""
+    results: dict[str, CustomizeResult] = {}
+    held, images = _start_all(ctx, names, op_name, results)
+    if on_done:
+        for result in results.values():
+            on_done(result)
+    finished: list[tuple[holding.Holding, CustomizeResult]] = []
+
+    def job(name: str) -> CustomizeResult:
+        return body(_Work(ctx, held[name], images))
+
+    def collect(future: cf.Future, name: str) -> None:
+        try:
+            result = future.result()
+        except EncompassError as exc:
+            result = CustomizeResult(name, "error", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one clone's failure is its own
+            result = CustomizeResult(name, "error", error=f"{type(exc).__name__}: {exc}")
+        finished.append((held[name], result))
+
+    workers = max(1, min(parallel, len(held) or 1))
+    executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=op_name)
+    futures = {executor.submit(job, name): name for name in held}
+    interrupted = False
+    last_flush = time.monotonic()
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                collect(future, futures[future])
+            if finished and (not pending or time.monotonic() - last_flush >= BATCH_SECONDS):
+                _flush(ctx, finished, results, on_done)
+                last_flush = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+        executor.shutdown(wait=True, cancel_futures=True)
+        reported = {h.image.name for h, _ in finished} | set(results)
+        for future, name in futures.items():
+            if name in reported:
+                continue
+            if future.done() and not future.cancelled():
+                collect(future, name)
+            else:
+                finished.append((held[name], CustomizeResult(name, "error",
+                                                             error="interrupted by the user (Ctrl-C)")))
+        _flush(ctx, finished, results, on_done)
+    finally:
+        executor.shutdown(wait=True)
+    if interrupted:
+        raise Interrupted(f"interrupted: clones not finished were put back as they were, or left in "
+                          f"'error' when half-done ({op_name} them again)")
+    return [results[n] for n in names]
+
+
+def _flush(ctx, finished, results, on_done) -> None:
+    _write_back(ctx, finished)
+    for held, result in finished:
+        results[held.image.name] = result if result.error is None else attrs.evolve(result, state="error")
+        if on_done:
+            on_done(result)
+    finished.clear()
+
+
+def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Mapping[str, str]],
+                     parallel: int | None = None, on_done=None, force: bool = False,
+                     ) -> list[CustomizeResult]:
+    """Customize every clone of ``names``; ``values`` maps a clone's name to ``{key: value}``.
+
+    Missing inputs are an error naming them, before any clone is touched.
+    """
+    names = _unique(names)
+    missing = needed_inputs(ctx, names, values)
+    if missing:
+        lines = "; ".join(f"{n}: {', '.join(i.key for i in items)}" for n, items in missing.items())
+        raise InvalidInput(f"missing input(s) — {lines}. Give them with --set KEY=VALUE or "
+                           "--values FILE, or answer prompts with --interactive")
+    fingerprint = Fingerprinter(ctx.home)
+    parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
+    return run_many(ctx, names, "customize",
+                    lambda work: _customize_body(ctx, work, values.get(work.name, {}), fingerprint, force),
+                    parallel, on_done)
+
+
+def uncustomize_images(ctx: Context, names: Sequence[str], keys: Sequence[str] | None = None,
+                       parallel: int | None = None, on_done=None) -> list[CustomizeResult]:
+    """Un-customize every clone of ``names`` (only items ``keys`` when given)."""
+    names = _unique(names)
+    parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
+    return run_many(ctx, names, "uncustomize", lambda work: _uncustomize_body(ctx, work, keys),
+                    parallel, on_done)
+
+
+def _unique(names: Sequence[str]) -> list[str]:
+    if not names:
+        raise InvalidInput("give at least one clone (or --master MASTER for all its clones)")
+    return list(dict.fromkeys(names))

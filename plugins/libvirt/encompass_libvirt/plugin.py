@@ -1,0 +1,49 @@
+"""Hook implementations: the ``kvm`` and ``xen`` platform drivers, one entry point each.
+
+Each entry point names one class here; the plugin host instantiates it and pluggy registers
+the instance, so each registers only its own record and the two never clash. Nothing here
+imports libvirt: ``encompass plugins`` works without libvirt-python installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+
+from encompass_core import hookimpl
+from encompass_core.records import PlatformDriverRecord
+
+from .driver import LibvirtPlatformDriver
+
+DEBIAN_PACKAGES = ("libvirt-clients", "libvirt-daemon", "libvirt-daemon-driver-qemu",
+                   "qemu-system-x86", "qemu-utils")
+
+
+class KvmPlugin:
+    """KVM/QEMU machines: ``qemu:///session`` by default, any qemu URI, or a private daemon."""
+
+    @hookimpl
+    def encompass_platform_drivers(self) -> Iterator[PlatformDriverRecord]:
+        yield PlatformDriverRecord(
+            name="kvm",
+            factory=partial(LibvirtPlatformDriver, flavour="kvm"),
+            description="KVM/QEMU virtual machines through libvirt (uri = qemu:///..., "
+                        "qemu+ssh://..., or \"private\")",
+            kind="virtual",
+            debian_packages=DEBIAN_PACKAGES,
+        )
+
+
+class XenPlugin:
+    """Xen machines (PV, PVH, HVM): ``xen:///system`` by default, or any Xen URI."""
+
+    @hookimpl
+    def encompass_platform_drivers(self) -> Iterator[PlatformDriverRecord]:
+        yield PlatformDriverRecord(
+            name="xen",
+            factory=partial(LibvirtPlatformDriver, flavour="xen"),
+            description="Xen virtual machines (PV, PVH, HVM) through libvirt (uri = xen:///system, "
+                        "xen+ssh://...)",
+            kind="virtual",
+            debian_packages=("libvirt-clients", "libvirt-daemon-driver-xen"),
+        )

@@ -1,0 +1,132 @@
+"""Fixtures: a private libvirt daemon, the demo master, an ENCOMPASS_HOME with a kvm platform.
+
+Everything a guest touches lives under one base directory in /var/tmp, open to others (0755):
+as root the daemon runs as ``nobody``, who must reach the guests' files (pytest's own
+/tmp/pytest-of-root is closed to others).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
+
+from encompass_libvirt.daemon import PrivateDaemon, start_private_daemon  # noqa: E402
+
+from encompass_core.demo.guest import DemoMaster, build_demo_master  # noqa: E402
+
+ENCOMPASS = Path(sys.executable).with_name("encompass")
+CACHE = Path(os.environ.get("ENCOMPASS_TEST_CACHE", "/var/tmp/encompass-test-cache"))
+DATA = Path(__file__).resolve().parent / "data"
+BOOT_TIMEOUT = 120.0
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="session")
+def base_dir() -> Iterator[Path]:
+    """A directory the daemon's user can traverse, removed at the end."""
+    base = Path(tempfile.mkdtemp(prefix="encompass-libvirt-test-", dir="/var/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def daemon(base_dir: Path) -> Iterator[PrivateDaemon]:
+    """A private libvirt daemon for the whole session, stopped (with its guests) at the end."""
+    if not (shutil.which("libvirtd", path="/usr/sbin:/usr/bin:/sbin")
+            or shutil.which("virtqemud", path="/usr/sbin:/usr/bin:/sbin")):
+        pytest.skip("no libvirt daemon installed (apt-get install libvirt-daemon "
+                    "libvirt-daemon-driver-qemu qemu-system-x86)")
+    with start_private_daemon(base_dir / "libvirt") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def demo_master() -> DemoMaster:
+    """The demo master, built once and kept in the cache between runs."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return build_demo_master(CACHE / "demo-master", CACHE / "packages")
+
+
+@pytest.fixture
+def home(base_dir: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh ENCOMPASS_HOME under the base directory (so the daemon's user reaches the pool)."""
+    path = Path(tempfile.mkdtemp(prefix=f"{request.node.name[:40]}-", dir=base_dir))
+    path.chmod(0o755)
+    home = path / "home"
+    result = subprocess.run([str(ENCOMPASS), "init"], env=cli_env(home), capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    home.chmod(0o755)
+    return home
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
+    env["ENCOMPASS_HOME"] = str(home)
+    env["XDG_CACHE_HOME"] = str(home.parent / "xdg-cache")
+    env["COLUMNS"] = "200"
+    return env
+
+
+@pytest.fixture
+def run_cli(home: Path) -> Callable[..., CliResult]:
+    """Run the real ``encompass`` command in ``home``."""
+
+    def run(*args: object, timeout: float = 180) -> CliResult:
+        done = subprocess.run([str(ENCOMPASS), *map(str, args)], env=cli_env(home),
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def add_platform(home: Path, name: str, settings: Mapping[str, object]) -> None:
+    """Append a ``[platforms.NAME]`` table to the home's encompass.toml."""
+    lines = [f"\n[platforms.{name}]"]
+    for key, value in settings.items():
+        lines.append(f"{key} = {value!r}".replace("'", '"') if isinstance(value, str)
+                     else f"{key} = {value}")
+    with open(home / "encompass.toml", "a", encoding="utf-8") as config:
+        config.write("\n".join(lines) + "\n")
+
+
+def import_demo(run_cli: Callable[..., CliResult], master: DemoMaster, name: str = "demo") -> None:
+    """Import the demo master with the hardware and boot profile the kvm driver reads."""
+    result = run_cli("master", "import", name, master.disk, "--hw", "memory=256M",
+                     "--sw", "kernel=/boot/vmlinuz", "--sw", "initrd=/boot/initrd.img",
+                     "--sw", f"cmdline={master.cmdline}")
+    assert result.code == 0, result.err
+
+
+def wait_for_line(log: Path, text: str, timeout: float = BOOT_TIMEOUT) -> float:
+    """Poll the console log until it holds ``text``; seconds waited. Fails with the log."""
+    started = time.monotonic()
+    delay = 0.02
+    content = ""
+    while time.monotonic() - started < timeout:
+        try:
+            content = log.read_text(errors="replace")
+        except FileNotFoundError:
+            content = ""
+        if text in content:
+            return time.monotonic() - started
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+    raise AssertionError(f"no {text!r} on the console within {timeout:.0f} s; {log} holds:\n{content}")
