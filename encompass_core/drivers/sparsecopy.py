@@ -22,6 +22,22 @@ def reflink(src_fd: int, dst_fd: int) -> bool:
     return True
 
 
+def try_reflink(src: str, dst: str) -> bool:
+    """Make ``dst`` a reflink of ``src`` if the filesystem can; False (and no ``dst``) if not."""
+    src_fd = os.open(src, os.O_RDONLY)
+    try:
+        dst_fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            shared = os.fstat(src_fd).st_size > 0 and reflink(src_fd, dst_fd)
+        finally:
+            os.close(dst_fd)
+        if not shared:
+            os.unlink(dst)
+        return shared
+    finally:
+        os.close(src_fd)
+
+
 def data_segments(fd: int, size: int):
     """Yield (offset, length) of the data regions of a file (the whole file if SEEK_DATA fails)."""
     offset = 0
