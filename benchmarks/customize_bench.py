@@ -25,8 +25,8 @@ TARGET = 200.0
 
 def guest_tree(root: Path) -> None:
     """A small Debian-looking guest that libguestfs inspection recognises."""
-    for sub in ("etc/systemd/system", "lib/systemd", "bin", "sbin", "usr/bin", "usr/sbin", "var/log",
-                "tmp", "root"):
+    for sub in ("etc/systemd/system", "lib/systemd", "bin", "sbin", "usr/bin", "usr/sbin",
+                "usr/local/bin", "usr/local/sbin", "var/log", "tmp", "root"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "etc/hostname").write_text("master\n")
     (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tmaster\n")

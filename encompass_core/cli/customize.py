@@ -160,7 +160,8 @@ def _pairs(pairs, option: str, read_file: bool = False) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InvalidInput(f"{option} {key!r}... is not KEY=VALUE")
+            # Not echoed: the text may be a secret typed without its key.
+            raise InvalidInput(f"a {option} option has no '=': give {option} KEY=VALUE")
         if read_file:
             try:
                 value = Path(value).read_text(encoding="utf-8")
@@ -236,7 +237,8 @@ def _report(results, verb: str, as_json: bool) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--master", "master_name", help="Every clone of this master (besides NAMES).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="An item's value; '{clone}' in it becomes each clone's name. Repeatable.")
+              help="An item's value; '{clone}' in it becomes each clone's name. Repeatable. "
+                   "Secrets given here show in the process list: prefer --values or -i.")
 @click.option("--set-file", "set_files", multiple=True, metavar="KEY=PATH",
               help="An item's value read from a file (a script, user-data). Repeatable.")
 @click.option("--values", "values_file", type=click.Path(path_type=Path, dir_okay=False),
@@ -364,7 +366,8 @@ def status_rows(ctx, found) -> list[tuple[str, str]]:
         kind = record["type"] if record else next(i.type for i in items if i.key == key)
         if record:
             secret_now = key in secret or record.get("item", {}).get("secret")
-            shown = "(secret)" if secret_now else f"= {found.inputs.get(key, '')!r}"
+            shown = "(secret)" if secret_now else (
+                f"= {found.inputs[key]!r}" if key in found.inputs and found.inputs[key] != "" else "")
             text = (f"applied {output.when(record.get('time'))}, "
                     f"fingerprint {short(record.get('fingerprint'))} {shown}")
             if key not in {i.key for i in items}:

@@ -71,6 +71,12 @@ class FileAccess(Protocol):
     def close(self) -> None:
         """Flush and release the volume (unmount, stop helpers). Idempotent."""
 
+    def __enter__(self) -> FileAccess:
+        """Use the access in a ``with`` block; it is closed at the block's end."""
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the access (:meth:`close`)."""
+
 
 class VolumeOpener(Protocol):
     """A way to reach the files inside a volume, registered by ``encompass_volume_openers``."""

@@ -1,8 +1,9 @@
 """Fingerprints of input values: what metadata keeps instead of a secret.
 
-A fingerprint is ``HMAC-SHA256(key, value)`` with a random key of this repository, kept in
-``ENCOMPASS_HOME/secret.key`` (mode 0600, made on first use). It tells whether a value changed
-without revealing it: without the key, not even a short password can be guessed from it.
+A fingerprint is ``HMAC-SHA256(key, item key + NUL + value)`` with a random key of this
+repository, kept in ``ENCOMPASS_HOME/secret.key`` (mode 0600, made on first use). It tells
+whether a value changed without revealing it: without the key, not even a short password can
+be guessed from it.
 """
 
 from __future__ import annotations
@@ -55,11 +56,13 @@ class Fingerprinter:
         self.home = Path(home)
         self._secret: bytes | None = None
 
-    def __call__(self, value: str) -> str:
+    def __call__(self, value: str, item_key: str = "") -> str:
+        """The fingerprint of ``value`` given to item ``item_key`` (the key is mixed in, so two
+        items holding one password do not show equal fingerprints)."""
         if self._secret is None:
             self._secret = _key(self.home)
-        digest = hmac.new(self._secret, value.encode("utf-8", errors="surrogateescape"),
-                          hashlib.sha256).hexdigest()
+        message = f"{item_key}\0{value}".encode("utf-8", errors="surrogateescape")
+        digest = hmac.new(self._secret, message, hashlib.sha256).hexdigest()
         return PREFIX + digest
 
 

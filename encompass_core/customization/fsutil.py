@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ..errors import DriverError, InvalidInput, NotFound
+from ..errors import DriverError, EncompassError, InvalidInput, NotFound
 from ..model import CustomizationItem
 from .access import FileAccess
 
@@ -50,12 +50,18 @@ def write_file(fs: FileAccess, path: str, data: bytes, mode: int | None = None,
     """Write ``path``, creating its parent directories when they are missing."""
     try:
         fs.write(path, data, mode=mode, uid=uid, gid=gid)
-    except NotFound:
+    except NotFound as missing:
         # Tried first, made after: most parents exist, and each look costs a volume access.
         parent = posixpath.dirname(path)
-        if parent in ("", "/") or fs.exists(parent):
+        if parent in ("", "/"):
             raise
-        ensure_dir(fs, parent)
+        try:
+            try:
+                fs.mkdir(parent)  # usually only the last directory is missing: one access
+            except NotFound:
+                fs.mkdir(parent, parents=True)
+        except EncompassError:
+            raise missing from None
         fs.write(path, data, mode=mode, uid=uid, gid=gid)
 
 

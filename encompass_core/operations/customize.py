@@ -14,8 +14,12 @@ whole files, the other items applied to the same file are applied again (from th
 inputs; a secret one, whose value is not kept, is reverted too and must be given again).
 
 A clone that other clones read through (copy-on-write) is refused: changing it would change
-them. Each clone is held in ``customizing``/``uncustomizing`` while it is worked on; its
-``applied`` is updated after every item, so a failure in ``error`` shows how far it got.
+them. All clones are taken in one transaction (``customizing``/``uncustomizing``, owned by
+this process) and written back in batches. A clone that fails after changing something is
+left in ``error`` with its reason and the items applied so far; one that failed before any
+change goes back to ``ready``. A process killed mid-way leaves its clones to
+``encompass repair`` (they go to ``error``; ``encompass image enable`` then ``customize
+--force`` applies every item again).
 """
 
 from __future__ import annotations
@@ -239,7 +243,7 @@ def _customize_body(ctx: Context, work: _Work, values: Mapping[str, str],
                 value = held.image.inputs[item.key]
             else:
                 value = None  # a secret applied before (needed_inputs checked the rest)
-            print_ = fingerprint(value) if value is not None else None
+            print_ = fingerprint(value, item.key) if value is not None else None
             if record and _same_item(record, item) and not force and (
                     print_ is None or record.get("fingerprint") == print_):
                 work.done["unchanged"].append(item.key)

@@ -166,3 +166,21 @@ def test_two_items_on_one_file_revert_one_at_a_time(run_cli, tmp_path):
     assert run_cli("customize", "web01", "--set", "hosts=web01").code == 0
     assert run_cli("customize", "web01", "--set", "localhost=lo2").code == 0
     assert cat(run_cli, "web01", "/etc/hosts").splitlines()[:2] == ["127.0.0.1\tlo2", "127.0.1.1\tweb01"]
+
+
+def test_partitioned_raw_disk(run_cli, tmp_path):
+    tree = guest_tree(tmp_path / "tree")
+    disk = tmp_path / "disk.raw"
+    subprocess.run(["truncate", "-s", "65M", str(disk)], check=True)
+    subprocess.run(["sfdisk", "-q", str(disk)], input="start=2048, type=83\n", text=True, check=True)
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(tree), "-E", "offset=1048576", str(disk), "63M"],
+                   check=True)
+    assert run_cli("master", "import", "base", disk).code == 0
+    assert run_cli("master", "items", "add", "base", "hostname", "--type", "file", "--path", "/etc/hostname",
+                   "--partition", "1").code == 0
+    assert run_cli("clone", "base", "web01").code == 0
+    assert run_cli("customize", "web01", "--set", "hostname={clone}").code == 0
+    result = run_cli("image", "cat", "web01", "/etc/hostname", "--partition", "1")
+    assert result.out == "web01\n", result.err
+    assert run_cli("uncustomize", "web01").code == 0
+    assert run_cli("image", "cat", "web01", "/etc/hostname", "--partition", "1").out == "master\n"

@@ -20,7 +20,7 @@ from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers.extfs import ExtFsOpener
 from encompass_core.customization.openers.partitions import find_partition, list_partitions
 from encompass_core.customization.openers.qcow2 import Qcow2Opener
-from encompass_core.errors import Conflict, ConfinementError, InvalidInput, NotFound
+from encompass_core.errors import ConfinementError, Conflict, InvalidInput, NotFound
 
 TOOLS = {
     "mke2fs": "e2fsprogs",
@@ -44,9 +44,7 @@ def tools() -> None:
 
 
 def run(*command: str | Path) -> str:
-    return subprocess.run(
-        [str(part) for part in command], check=True, capture_output=True, text=True
-    ).stdout
+    return subprocess.run([str(part) for part in command], check=True, capture_output=True, text=True).stdout
 
 
 def guest_tree(tmp_path: Path, hostname: bytes = b"master\n") -> Path:

@@ -6,7 +6,7 @@ at the item's path (e.g. ``/usr/local/sbin/encompass-firstboot-KEY``). Once it r
 success it is renamed ``PATH.done``, so it does not run again. How it is started depends on
 the guest's init, found from its files:
 
-* systemd (``/etc/systemd/system`` and a systemd binary): a oneshot unit
+* systemd (a systemd binary in ``/lib/systemd`` or ``/usr/lib/systemd``): a oneshot unit
   ``encompass-KEY.service``, pulled in by a drop-in of ``multi-user.target``
   (``multi-user.target.d/encompass-KEY.conf``): regular files only, no symlink needed;
 * busybox or SysV init (``/etc/inittab``): a ``once`` line marked ``# encompass:KEY``;
@@ -50,7 +50,9 @@ def _marker(item: CustomizationItem) -> str:
 
 
 def _has_systemd(fs: FileAccess) -> bool:
-    return fs.exists(SYSTEMD_DIR) and any(fs.exists(p) for p in SYSTEMD_BINARIES)
+    # The binary alone decides (one look costs one volume access); the unit directory is made
+    # when missing.
+    return any(fs.exists(p) for p in SYSTEMD_BINARIES)
 
 
 def _unit(item: CustomizationItem) -> str:

@@ -44,25 +44,52 @@ def _binding() -> Any | None:
 
 
 class _Guestfish:
-    """The few libguestfs calls used here, sent to a ``guestfish --listen`` server."""
+    """The few libguestfs calls used here, sent to a ``guestfish --listen`` server.
+
+    The server exits on a command's first error unless the command is prefixed with ``-``,
+    and prints errors on its own stderr: so every command gets the ``-``, and the server's
+    stderr, kept in a file, is read after each command to tell failure from success.
+    """
 
     def __init__(self, environment: dict[str, str], image: str, fmt: str, readonly: bool):
         self.environment = environment
+        self.workdir = tempfile.mkdtemp(prefix="encompass-guestfish-")
+        self.errors_path = os.path.join(self.workdir, "errors")
         command = ["guestfish", "--listen", "--format=" + fmt, "-a", image]
-        started = self._run(command + (["--ro"] if readonly else []))
-        match = _GUESTFISH_PID.search(started)
+        if readonly:
+            command.append("--ro")
+        # The server it forks keeps our pipes open: read its one line, never wait for EOF.
+        with open(self.errors_path, "wb") as errors:
+            server = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=errors, text=True, env=environment
+            )
+            assert server.stdout is not None
+            first_line = server.stdout.readline()
+            server.stdout.close()
+            server.wait()
+        match = _GUESTFISH_PID.search(first_line)
         if match is None:
-            raise DriverError(f"guestfish --listen did not start: {started.strip()}")
+            raise RuntimeError(f"guestfish --listen did not start: {self._new_errors(0)}")
         self.pid = match.group(1)
 
-    def _run(self, command: list[str]) -> str:
-        done = subprocess.run(command, capture_output=True, text=True, env=self.environment, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr.strip().removeprefix("libguestfs: error: "))
-        return done.stdout
+    def _new_errors(self, since: int) -> str:
+        with open(self.errors_path, "rb") as errors:
+            errors.seek(since)
+            return errors.read().decode(errors="replace").strip()
 
-    def call(self, *arguments: str) -> str:
-        return self._run(["guestfish", f"--remote={self.pid}", "--", *arguments])
+    def call(self, command: str, *arguments: str) -> str:
+        since = os.path.getsize(self.errors_path)
+        done = subprocess.run(
+            ["guestfish", f"--remote={self.pid}", "--", "-" + command, *arguments],
+            capture_output=True,
+            text=True,
+            env=self.environment,
+            check=False,
+        )
+        failure = self._new_errors(since) or done.stderr.strip()
+        if done.returncode != 0 or failure:
+            raise RuntimeError(failure.removeprefix("libguestfs: error: "))
+        return done.stdout
 
     def launch(self) -> None:
         self.call("run")
@@ -110,11 +137,12 @@ class _Guestfish:
         self.call("rm", path)
 
     def shutdown(self) -> None:
-        self.call("umount-all")
-        self.call("exit")
-
-    def close(self) -> None:
-        pass
+        try:
+            self.call("umount-all")
+            self.call("shutdown")  # synchronous: the appliance has flushed the disk
+            self.call("exit")
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class GuestfsAccess(FileAccessBase):

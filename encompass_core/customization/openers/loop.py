@@ -1,9 +1,11 @@
 """Loop mounts of raw images: any filesystem the kernel knows, but only as root and on request.
 
-Off unless the opener is built with ``allow_loop_mount=True`` (a setting of the utility
-server): mounting a guest's filesystem hands untrusted metadata to the kernel. The mount uses
-``nosuid,nodev,noexec``; files are then reached through :mod:`.dirtree`, so the confinement
-rule is the same as for every other opener. Closing unmounts.
+Off unless the opener is built with ``allow_loop_mount=True``, or, when built without saying,
+unless the environment variable ``ENCOMPASS_ALLOW_LOOP_MOUNT`` is ``1``/``yes``/``true`` (a
+setting of the utility server): mounting a guest's filesystem hands untrusted metadata to
+the kernel. The mount uses ``nosuid,nodev,noexec``; files are then reached through
+:mod:`.dirtree`, so the confinement rule is the same as for every other opener. Closing
+unmounts.
 """
 
 from __future__ import annotations
@@ -47,13 +49,16 @@ class LoopOpener:
 
     name = "loop"
 
-    def __init__(self, allow_loop_mount: bool = False) -> None:
+    def __init__(self, allow_loop_mount: bool | None = None) -> None:
+        if allow_loop_mount is None:
+            setting = os.environ.get("ENCOMPASS_ALLOW_LOOP_MOUNT", "")
+            allow_loop_mount = setting.strip().lower() in ("1", "yes", "true")
         self.allow_loop_mount = allow_loop_mount
 
     def can_open(self, volume: VolumeRef) -> str | None:
         """None when allowed, running as root, for a raw image; else why not."""
         if not self.allow_loop_mount:
-            return "loop mounts are not allowed (enable the allow_loop_mount setting)"
+            return "loop mounts are not allowed (set ENCOMPASS_ALLOW_LOOP_MOUNT=1 to allow them)"
         if os.geteuid() != 0:
             return "loop mounts need root"
         if volume.format != "raw":

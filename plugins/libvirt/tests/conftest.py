@@ -12,8 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,8 +26,6 @@ from encompass_core.demo.guest import DemoMaster, build_demo_master  # noqa: E40
 
 ENCOMPASS = Path(sys.executable).with_name("encompass")
 CACHE = Path(os.environ.get("ENCOMPASS_TEST_CACHE", "/var/tmp/encompass-test-cache"))
-DATA = Path(__file__).resolve().parent / "data"
-BOOT_TIMEOUT = 120.0
 
 
 class CliResult(NamedTuple):
@@ -95,38 +92,3 @@ def run_cli(home: Path) -> Callable[..., CliResult]:
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     return run
-
-
-def add_platform(home: Path, name: str, settings: Mapping[str, object]) -> None:
-    """Append a ``[platforms.NAME]`` table to the home's encompass.toml."""
-    lines = [f"\n[platforms.{name}]"]
-    for key, value in settings.items():
-        lines.append(f"{key} = {value!r}".replace("'", '"') if isinstance(value, str)
-                     else f"{key} = {value}")
-    with open(home / "encompass.toml", "a", encoding="utf-8") as config:
-        config.write("\n".join(lines) + "\n")
-
-
-def import_demo(run_cli: Callable[..., CliResult], master: DemoMaster, name: str = "demo") -> None:
-    """Import the demo master with the hardware and boot profile the kvm driver reads."""
-    result = run_cli("master", "import", name, master.disk, "--hw", "memory=256M",
-                     "--sw", "kernel=/boot/vmlinuz", "--sw", "initrd=/boot/initrd.img",
-                     "--sw", f"cmdline={master.cmdline}")
-    assert result.code == 0, result.err
-
-
-def wait_for_line(log: Path, text: str, timeout: float = BOOT_TIMEOUT) -> float:
-    """Poll the console log until it holds ``text``; seconds waited. Fails with the log."""
-    started = time.monotonic()
-    delay = 0.02
-    content = ""
-    while time.monotonic() - started < timeout:
-        try:
-            content = log.read_text(errors="replace")
-        except FileNotFoundError:
-            content = ""
-        if text in content:
-            return time.monotonic() - started
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
-    raise AssertionError(f"no {text!r} on the console within {timeout:.0f} s; {log} holds:\n{content}")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from conftest import add_platform, import_demo, wait_for_line
 from encompass_libvirt.domxml import kvm_domain_xml
+from libvirt_testing import add_platform, import_demo, wait_for_line
 
 from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers import open_volume

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DATA
 from encompass_libvirt.domxml import XEN_MODES, xen_domain_xml
 from encompass_libvirt.driver import LibvirtPlatformDriver
+from libvirt_testing import DATA
 
 from encompass_core.config import Config, Section
 from encompass_core.contracts import Attachment
