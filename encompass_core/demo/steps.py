@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..context import Context
+from ..errors import DriverError
 from ..model import CustomizationItem
 from ..operations import master_items
 
@@ -26,4 +27,7 @@ def customize_demo_clones(ctx: Context, names: list[str]) -> None:
         if item.key not in have:
             master_items.add_item(ctx, "demo", item)
     values = {name: {"hostname": f"{name}\n", "hello": HELLO} for name in names}
-    customize_op.customize_each(ctx, values)
+    results = customize_op.customize_images(ctx, names, values)
+    failed = [r for r in results if r.state != "ready"]
+    if failed:
+        raise DriverError(f"customizing {failed[0].name} failed: {failed[0].error}")
