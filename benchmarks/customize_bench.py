@@ -77,6 +77,8 @@ def main() -> None:
         for name in names:
             got = run(*enc, "image", "cat", name, "/etc/hostname", env=env).stdout
             assert got == f"{name}\n", (name, got)
+        print(f"host:           {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.2f} "
+              "(other work on the host slows both sides)")
         print(f"encompass:      {args.clones} clones x 3 items in {encompass_seconds:.2f} s "
               f"({encompass_seconds / args.clones * 1000:.0f} ms per clone, --parallel {args.parallel})")
 

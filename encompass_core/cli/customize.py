@@ -1,5 +1,5 @@
-"""Customization on the command line: ``customize``, ``uncustomize``, ``master items ...``,
-``image ls`` and ``image cat``."""
+"""Customization on the command line: ``customize``, ``uncustomize``, ``image ls`` and
+``image cat``, and (from :mod:`.items`) ``master items ...``."""
 
 from __future__ import annotations
 
@@ -10,148 +10,11 @@ from pathlib import Path
 import click
 
 from ..customization.fingerprint import short
-from ..customization.items import build_item, parse_params
 from ..customization.volumes import open_image_volume
 from ..errors import InvalidInput, NotFound
 from ..operations import customize as customize_op
-from ..operations import master_items
 from . import output
 from .images import image, master
-
-
-# -- master items -------------------------------------------------------------------------
-@click.group("items")
-def items_group() -> None:
-    """The customization items of a master: what its clones' customization changes.
-
-    \b
-    Item keys: a lowercase letter, then lowercase letters, digits, - _ . (1-64 characters).
-    Types: file, regexp, bootscript, delete, cloud-init (plugins add more; see: items types).
-    Example:
-      encompass master items add base hostname --type file --path /etc/hostname \\
-          --prompt "Host name" --default localhost
-      encompass master items add base hosts --type regexp --path /etc/hosts \\
-          --param 'pattern=^127\\.0\\.1\\.1\\s.*$' --param 'replacement=127.0.1.1\\t{value}'
-    """
-
-
-@items_group.command("add")
-@click.argument("master_name", metavar="MASTER")
-@click.argument("key")
-@click.option("--type", "type_name", required=True, help="Item type: file, regexp, bootscript, ...")
-@click.option("--path", required=True, help="Absolute path inside the volume, e.g. /etc/hostname.")
-@click.option("--volume", type=click.IntRange(0), default=0, show_default=True, help="Volume index.")
-@click.option("--partition", type=click.IntRange(1), help="Partition number (from 1) in the volume "
-              "[default: the whole volume is one filesystem].")
-@click.option("--prompt", default="", help="What --interactive asks.")
-@click.option("--default", help="The value that un-customizes (offered by prompts).")
-@click.option("--description", default="", help="What the item is for.")
-@click.option("--secret", is_flag=True, help="The value is never stored nor shown (a password).")
-@click.option("--optional", is_flag=True, help="A missing file or match is not an error.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="A parameter of the type (template, mode, owner, pattern, ...); repeatable.")
-@click.option("--position", type=click.IntRange(1), help="Insert at this position [default: last].")
-@click.pass_obj
-def items_add(ctx, master_name, key, type_name, path, volume, partition, prompt, default, description,
-              secret, optional, params, position) -> None:
-    """Add item KEY to MASTER (items are applied in order)."""
-    item = build_item({"key": key, "type": type_name, "path": path, "volume": volume,
-                       "partition": partition, "prompt": prompt, "default": default,
-                       "description": description, "secret": secret, "optional": optional,
-                       "params": parse_params(params)})
-    changed = master_items.add_item(ctx, master_name, item, position)
-    output.note(f"master '{master_name}': item '{key}' ({item.type}) added, "
-                f"{len(changed.items)} item(s) in all")
-
-
-def _item_row(item) -> dict:
-    return {"key": item.key, "type": item.type, "volume": item.volume, "partition": item.partition,
-            "path": item.path, "description": item.description, "prompt": item.prompt,
-            "default": item.default, "secret": item.secret, "optional": item.optional,
-            "params": dict(item.params)}
-
-
-@items_group.command("list")
-@click.argument("master_name", metavar="MASTER")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list of items.")
-@click.pass_obj
-def items_list(ctx, master_name, as_json) -> None:
-    """List the items of MASTER, in the order they are applied."""
-    with ctx.store.snapshot() as tx:
-        found = tx.image(master_name)
-    if not found.is_master:
-        raise InvalidInput(f"'{master_name}' is a clone; its items are those of master '{found.master}'")
-    rows = [_item_row(i) for i in found.items]
-    if as_json:
-        output.emit_json(rows)
-        return
-    if not rows:
-        output.note(f"master '{master_name}' has no items yet: encompass master items add {master_name} "
-                    "KEY --type file --path /etc/hostname")
-        return
-    output.table(("#", "KEY", "TYPE", "WHERE", "PATH", "DEFAULT", "PROMPT"),
-                 [(n, r["key"], r["type"] + (" (secret)" if r["secret"] else ""),
-                   f"vol {r['volume']}" + (f" part {r['partition']}" if r["partition"] else ""),
-                   r["path"], r["default"], r["prompt"] or r["description"])
-                  for n, r in enumerate(rows, 1)])
-
-
-@items_group.command("remove")
-@click.argument("master_name", metavar="MASTER")
-@click.argument("keys", nargs=-1, required=True)
-@click.pass_obj
-def items_remove(ctx, master_name, keys) -> None:
-    """Remove items KEYS from MASTER (clones keep what they applied, and can revert it)."""
-    master_items.remove_items(ctx, master_name, keys)
-    output.note(f"master '{master_name}': removed {', '.join(keys)}")
-
-
-@items_group.command("move")
-@click.argument("master_name", metavar="MASTER")
-@click.argument("key")
-@click.argument("position", type=click.IntRange(1))
-@click.pass_obj
-def items_move(ctx, master_name, key, position) -> None:
-    """Move item KEY of MASTER to POSITION (1 is applied first)."""
-    master_items.move_item(ctx, master_name, key, position)
-    output.note(f"master '{master_name}': '{key}' is now item {position}")
-
-
-@items_group.command("load")
-@click.argument("master_name", metavar="MASTER")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--append", is_flag=True, help="Add to the existing items instead of replacing them.")
-@click.pass_obj
-def items_load(ctx, master_name, file, append) -> None:
-    """Set the items of MASTER from a TOML FILE of [[item]] tables.
-
-    \b
-    [[item]]
-    key = "hostname"
-    type = "file"
-    path = "/etc/hostname"
-    prompt = "Host name"
-    default = "localhost"
-    [item.params]
-    mode = "0644"
-    """
-    changed = master_items.load_items(ctx, master_name, file, append)
-    output.note(f"master '{master_name}': {len(changed.items)} item(s)")
-
-
-@items_group.command("types")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
-@click.pass_obj
-def items_types(ctx, as_json) -> None:
-    """List the item types available (built in and from plugins)."""
-    records = ctx.host.customizers()
-    rows = [{"name": n, "description": r.description,
-             "plugin": ctx.host.provider("encompass_customizers", n)} for n, r in sorted(records.items())]
-    if as_json:
-        output.emit_json(rows)
-        return
-    output.table(("TYPE", "PLUGIN", "DESCRIPTION"),
-                 [(r["name"], r["plugin"], r["description"]) for r in rows])
 
 
 # -- customize / uncustomize --------------------------------------------------------------
@@ -379,6 +242,8 @@ def status_rows(ctx, found) -> list[tuple[str, str]]:
 
 
 def register(cli: click.Group) -> None:
+    from .items import items_group
+
     master.add_command(items_group)
     for command in (customize, uncustomize):
         cli.add_command(command)

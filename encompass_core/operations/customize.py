@@ -24,26 +24,21 @@ change goes back to ``ready``. A process killed mid-way leaves its clones to
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from .. import lifecycle
 from ..context import Context
 from ..convert import from_document, to_document
 from ..customization.access import FileAccess
 from ..customization.fingerprint import Fingerprinter
 from ..customization.volumes import open_image_volume, revert_source
-from ..errors import Conflict, EncompassError, Interrupted, InvalidInput
+from ..errors import Conflict, InvalidInput
 from ..model import CustomizationItem, Image, now
-from ..store import Transaction, current_owner
-from . import holding
+from ..store import Transaction
+from . import batch, holding
 from .master_items import customizer
-
-BATCH_SECONDS = 0.25  # how often finished clones are written back
 
 
 @attrs.frozen
@@ -175,6 +170,7 @@ class _Work:
         if source is not None and any(v.index == item.volume for v in source.volumes):
             parent_fs = self.volumes.get(source, item.volume, item.partition, writable=False)
         fs = self.fs(item)
+        self.held.dirty = True  # from here on the volume may have changed
         if parent_fs is None and item.default is not None and kind.needs_value:
             kind.apply(fs, item, item.default, self.name)
         else:
@@ -201,7 +197,9 @@ class _Work:
 
     def apply(self, item: CustomizationItem, value: str, fingerprint: str) -> None:
         kind = customizer(self.ctx, item.type, item.key)
-        kind.apply(self.fs(item), item, value, self.name)
+        fs = self.fs(item)
+        self.held.dirty = True  # from here on the volume may have changed
+        kind.apply(fs, item, value, self.name)
         self._record(item.key, {"type": item.type, "fingerprint": fingerprint, "time": now(),
                                 "item": to_document(item)},
                      input_value=None if item.secret or not kind.needs_value else value)
@@ -296,129 +294,6 @@ def _refuse_readers(tx: Transaction, image: Image) -> None:
         )
 
 
-def _start_all(ctx: Context, names: Sequence[str], op_name: str,
-               results: dict[str, CustomizeResult]) -> tuple[dict[str, holding.Holding], _Images]:
-    """Take every clone that may go through ``op_name``, in one transaction; the refused ones
-    get their reason in ``results``."""
-    events: list = []
-    held: dict[str, holding.Holding] = {}
-    with ctx.store.transaction() as tx:
-        images = tx.images()
-        by_name = {i.name: i for i in images}
-        for name in names:
-            image = by_name.get(name)
-            try:
-                if image is None:
-                    tx.image(name)  # raises NotFound with its hint
-                op = lifecycle.check_start(op_name, image.state, name=name, is_master=image.is_master,
-                                           error=image.error)
-                _refuse_readers(tx, image)
-            except EncompassError as exc:
-                results[name] = CustomizeResult(name, "error", error=str(exc))
-                continue
-            taken = attrs.evolve(image, state=op.transitional, owner=current_owner(op_name, image.state))
-            holding.record(ctx, tx, holding.transition_event(image, op.transitional, f"{op_name} started",
-                                                             op_name), events)
-            tx.put_image(taken)
-            held[name] = holding.Holding(image=taken, operation=op)
-    holding.announce(ctx, events)
-    return held, _Images(images)
-
-
-def _write_back(ctx: Context, finished: list[tuple[holding.Holding, CustomizeResult]]) -> None:
-    """Leave each finished clone in its success state, or back where it was, or in error."""
-    events: list = []
-    with ctx.store.transaction() as tx:
-        for held, result in finished:
-            current = tx.find_image(held.image.name)
-            if current is None:
-                continue
-            op = held.operation
-            if result.error is None:
-                done = attrs.evolve(held.image, state=op.success, owner=None, error=None)
-                message = held.message or f"{op.name} done"
-            elif held.dirty:
-                done = attrs.evolve(held.image, state="error", owner=None, error=f"{op.name}: {result.error}")
-                message = f"{op.name} failed: {result.error}"
-            else:
-                previous = current.owner.previous_state if current.owner else "error"
-                done = attrs.evolve(current, state=previous, owner=None)
-                message = f"{op.name} failed, nothing was changed: {result.error}"
-            holding.record(ctx, tx, holding.transition_event(current, done.state, message, op.name,
-                                                             kind="operation"), events)
-            tx.put_image(done)
-    holding.announce(ctx, events)
-
-
-def run_many(ctx: Context, names: Sequence[str], op_name: str,
-             body: Callable[[_Work], CustomizeResult], parallel: int,
-             on_done: Callable[[CustomizeResult], None] | None = None) -> list[CustomizeResult]:
-    """Run ``body`` on every clone, at most ``parallel`` at once. All clones are taken in one
-    transaction and written back in batches; a failing clone is reported in its result (and
-    left in ``error`` if it was changed) without stopping the others."""
-    results: dict[str, CustomizeResult] = {}
-    held, images = _start_all(ctx, names, op_name, results)
-    if on_done:
-        for result in results.values():
-            on_done(result)
-    finished: list[tuple[holding.Holding, CustomizeResult]] = []
-
-    def job(name: str) -> CustomizeResult:
-        return body(_Work(ctx, held[name], images))
-
-    def collect(future: cf.Future, name: str) -> None:
-        try:
-            result = future.result()
-        except EncompassError as exc:
-            result = CustomizeResult(name, "error", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - one clone's failure is its own
-            result = CustomizeResult(name, "error", error=f"{type(exc).__name__}: {exc}")
-        finished.append((held[name], result))
-
-    workers = max(1, min(parallel, len(held) or 1))
-    executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=op_name)
-    futures = {executor.submit(job, name): name for name in held}
-    interrupted = False
-    last_flush = time.monotonic()
-    try:
-        pending = set(futures)
-        while pending:
-            done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                collect(future, futures[future])
-            if finished and (not pending or time.monotonic() - last_flush >= BATCH_SECONDS):
-                _flush(ctx, finished, results, on_done)
-                last_flush = time.monotonic()
-    except KeyboardInterrupt:
-        interrupted = True
-        executor.shutdown(wait=True, cancel_futures=True)
-        reported = {h.image.name for h, _ in finished} | set(results)
-        for future, name in futures.items():
-            if name in reported:
-                continue
-            if future.done() and not future.cancelled():
-                collect(future, name)
-            else:
-                finished.append((held[name], CustomizeResult(name, "error",
-                                                             error="interrupted by the user (Ctrl-C)")))
-        _flush(ctx, finished, results, on_done)
-    finally:
-        executor.shutdown(wait=True)
-    if interrupted:
-        raise Interrupted(f"interrupted: clones not finished were put back as they were, or left in "
-                          f"'error' when half-done ({op_name} them again)")
-    return [results[n] for n in names]
-
-
-def _flush(ctx, finished, results, on_done) -> None:
-    _write_back(ctx, finished)
-    for held, result in finished:
-        results[held.image.name] = result if result.error is None else attrs.evolve(result, state="error")
-        if on_done:
-            on_done(result)
-    finished.clear()
-
-
 def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Mapping[str, str]],
                      parallel: int | None = None, on_done=None, force: bool = False,
                      ) -> list[CustomizeResult]:
@@ -434,9 +309,11 @@ def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Ma
                            "--values FILE, or answer prompts with --interactive")
     fingerprint = Fingerprinter(ctx.home)
     parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
-    return run_many(ctx, names, "customize",
-                    lambda work: _customize_body(ctx, work, values.get(work.name, {}), fingerprint, force),
-                    parallel, on_done)
+    def body(held: holding.Holding, images: list[Image]) -> CustomizeResult:
+        work = _Work(ctx, held, _Images(images))
+        return _customize_body(ctx, work, values.get(work.name, {}), fingerprint, force)
+
+    return batch.run_many(ctx, names, "customize", body, _failed, parallel, _refuse_readers, on_done)
 
 
 def uncustomize_images(ctx: Context, names: Sequence[str], keys: Sequence[str] | None = None,
@@ -444,8 +321,14 @@ def uncustomize_images(ctx: Context, names: Sequence[str], keys: Sequence[str] |
     """Un-customize every clone of ``names`` (only items ``keys`` when given)."""
     names = _unique(names)
     parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
-    return run_many(ctx, names, "uncustomize", lambda work: _uncustomize_body(ctx, work, keys),
-                    parallel, on_done)
+    def body(held: holding.Holding, images: list[Image]) -> CustomizeResult:
+        return _uncustomize_body(ctx, _Work(ctx, held, _Images(images)), keys)
+
+    return batch.run_many(ctx, names, "uncustomize", body, _failed, parallel, _refuse_readers, on_done)
+
+
+def _failed(name: str, reason: str) -> CustomizeResult:
+    return CustomizeResult(name, "error", error=reason)
 
 
 def _unique(names: Sequence[str]) -> list[str]:

@@ -6,6 +6,7 @@ import stat
 import subprocess
 
 import pytest
+
 from conftest import ENCOMPASS, assert_one_line_error, cli_env
 
 PASSWORD = "s3cr3t-Pa55word-never-shown"
@@ -85,3 +86,14 @@ def test_a_secret_item_has_no_default(run_cli, base):
     result = run_cli("master", "items", "add", "base", "apikey", "--type", "file", "--path", "/etc/key",
                      "--secret", "--default", "x")
     assert_one_line_error(result, "apikey", "secret", "default")
+
+
+def test_values_file_for_all_and_per_clone(run_cli, base, tmp_path):
+    assert run_cli("clone", "base", "web02").code == 0
+    values = tmp_path / "values.toml"
+    values.write_text(f'hostname = "{{clone}}.example.org"\nrootpw = "{PASSWORD}"\n'
+                      '[clone.web02]\nhostname = "special"\n')
+    result = run_cli("customize", "web01", "web02", "--values", values)
+    assert result.code == 0, result.err
+    assert run_cli("image", "cat", "web01", "/etc/hostname").out == "web01.example.org\n"
+    assert run_cli("image", "cat", "web02", "/etc/hostname").out == "special\n"

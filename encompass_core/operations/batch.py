@@ -1,0 +1,158 @@
+"""Running one operation's body on many images at once, with bounded workers.
+
+Every image is taken (put in the operation's transitional state, owned by this process) in
+one transaction, the bodies run in a thread pool, and finished images are written back in
+batches, so bookkeeping stays cheap next to the work (as :mod:`.clone` does for clones).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from .. import lifecycle
+from ..context import Context
+from ..errors import EncompassError, Interrupted
+from ..model import Image
+from ..store import Transaction, current_owner
+from . import holding
+
+BATCH_SECONDS = 0.25  # how often finished images are written back
+
+Check = Callable[[Transaction, Image], None]
+Failed = Callable[[str, str], Any]
+
+
+def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | None,
+               results: dict[str, Any], failed: Failed) -> tuple[dict[str, holding.Holding], list[Image]]:
+    """Take every image that may go through ``op_name``, in one transaction; the refused ones
+    get their reason in ``results``."""
+    events: list = []
+    held: dict[str, holding.Holding] = {}
+    with ctx.store.transaction() as tx:
+        images = tx.images()
+        by_name = {i.name: i for i in images}
+        for name in names:
+            image = by_name.get(name)
+            try:
+                if image is None:
+                    tx.image(name)  # raises NotFound with its hint
+                op = lifecycle.check_start(op_name, image.state, name=name, is_master=image.is_master,
+                                           error=image.error)
+                if check is not None:
+                    check(tx, image)
+            except EncompassError as exc:
+                results[name] = failed(name, str(exc))
+                continue
+            taken = attrs.evolve(image, state=op.transitional, owner=current_owner(op_name, image.state))
+            holding.record(ctx, tx, holding.transition_event(image, op.transitional, f"{op_name} started",
+                                                             op_name), events)
+            tx.put_image(taken)
+            held[name] = holding.Holding(image=taken, operation=op)
+    holding.announce(ctx, events)
+    return held, images
+
+
+def _write_back(ctx: Context, finished: list[tuple[holding.Holding, Any]]) -> None:
+    """Leave each finished clone in its success state, or back where it was, or in error."""
+    events: list = []
+    with ctx.store.transaction() as tx:
+        for held, result in finished:
+            current = tx.find_image(held.image.name)
+            if current is None:
+                continue
+            op = held.operation
+            if result.error is None:
+                done = attrs.evolve(held.image, state=op.success, owner=None, error=None)
+                message = held.message or f"{op.name} done"
+            elif held.dirty:
+                done = attrs.evolve(held.image, state="error", owner=None, error=f"{op.name}: {result.error}")
+                message = f"{op.name} failed: {result.error}"
+            else:
+                previous = current.owner.previous_state if current.owner else "error"
+                done = attrs.evolve(current, state=previous, owner=None)
+                message = f"{op.name} failed, nothing was changed: {result.error}"
+            holding.record(ctx, tx, holding.transition_event(current, done.state, message, op.name,
+                                                             kind="operation"), events)
+            tx.put_image(done)
+    holding.announce(ctx, events)
+
+
+def run_many(ctx: Context, names: Sequence[str], op_name: str,
+             body: Callable[[holding.Holding, list[Image]], Any], failed: Failed, parallel: int,
+             check: Check | None = None, on_done: Callable[[Any], None] | None = None) -> list[Any]:
+    """Run ``body(holding, images)`` on every image of ``names``, at most ``parallel`` at once,
+    and return the result of each (in the order of ``names``).
+
+    All images are taken in one transaction (``check(tx, image)`` may refuse one) and written
+    back in batches. ``body`` returns a result whose ``error`` is None; a body that raises gets
+    ``failed(name, reason)`` instead, and its image is left in ``error`` if it was changed
+    (``holding.dirty``) or back where it was — without stopping the others. ``images`` are
+    all images as they were when taken (for lineage lookups without the store).
+    """
+    results: dict[str, Any] = {}
+    held, images = _start_all(ctx, names, op_name, check, results, failed)
+    if on_done:
+        for result in results.values():
+            on_done(result)
+    finished: list[tuple[holding.Holding, Any]] = []
+
+    def job(name: str) -> Any:
+        return body(held[name], images)
+
+    def collect(future: cf.Future, name: str) -> None:
+        try:
+            result = future.result()
+        except EncompassError as exc:
+            result = failed(name, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one image's failure is its own
+            result = failed(name, f"{type(exc).__name__}: {exc}")
+        finished.append((held[name], result))
+
+    workers = max(1, min(parallel, len(held) or 1))
+    executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=op_name)
+    futures = {executor.submit(job, name): name for name in held}
+    interrupted = False
+    last_flush = time.monotonic()
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                collect(future, futures[future])
+            if finished and (not pending or time.monotonic() - last_flush >= BATCH_SECONDS):
+                _flush(ctx, finished, results, on_done)
+                last_flush = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+        executor.shutdown(wait=True, cancel_futures=True)
+        reported = {h.image.name for h, _ in finished} | set(results)
+        for future, name in futures.items():
+            if name in reported:
+                continue
+            if future.done() and not future.cancelled():
+                collect(future, name)
+            else:
+                finished.append((held[name], failed(name, "interrupted by the user (Ctrl-C)")))
+        _flush(ctx, finished, results, on_done)
+    finally:
+        executor.shutdown(wait=True)
+    if interrupted:
+        raise Interrupted(f"interrupted: images not finished were put back as they were, or left in "
+                          f"'error' when half-done ({op_name} them again)")
+    return [results[n] for n in names]
+
+
+def _flush(ctx, finished, results, on_done) -> None:
+    _write_back(ctx, finished)
+    for held, result in finished:
+        results[held.image.name] = result
+        if on_done:
+            on_done(result)
+    finished.clear()
+
+
