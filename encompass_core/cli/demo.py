@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import DriverError
 from . import output
 
 
@@ -36,7 +37,8 @@ def demo(count: int, keep: bool, demo_home: Path | None, timeout: float) -> None
                  [(b.clone, b.machine, b.console or "(nothing)", f"{b.seconds:.1f}") for b in booted])
     missing = [b.clone for b in booted if b.console != f"encompass-demo: hostname {b.clone}"]
     if missing:
-        raise SystemExit(f"encompass: demo: {', '.join(missing)} did not show its own hostname on the console")
+        raise DriverError(f"demo: {', '.join(missing)} did not show its own hostname on the console "
+                          "(see the console logs named above)")
     output.note("demo done: every clone booted with its own hostname")
 
 

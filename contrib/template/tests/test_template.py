@@ -1,8 +1,9 @@
 """The template registers with the core's plugin host like any plugin."""
 
+from encompass_template import plugin
+
 from encompass_core.model import Event
 from encompass_core.plugins import PluginHost
-from encompass_template import plugin
 
 
 def test_observer_sees_events(caplog):
