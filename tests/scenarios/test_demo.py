@@ -1,0 +1,32 @@
+"""The README's first command: `encompass demo` boots three customized clones and cleans up."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ENCOMPASS = str(Path(sys.executable).with_name("encompass"))
+
+
+@pytest.mark.slow
+def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path):
+    home = Path("/var/tmp") / f"encompass-demo-test-{os.getpid()}"
+    user_home = tmp_path / "user-home"  # the demo must never touch ENCOMPASS_HOME
+    env = dict(os.environ, ENCOMPASS_HOME=str(user_home))
+    done = subprocess.run([ENCOMPASS, "demo", "--demo-home", str(home), "--timeout", "240"],
+                          capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    for name in ("demo-1", "demo-2", "demo-3"):
+        assert f"encompass-demo: hostname {name}" in done.stdout
+        assert f"{name}: console says 'demo-bootscript: {name} was customized by Encompass'" in done.stderr
+    assert "undeployed and deleted the clones and the master" in done.stderr
+    assert not user_home.exists()
+    listing = subprocess.run([ENCOMPASS, "--home", str(home), "image", "list", "--json"],
+                             capture_output=True, text=True, check=True)
+    assert listing.stdout.strip() == "[]"
+    machines = subprocess.run([ENCOMPASS, "--home", str(home), "machine", "list", "--json"],
+                              capture_output=True, text=True, check=True)
+    assert machines.stdout.strip() == "[]"
+    subprocess.run(["rm", "-rf", str(home)], check=False)
