@@ -197,6 +197,7 @@ def image_show(ctx, name, as_json) -> None:
 @click.pass_obj
 def image_tree(ctx, name) -> None:
     """Show masters and the clones derived from them (clones of clones nested)."""
+    from rich.markup import escape
     from rich.tree import Tree
 
     with ctx.store.snapshot() as tx:
@@ -212,7 +213,7 @@ def image_tree(ctx, name) -> None:
     def label(i) -> str:
         what = f"master v{i.version}" if i.is_master else f"clone of v{i.master_version}"
         extra = f" on {i.machine}" if i.machine else ""
-        return f"{i.name}  [dim]{what}, {i.state}{extra}[/dim]"
+        return f"{i.name}  [dim]{what}, {i.state}{escape(extra)}[/dim]"
 
     for root in roots:
         top = Tree(label(root))

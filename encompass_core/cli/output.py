@@ -27,10 +27,12 @@ def emit_json(value: Any) -> None:
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     """Print a plain table (no box: easy to read and to grep)."""
     from rich.table import Table  # imported when needed: it costs every command start-up
+    from rich.text import Text
 
     grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
     for row in rows:
-        grid.add_row(*("" if v is None else str(v) for v in row))
+        # Text, not markup: a value holding [brackets] (an error message) is shown as it is.
+        grid.add_row(*(Text("" if v is None else str(v)) for v in row))
     out.print(grid)
 
 
