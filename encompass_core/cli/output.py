@@ -7,16 +7,29 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 from ..convert import to_document
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
-# When stdout is a pipe or file, do not wrap tables at 80 columns: people grep them.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_consoles: dict[str, Console] = {}
+
+
+def __getattr__(name: str) -> Console:
+    """``output.out`` and ``output.err``: rich consoles, made on first use (rich is slow to
+    import, and many commands print only a line or JSON)."""
+    if name not in ("out", "err"):
+        raise AttributeError(name)
+    if name not in _consoles:
+        from rich.console import Console
+
+        if name == "out":
+            # When stdout is a pipe or file, do not wrap tables at 80 columns: people grep them.
+            _consoles[name] = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+        else:
+            _consoles[name] = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _consoles[name]
 
 
 def emit_json(value: Any) -> None:
@@ -33,21 +46,38 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
     for row in rows:
         # Text, not markup: a value holding [brackets] (an error message) is shown as it is.
         grid.add_row(*(Text("" if v is None else str(v)) for v in row))
-    out.print(grid)
+    __getattr__("out").print(grid)
 
 
 def note(message: str) -> None:
     """A message for the person at the terminal (stderr, so stdout stays parseable)."""
-    err.print(message, markup=False)
+    print(message, file=sys.stderr, flush=True)
 
 
-def progress(description: str, total: int | None, unit: str = "") -> Progress:
-    """A progress bar on stderr; invisible when stderr is not a terminal."""
+class _Quiet:
+    """What :func:`progress` gives when nobody watches: the same calls, nothing drawn."""
+
+    task_ids = (0,)
+
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
+
+    def advance(self, task: int, amount: float = 1) -> None:
+        pass
+
+
+def progress(description: str, total: int | None, unit: str = "") -> Progress | _Quiet:
+    """A progress bar on stderr; nothing at all when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return _Quiet()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
-    bar = Progress(*columns, console=err, transient=False, disable=not err.is_terminal)
+    bar = Progress(*columns, console=__getattr__("err"), transient=False)
     bar.add_task(description, total=total)
     return bar
 

@@ -1,6 +1,13 @@
-"""Driving e2fsprogs ``debugfs``: batches of requests, quoting, and output parsing.
+"""Driving e2fsprogs ``debugfs``: one process per session, fed requests; quoting; parsing.
 
-debugfs exits 0 even when a request fails ("write: Ext2 file already exists"), so a batch's
+A :class:`DebugfsSession` starts one ``debugfs -f -`` process and sends it requests on its
+stdin for as long as the volume is open; each request is followed by a comment line holding
+a random token, which debugfs echoes once the request is done (``-f`` mode writes stdout and
+stderr unbuffered), so a request's output is exactly what came before its token: no name or
+content in the image can fake the end of an output. Changes made with ``-w`` reach the image
+when the process ends (:meth:`DebugfsSession.finish`).
+
+debugfs exits 0 even when a request fails ("write: Ext2 file already exists"), so a request's
 result is judged by its stderr and, for writes, by reading back (the caller's job): the exit
 status is never trusted alone. Requests address directories by inode (``<12>``) and files
 by a single quoted name in the current directory, so debugfs never resolves a multi-component
@@ -11,9 +18,13 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import select
+import selectors
 import shutil
 import subprocess
 import tempfile
+import time
 
 import attrs
 
@@ -25,6 +36,7 @@ _BANNER = re.compile(rb"^debugfs \d+\.\d+")
 _BENIGN_STDERR = (b"catastrophic mode - not reading inode or group bitmaps",)
 _LISTING_LINE = re.compile(rb"^/(\d+)/([0-7]+)/(\d+)/(\d+)/(.*)/(\d*)/$")
 _TIMEOUT = 600
+_ECHO = b"debugfs: "
 
 
 def debugfs_path() -> str | None:
@@ -42,19 +54,28 @@ def quote(name: str, label: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def parse_listing(output: bytes) -> dict[str, Entry]:
-    """The entries of ``ls -p`` output by name (without ``.`` and ``..``), plus ``.`` itself."""
+@attrs.frozen
+class Listing:
+    """A directory as ``ls -p`` shows it: its own entry (``.``), its parent's inode, its names."""
+
+    itself: Entry
+    parent: int
+    entries: dict[str, Entry]
+
+
+def parse_listing(output: bytes) -> Listing | None:
+    """The ``ls -p`` output of one directory, or None when it holds no ``.`` (not listed)."""
     entries: dict[str, Entry] = {}
+    itself: Entry | None = None
+    parent = 0
     for line in output.split(b"\n"):
         match = _LISTING_LINE.match(line)
         if match is None:
             continue
         inode, mode, uid, gid, raw_name, size = match.groups()
         name = os.fsdecode(raw_name)
-        if name == ".." or (name == "." and "." in entries):
-            continue
         mode_value = int(mode, 8)
-        entries[name] = Entry(
+        entry = Entry(
             kind=kind_of_mode(mode_value),
             mode=mode_value,
             uid=int(uid),
@@ -62,26 +83,45 @@ def parse_listing(output: bytes) -> dict[str, Entry]:
             size=int(size or 0),
             inode=int(inode),
         )
-    return entries
+        if name == ".":
+            itself = itself or entry
+        elif name == "..":
+            parent = parent or entry.inode
+        else:
+            entries[name] = entry
+    return None if itself is None else Listing(itself, parent, entries)
 
 
 @attrs.frozen
 class BatchResult:
-    """What one debugfs run printed: stdout split per request, and its error lines."""
+    """What one request printed: stdout split per command, and its error lines."""
 
     outputs: list[bytes]
     errors: list[str]
 
 
-class Debugfs:
-    """Runs debugfs on one ext filesystem: a file, or a region of it from ``offset``."""
+def _error_lines(stderr: bytes) -> list[str]:
+    return [
+        os.fsdecode(line).strip()
+        for line in stderr.splitlines()
+        if line.strip() and not _BANNER.match(line) and line.strip() not in _BENIGN_STDERR
+    ]
 
-    def __init__(self, image_path: str, offset: int, label: str) -> None:
+
+class DebugfsSession:
+    """One debugfs process on one ext filesystem (a file, or a region of it from ``offset``),
+    started at the first request; ``writable`` runs it with ``-w``, else read-only with ``-c``
+    (no bitmaps read: quicker, and enough to read)."""
+
+    def __init__(self, image_path: str, offset: int, label: str, writable: bool) -> None:
         executable = debugfs_path()
         if executable is None:
             raise DriverError(f"cannot open {label}: debugfs is not installed; install e2fsprogs")
         self.executable = executable
         self.label = label
+        self.writable = writable
+        self._process: subprocess.Popen[bytes] | None = None
+        self.failed = False  # a request could not run: its caller got the error already
         self._linkdir: str | None = None
         if "?" in image_path:  # unix_io would read the rest as its options: hide it
             self._linkdir = tempfile.mkdtemp(prefix="encompass-debugfs-")
@@ -90,55 +130,121 @@ class Debugfs:
             image_path = link
         self.device = f"{image_path}?offset={offset}" if offset else image_path
 
-    def _run(self, arguments: list[str], stdin: bytes | None) -> tuple[bytes, list[str]]:
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._process is None:
+            mode = "-w" if self.writable else "-c"
+            try:
+                self._process = subprocess.Popen(
+                    [self.executable, mode, "-f", "-", self.device],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                )
+            except OSError as error:
+                raise DriverError(f"debugfs failed on {self.label}: {error}") from error
+        return self._process
+
+    def batch(self, commands: list[str]) -> BatchResult:
+        """Run ``commands`` in the session's process; stdout is split per command."""
         try:
-            done = subprocess.run(
-                [self.executable, *arguments, self.device],
-                input=stdin,
-                capture_output=True,
-                timeout=_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise DriverError(f"debugfs failed on {self.label}: {error}") from error
-        errors = [
-            os.fsdecode(line).strip()
-            for line in done.stderr.splitlines()
-            if line.strip() and not _BANNER.match(line) and line.strip() not in _BENIGN_STDERR
+            return self._batch(commands)
+        except DriverError:
+            self.failed = True
+            raise
+
+    def _batch(self, commands: list[str]) -> BatchResult:
+        process = self._start()
+        token = secrets.token_hex(16)
+        requests = [
+            (os.fsencode(command), f"# encompass {token} {index}\n".encode())
+            for index, command in enumerate(commands)
         ]
-        if done.returncode != 0 and not errors:
-            errors.append(f"debugfs exited with status {done.returncode}")
-        return done.stdout, errors
-
-    def request(self, command: str, catastrophic: bool = False) -> tuple[bytes, list[str]]:
-        """Run one read-only request (``-R``); its stdout is exactly the request's output."""
-        options = ["-c"] if catastrophic else []
-        return self._run([*options, "-R", command], None)
-
-    def batch(self, commands: list[str], writable: bool = False) -> BatchResult:
-        """Run requests in one debugfs process (``-f -``); stdout is split per request."""
-        script = "".join(command + "\n" for command in commands)
-        stdout, errors = self._run(["-w", "-f", "-"] if writable else ["-f", "-"], os.fsencode(script))
+        script = b"".join(command + b"\n" + marker for command, marker in requests)
+        stdout, stderr, ended = self._exchange(process, script, requests[-1][1])
+        if ended:  # the process is gone: no later request can run
+            self._process = None
+            process.wait()
         outputs = []
         position = 0
-        for index, command in enumerate(commands):
-            marker = b"debugfs: " + os.fsencode(command) + b"\n"
-            start = stdout.find(marker, position)
-            if start < 0:
-                raise DriverError(f"debugfs on {self.label} did not run {command!r}: {'; '.join(errors)}")
-            start += len(marker)
-            if index + 1 < len(commands):
-                following = b"debugfs: " + os.fsencode(commands[index + 1]) + b"\n"
-                end = stdout.find(following, start)
-                end = len(stdout) if end < 0 else end
-            else:
-                end = len(stdout)
-            outputs.append(stdout[start:end])
-            position = end
-        return BatchResult(outputs, errors)
+        for command, marker in requests:
+            end = stdout.find(marker, position)
+            echo = _ECHO + command + b"\n"
+            if end < 0 or not stdout.startswith(echo, position):
+                errors = "; ".join(_error_lines(stderr)) or "debugfs stopped"
+                raise DriverError(f"debugfs on {self.label} did not run {os.fsdecode(command)!r}: {errors}")
+            outputs.append(stdout[position + len(echo) : end])
+            position = end + len(marker)
+        return BatchResult(outputs, _error_lines(stderr))
+
+    def _exchange(
+        self, process: subprocess.Popen[bytes], script: bytes, last_marker: bytes
+    ) -> tuple[bytes, bytes, bool]:
+        """Send ``script``, read until ``last_marker`` (or the end); True when it ended."""
+        assert process.stdin and process.stdout and process.stderr
+        deadline = time.monotonic() + _TIMEOUT
+        stdout, stderr = bytearray(), bytearray()
+        pending = memoryview(script)
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ, stdout)
+            selector.register(process.stderr, selectors.EVENT_READ, stderr)
+            selector.register(process.stdin, selectors.EVENT_WRITE)
+            while True:
+                if stdout.endswith(last_marker):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    process.kill()
+                    raise DriverError(f"debugfs on {self.label} did not answer in {_TIMEOUT} s")
+                events = selector.select(remaining)
+                for key, _ in events:
+                    if key.fileobj is process.stdin:  # at most PIPE_BUF: never blocks
+                        try:
+                            written = os.write(process.stdin.fileno(), pending[: select.PIPE_BUF])
+                        except BrokenPipeError:
+                            written = len(pending)
+                        pending = pending[written:]
+                        if not pending:
+                            selector.unregister(process.stdin)
+                        continue
+                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    if chunk:
+                        key.data.extend(chunk)
+                    else:
+                        selector.unregister(key.fileobj)
+                        if key.fileobj is process.stdout:
+                            return bytes(stdout), bytes(stderr) + process.stderr.read(), True
+            # The process wrote its errors before the marker: they are in the pipe already.
+            os.set_blocking(process.stderr.fileno(), False)
+            try:
+                while chunk := os.read(process.stderr.fileno(), 65536):
+                    stderr.extend(chunk)
+            except BlockingIOError:
+                pass
+            finally:
+                os.set_blocking(process.stderr.fileno(), True)
+        return bytes(stdout), bytes(stderr), False
+
+    def finish(self) -> list[str]:
+        """End the process (with ``-w`` it writes the changes out); its error lines."""
+        process, self._process = self._process, None
+        if process is None:
+            return []
+        try:
+            _, stderr = process.communicate(timeout=_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return [f"debugfs did not finish in {_TIMEOUT} s"]
+        errors = _error_lines(stderr)
+        if process.returncode != 0 and not errors:
+            errors.append(f"debugfs exited with status {process.returncode}")
+        return errors
 
     def close(self) -> None:
-        """Remove the helper link, if any."""
-        if self._linkdir is not None:
-            shutil.rmtree(self._linkdir, ignore_errors=True)
-            self._linkdir = None
+        """End the process if it runs, and remove the helper link, if any."""
+        try:
+            self.finish()
+        finally:
+            if self._linkdir is not None:
+                shutil.rmtree(self._linkdir, ignore_errors=True)
+                self._linkdir = None

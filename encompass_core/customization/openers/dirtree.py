@@ -20,21 +20,10 @@ import os
 import secrets
 import stat as stat_module
 
-from encompass_core.customization.access import FileAccess, FileStat, VolumeRef
-from encompass_core.customization.openers.base import (
-    DEFAULT_FILE_MODE,
-    FileAccessBase,
-    check_mode,
-    kind_of_mode,
-)
-from encompass_core.customization.openers.resolve import Entry, Resolved, check_path, resolve
-from encompass_core.errors import (
-    ConfinementError,
-    Conflict,
-    DriverError,
-    InvalidInput,
-    NotFound,
-)
+from encompass_core.customization.access import FileAccess, VolumeRef
+from encompass_core.customization.openers.base import ResolvingAccess, kind_of_mode
+from encompass_core.customization.openers.resolve import Entry, Resolved
+from encompass_core.errors import ConfinementError, DriverError, NotFound
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -95,7 +84,7 @@ class _FdNamespace:
         os.close(handle)
 
 
-class DirTreeAccess(FileAccessBase):
+class DirTreeAccess(ResolvingAccess):
     """The files of a directory-tree volume (see the module docstring for the rules)."""
 
     def __init__(self, volume: VolumeRef, writable: bool) -> None:
@@ -108,89 +97,54 @@ class DirTreeAccess(FileAccessBase):
             raise DriverError(f"cannot open {self.label}: {error.strerror}") from error
         self._names = _FdNamespace(self._root_fd, self.label)
 
-    def _resolve(self, path: str, follow_final: bool = True):
-        self._check_open()
-        return resolve(self._names, path, self.label, follow_final)
-
-    def _missing(self, path: str) -> NotFound:
-        return NotFound(f"{path} does not exist in {self.label}; check the path")
-
     def _changed(self, path: str, error: OSError) -> ConfinementError:
         return ConfinementError(
             f"{path} in {self.label} changed while being used ({error.strerror}); "
             "make sure nothing else is changing the volume, then retry"
         )
 
-    def read(self, path: str) -> bytes:
-        """Return the content of a regular file (symlinks followed inside the volume)."""
-        with self._resolve(path) as where:
-            self._require_file(path, where)
-            try:
-                fd = os.open(
-                    where.name,
-                    os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                    dir_fd=where.directory,
-                )
-            except OSError as error:
-                raise self._changed(path, error) from error
-            with os.fdopen(fd, "rb") as stream:
-                if not stat_module.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                    raise self._changed(path, OSError(errno.EINVAL, "not a regular file"))
-                return stream.read()
+    def _open_in(self, path: str, where: Resolved, flags: int) -> int:
+        """Open the resolved name itself (``O_NOFOLLOW``), or its directory when it has none."""
+        if where.name is None:
+            return os.open(".", flags, dir_fd=where.directory)
+        try:
+            return os.open(where.name, flags | os.O_NOFOLLOW, dir_fd=where.directory)
+        except OSError as error:
+            raise self._changed(path, error) from error
 
-    def _require_file(self, path: str, where: Resolved) -> None:
-        if where.entry is None and where.name is not None:
-            raise self._missing(path)
-        if where.entry is None or where.entry.kind != "file":
-            kind = "a directory" if where.entry is None else f"a {where.entry.kind}"
-            raise InvalidInput(f"{path} in {self.label} is {kind}, not a regular file")
+    def _read_file(self, path: str, where: Resolved, entry: Entry) -> bytes:
+        fd = self._open_in(path, where, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as stream:
+            if not stat_module.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                raise self._changed(path, OSError(errno.EINVAL, "not a regular file"))
+            return stream.read()
 
-    def write(
-        self,
-        path: str,
-        data: bytes,
-        mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-    ) -> None:
-        """Atomically create or replace a regular file (through a final symlink, as a guest)."""
-        self._check_writable(path)
-        check_mode(mode)
-        with self._resolve(path) as where:
-            if where.name is None or (where.entry is not None and where.entry.kind != "file"):
-                kind = "a directory" if where.entry is None else f"a {where.entry.kind}"
-                raise InvalidInput(f"cannot write {path} in {self.label}: it is {kind}, not a regular file")
-            directory = where.directory
-            if where.entry is not None:
-                old = where.entry
-                mode = stat_module.S_IMODE(old.mode) if mode is None else mode
-                uid = old.uid if uid is None else uid
-                gid = old.gid if gid is None else gid
-            else:
-                parent = os.fstat(directory)
-                mode = DEFAULT_FILE_MODE if mode is None else mode
-                uid = parent.st_uid if uid is None else uid
-                gid = parent.st_gid if gid is None else gid
-            temp = f".{where.name}.encompass-{secrets.token_hex(6)}"
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-            try:
-                fd = os.open(temp, flags, 0o600, dir_fd=directory)
-            except OSError as error:
-                raise DriverError(
-                    f"cannot create a file beside {path} in {self.label}: {error.strerror}"
-                ) from error
-            try:
-                with os.fdopen(fd, "wb") as stream:
-                    stream.write(data)
-                    stream.flush()
-                    self._set_owner_and_mode(path, stream.fileno(), mode, uid, gid)
-                    os.fsync(stream.fileno())
-                os.rename(temp, where.name, src_dir_fd=directory, dst_dir_fd=directory)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp, dir_fd=directory)
-                raise
-            self._sync_directory(directory)
+    def _directory_entry(self, directory: int) -> Entry:
+        return _entry(os.fstat(directory))
+
+    def _write_file(self, path: str, where: Resolved, data: bytes, mode: int, uid: int, gid: int) -> None:
+        """Write beside the file, then rename over it (atomic)."""
+        directory = where.directory
+        temp = f".{where.name}.encompass-{secrets.token_hex(6)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(temp, flags, 0o600, dir_fd=directory)
+        except OSError as error:
+            raise DriverError(
+                f"cannot create a file beside {path} in {self.label}: {error.strerror}"
+            ) from error
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                self._set_owner_and_mode(path, stream.fileno(), mode, uid, gid)
+                os.fsync(stream.fileno())
+            os.rename(temp, where.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=directory)
+            raise
+        self._sync_directory(directory)
 
     def _set_owner_and_mode(self, path: str, fd: int, mode: int, uid: int, gid: int) -> None:
         st = os.fstat(fd)
@@ -211,104 +165,35 @@ class DirTreeAccess(FileAccessBase):
         finally:
             os.close(fd)
 
-    def exists(self, path: str) -> bool:
-        """Whether the path exists (a dangling symlink exists)."""
+    def _list(self, path: str, where: Resolved) -> list[str]:
+        fd = self._open_in(path, where, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            with self._resolve(path, follow_final=False) as where:
-                return where.name is None or where.entry is not None
-        except NotFound:
-            return False
+            return os.listdir(fd)
+        finally:
+            os.close(fd)
 
-    def stat(self, path: str) -> FileStat:
-        """Describe the path itself, without following a final symlink."""
-        with self._resolve(path, follow_final=False) as where:
-            if where.name is None:
-                st = os.fstat(where.directory)
-                return FileStat("dir", st.st_size, stat_module.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
-            if where.entry is None:
-                raise self._missing(path)
-            entry = where.entry
-            target = None
-            if entry.kind == "symlink":
-                target = self._names.readlink(where.directory, where.name, entry)
-            return FileStat(
-                entry.kind,
-                entry.size,
-                stat_module.S_IMODE(entry.mode),
-                entry.uid,
-                entry.gid,
-                target,
+    def _make_directory(self, path: str, where: Resolved, mode: int, parent: Entry) -> None:
+        try:
+            os.mkdir(where.name, mode, dir_fd=where.directory)
+            fd = os.open(
+                where.name,
+                os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=where.directory,
             )
+        except OSError as error:
+            raise DriverError(f"cannot create directory {path} in {self.label}: {error.strerror}") from error
+        try:
+            self._set_owner_and_mode(path, fd, mode, parent.uid, parent.gid)
+        finally:
+            os.close(fd)
 
-    def listdir(self, path: str) -> list[str]:
-        """Names in a directory, sorted, without ``.`` and ``..``."""
-        with self._resolve(path) as where:
-            if where.name is not None:
-                if where.entry is None:
-                    raise self._missing(path)
-                if where.entry.kind != "dir":
-                    raise InvalidInput(f"{path} in {self.label} is not a directory")
-                try:
-                    fd = os.open(
-                        where.name,
-                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                        dir_fd=where.directory,
-                    )
-                except OSError as error:
-                    raise self._changed(path, error) from error
-            else:
-                fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=where.directory)
-            try:
-                return sorted(os.listdir(fd))
-            finally:
-                os.close(fd)
-
-    def mkdir(self, path: str, mode: int = 0o755, parents: bool = False) -> None:
-        """Create a directory (and missing parents when asked); owner: its parent's."""
-        self._check_writable(path)
-        check_mode(mode)
-        if parents:
-            parts = check_path(path, self.label)
-            for depth in range(1, len(parts)):
-                prefix = "/" + "/".join(parts[:depth])
-                if parts[depth - 1] != ".." and not self.exists(prefix):
-                    self.mkdir(prefix, mode)
-        with self._resolve(path) as where:
-            if where.name is None or where.entry is not None:
-                if parents and (where.name is None or where.entry.kind == "dir"):
-                    return
-                raise Conflict(f"cannot create directory {path} in {self.label}: it exists")
-            owner = os.fstat(where.directory)
-            try:
-                os.mkdir(where.name, mode, dir_fd=where.directory)
-                fd = os.open(
-                    where.name,
-                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    dir_fd=where.directory,
-                )
-            except OSError as error:
-                raise DriverError(
-                    f"cannot create directory {path} in {self.label}: {error.strerror}"
-                ) from error
-            try:
-                self._set_owner_and_mode(path, fd, mode, owner.st_uid, owner.st_gid)
-            finally:
-                os.close(fd)
-
-    def remove(self, path: str) -> None:
-        """Remove a file or symlink (not a directory); a final symlink itself is removed."""
-        self._check_writable(path)
-        with self._resolve(path, follow_final=False) as where:
-            if where.name is None or (where.entry is not None and where.entry.kind == "dir"):
-                raise InvalidInput(f"cannot remove {path} in {self.label}: it is a directory")
-            if where.entry is None:
-                raise self._missing(path)
-            try:
-                os.unlink(where.name, dir_fd=where.directory)
-            except FileNotFoundError as error:
-                raise self._missing(path) from error
-            except IsADirectoryError as error:
-                raise self._changed(path, error) from error
+    def _remove_entry(self, path: str, where: Resolved) -> None:
+        try:
+            os.unlink(where.name, dir_fd=where.directory)
+        except FileNotFoundError as error:
+            raise self._missing(path) from error
+        except IsADirectoryError as error:
+            raise self._changed(path, error) from error
 
     def close(self) -> None:
         """Release the root directory descriptor. Idempotent."""

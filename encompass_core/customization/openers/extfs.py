@@ -1,41 +1,45 @@
 """ext2/3/4 filesystems inside raw images, reached without mounting through ``debugfs``.
 
 The filesystem may fill the whole image or one of its partitions (found by
-:mod:`.partitions`, opened with unix_io's ``image?offset=N``). Paths are resolved by
-:mod:`.resolve` with the same confinement rule as directory trees, from directory listings
-(``ls -p <inode>``) and symlink targets read here, component by component; debugfs only ever
-gets inode numbers and single names. Listings of the directories a path names are fetched in
-one batch up front, so a typical request costs two or three debugfs runs.
+:mod:`.partitions`, opened with unix_io's ``image?offset=N``). One debugfs process serves the
+whole time the volume is open (:class:`~.debugfs.DebugfsSession`; ``-w`` when writable).
+Paths are resolved by :mod:`.resolve` with the same confinement rule as directory trees, from
+directory listings (``ls -p <inode>``) and symlink targets read here, component by component;
+debugfs only ever gets inode numbers and single names. What the session learnt (listings,
+symlink targets, file contents) is kept until it changes: a change refreshes the listing of
+its directory in the same request, and forgets the inode it removed.
 
-A write removes the old file, writes the new one, sets its mode and owner (``sif``) in one
-``debugfs -w`` batch, then reads the directory entry and the content back: debugfs reports
-failures on stderr with exit status 0, so only the read-back tells that a write happened.
-A replaced file keeps its mode and owner unless new ones are given; a new file gets mode
-0644 and its directory's owner. Replacing a file gives it a new inode (like an atomic rename).
+A write removes the old file, writes the new one, sets its mode and owner (``sif``), then
+lists the directory and reads the file back, in one request: debugfs reports failures on
+stderr with exit status 0, so only the read-back tells that a write happened. When the
+volume is closed, debugfs writes the changes out and exits; a second, read-only debugfs then
+checks every change from the image itself, so :meth:`ExtFsAccess.close` fails when one did
+not reach it. A replaced file keeps its mode and owner unless new ones are given; a new file
+gets mode 0644 and its directory's owner. Replacing a file gives it a new inode (like an
+atomic rename).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat as stat_module
 import struct
 import tempfile
 
-from encompass_core.customization.access import FileAccess, FileStat, VolumeRef
-from encompass_core.customization.openers.base import (
-    DEFAULT_FILE_MODE,
-    FileAccessBase,
-    check_mode,
-    describe_volume,
-)
+import attrs
+
+from encompass_core.customization.access import FileAccess, FileKind, VolumeRef
+from encompass_core.customization.openers.base import ResolvingAccess, describe_volume
 from encompass_core.customization.openers.debugfs import (
-    Debugfs,
+    DebugfsSession,
+    Listing,
     debugfs_path,
     parse_listing,
     quote,
 )
 from encompass_core.customization.openers.partitions import find_partition
-from encompass_core.customization.openers.resolve import Entry, Resolved, check_path, resolve
+from encompass_core.customization.openers.resolve import Entry, Resolved
 from encompass_core.errors import Conflict, DriverError, InvalidInput, NotFound
 
 ROOT_INODE = 2
@@ -60,68 +64,84 @@ def ext_superblock(image_path: str, offset: int = 0) -> tuple[int, int] | None:
     return incompat, state
 
 
+# Contents read or written up to this size are kept for the session (a file is often read
+# again: a regexp item reads what another item wrote).
+_CONTENT_CACHE_LIMIT = 1 << 20
+
+
 class _ExtNamespace:
-    """Directory handles are inode numbers; listings are cached until the next write."""
+    """Directory handles are inode numbers; listings, symlink targets and contents are cached
+    (see the module docstring)."""
 
-    def __init__(self, debugfs: Debugfs, label: str) -> None:
-        self.debugfs = debugfs
+    def __init__(self, session: DebugfsSession, label: str) -> None:
+        self.session = session
         self.label = label
-        self.listings: dict[int, dict[str, Entry]] = {}
+        self.listings: dict[int, Listing] = {}
+        self.targets: dict[int, str] = {}
+        self.contents: dict[int, bytes] = {}
 
-    def _fail(self, what: str, errors: list[str]) -> DriverError:
+    def fail(self, what: str, errors: list[str]) -> DriverError:
         return DriverError(
             f"debugfs could not {what} in {self.label}: {'; '.join(errors)}; "
             "check the filesystem with e2fsck -fn"
         )
 
-    def prefetch(self, path: str) -> None:
-        """List the directories ``path`` names lexically, in one debugfs run."""
-        parts = check_path(path, self.label)
-        prefixes = ["/"]
-        for part in parts[:-1]:
-            if part == ".." or "\n" in part or "\r" in part:
-                break
-            prefixes.append(prefixes[-1].rstrip("/") + "/" + part)
-        commands = [f"ls -p {quote_path(prefix)}" for prefix in prefixes]
-        result = self.debugfs.batch(commands)
-        for output in result.outputs:
-            self._remember(output)  # keyed by the listing's own '.' inode: always right
+    def remember(self, output: bytes) -> Listing | None:
+        """Keep a listing, by the inode it shows for its own ``.``: always the right key."""
+        listing = parse_listing(output)
+        if listing is not None:
+            self.listings[listing.itself.inode] = listing
+        return listing
 
-    def _remember(self, output: bytes) -> dict[str, Entry] | None:
-        entries = parse_listing(output)
-        itself = entries.pop(".", None)
-        if itself is None:
-            return None
-        self.listings[itself.inode] = entries
-        return entries
+    def remember_content(self, inode: int, content: bytes) -> None:
+        if len(content) <= _CONTENT_CACHE_LIMIT:
+            self.contents[inode] = content
 
-    def listing(self, directory: int) -> dict[str, Entry]:
+    def forget(self, inode: int) -> None:
+        """Forget what was read of an inode that was removed (its number may come back)."""
+        self.contents.pop(inode, None)
+        self.targets.pop(inode, None)
+
+    def forget_all(self) -> None:
+        """After a failed change: nothing learnt may still be true."""
+        self.listings.clear()
+        self.targets.clear()
+        self.contents.clear()
+
+    def listing(self, directory: int) -> Listing:
         cached = self.listings.get(directory)
         if cached is not None:
             return cached
-        output, errors = self.debugfs.request(f"ls -p <{directory}>")
-        entries = self._remember(output)
-        if entries is None:
-            raise self._fail(f"list directory inode {directory}", errors or ["no output"])
-        return entries
+        result = self.session.batch([f"ls -p <{directory}>"])
+        listing = self.remember(result.outputs[0])
+        if listing is None:
+            raise self.fail(f"list directory inode {directory}", result.errors or ["no output"])
+        return listing
 
     def root(self) -> int:
         return ROOT_INODE
 
     def lookup(self, directory: int, name: str) -> Entry | None:
-        return self.listing(directory).get(name)
+        return self.listing(directory).entries.get(name)
 
     def readlink(self, directory: int, name: str, entry: Entry) -> str:
+        target = self.targets.get(entry.inode)
+        if target is None:
+            target = self._read_link(name, entry)
+            self.targets[entry.inode] = target
+        return target
+
+    def _read_link(self, name: str, entry: Entry) -> str:
         if entry.size < _FAST_LINK_LIMIT:
-            output, errors = self.debugfs.request(f"stat <{entry.inode}>")
+            output = self.session.batch([f"stat <{entry.inode}>"]).outputs[0]
             start = output.find(_FAST_LINK_MARKER)
             if start >= 0:
                 start += len(_FAST_LINK_MARKER)
                 return os.fsdecode(output[start : start + entry.size])
-        output, errors = self.debugfs.request(f"cat <{entry.inode}>")
-        if len(output) != entry.size:
-            raise self._fail(f"read the symlink {name!r}", errors or ["short read"])
-        return os.fsdecode(output)
+        result = self.session.batch([f"cat <{entry.inode}>"])
+        if len(result.outputs[0]) != entry.size:
+            raise self.fail(f"read the symlink {name!r}", result.errors or ["short read"])
+        return os.fsdecode(result.outputs[0])
 
     def enter(self, directory: int, name: str, entry: Entry) -> int:
         return entry.inode
@@ -130,12 +150,30 @@ class _ExtNamespace:
         pass
 
 
-def quote_path(path: str) -> str:
-    """A lexical path for a prefetch listing (only ever keyed by the inode it lists)."""
-    return '"' + path.replace('"', '""') + '"'
+@attrs.frozen
+class _Change:
+    """What a path must look like in the image once the session ends (kind None: absent)."""
+
+    path: str
+    kind: FileKind | None
+    owner: tuple[int, int, int] = (0, 0, 0)  # permission bits, uid, gid
+    data: bytes | None = None
 
 
-class ExtFsAccess(FileAccessBase):
+def _problem(entry: Entry | None, change: _Change, readback: bytes) -> str | None:
+    """What differs between a listed entry (and the content read back) and a change."""
+    if change.kind is None:
+        return None if entry is None else "it is still there"
+    if entry is None or entry.kind != change.kind:
+        return f"the {'file' if change.kind == 'file' else 'directory'} is not there"
+    if (stat_module.S_IMODE(entry.mode), entry.uid, entry.gid) != change.owner:
+        return f"it has mode {entry.mode:#o} and owner {entry.uid}:{entry.gid}"
+    if change.data is not None and readback != change.data:
+        return "its content differs"
+    return None
+
+
+class ExtFsAccess(ResolvingAccess):
     """The files of an ext2/3/4 filesystem in a raw image (see the module docstring)."""
 
     def __init__(
@@ -151,223 +189,156 @@ class ExtFsAccess(FileAccessBase):
                 f"cannot write into {self.label}: its ext journal needs recovery (the guest "
                 "did not shut down cleanly); boot and shut down the guest, or run e2fsck -fy"
             )
-        self._debugfs = Debugfs(image_path, offset, self.label)
-        self._names = _ExtNamespace(self._debugfs, self.label)
+        self._image = (image_path, offset)
+        self._session = DebugfsSession(image_path, offset, self.label, writable)
+        self._names = _ExtNamespace(self._session, self.label)
         self._workdir = tempfile.mkdtemp(prefix="encompass-extfs-")
+        self._changes: dict[tuple[int, str], _Change] = {}  # by (directory inode, name)
 
-    def _resolve(self, path: str, follow_final: bool = True):
-        self._check_open()
-        self._names.prefetch(path)
-        return resolve(self._names, path, self.label, follow_final)
+    def _give_up(self) -> None:
+        """After a change that failed: nothing learnt may still be true, and :meth:`close`
+        must not report the session's failure a second time."""
+        self._names.forget_all()
+        self._session.failed = True
 
-    def _missing(self, path: str) -> NotFound:
-        return NotFound(f"{path} does not exist in {self.label}; check the path")
+    def _change(self, what: str, directory: int, commands: list[str]) -> list[bytes]:
+        """Run changes in ``directory``; the outputs, after its listing was refreshed from the
+        last command (``ls -p``) of the same request."""
+        try:
+            result = self._session.batch([f"cd <{directory}>", *commands, f"ls -p <{directory}>"])
+        except DriverError:
+            self._give_up()
+            raise
+        if result.errors or self._names.remember(result.outputs[-1]) is None:
+            self._give_up()
+            raise self._names.fail(what, result.errors or ["no listing after the change"])
+        return result.outputs
 
-    def _run_changes(self, what: str, commands: list[str]) -> None:
-        result = self._debugfs.batch(commands, writable=True)
-        self._names.listings.clear()
-        if result.errors:
+    def _read_file(self, path: str, where: Resolved, entry: Entry) -> bytes:
+        cached = self._names.contents.get(entry.inode)
+        if cached is not None:
+            return cached
+        result = self._session.batch([f"cat <{entry.inode}>"])
+        content = result.outputs[0]
+        if len(content) != entry.size:
             raise DriverError(
-                f"debugfs could not {what} in {self.label}: {'; '.join(result.errors)}; "
-                "check the filesystem with e2fsck -fn"
+                f"debugfs read {len(content)} of the {entry.size} bytes of {path} in "
+                f"{self.label}: {'; '.join(result.errors)}; check the filesystem with e2fsck -fn"
             )
+        self._names.remember_content(entry.inode, content)
+        return content
 
-    def _entry_after_change(self, directory: int, name: str) -> Entry | None:
-        self._names.listings.pop(directory, None)
-        return self._names.lookup(directory, name)
+    def _directory_entry(self, directory: int) -> Entry:
+        return self._names.listing(directory).itself
 
-    def read(self, path: str) -> bytes:
-        """Return the content of a regular file (symlinks followed inside the filesystem)."""
-        with self._resolve(path) as where:
-            entry = self._require_file(path, where)
-            content, errors = self._debugfs.request(f"cat <{entry.inode}>", catastrophic=True)
-            if len(content) != entry.size:
-                raise DriverError(
-                    f"debugfs read {len(content)} of the {entry.size} bytes of {path} in "
-                    f"{self.label}: {'; '.join(errors)}; check the filesystem with e2fsck -fn"
-                )
-            return content
-
-    def _require_file(self, path: str, where: Resolved) -> Entry:
-        if where.name is not None and where.entry is None:
-            raise self._missing(path)
-        if where.entry is None or where.entry.kind != "file":
-            kind = "a directory" if where.entry is None else f"a {where.entry.kind}"
-            raise InvalidInput(f"{path} in {self.label} is {kind}, not a regular file")
-        return where.entry
-
-    def write(
-        self,
-        path: str,
-        data: bytes,
-        mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-    ) -> None:
-        """Create or replace a regular file (through a final symlink, as the guest would)."""
-        self._check_writable(path)
-        check_mode(mode)
-        with self._resolve(path) as where:
-            if where.name is None or (where.entry is not None and where.entry.kind != "file"):
-                kind = "a directory" if where.entry is None else f"a {where.entry.kind}"
-                raise InvalidInput(f"cannot write {path} in {self.label}: it is {kind}, not a regular file")
-            name, directory, old = where.name, where.directory, where.entry
-        if old is not None:
-            mode = stat_module.S_IMODE(old.mode) if mode is None else mode
-            uid = old.uid if uid is None else uid
-            gid = old.gid if gid is None else gid
-        else:
-            parent = self._parent_entry(directory)
-            mode = DEFAULT_FILE_MODE if mode is None else mode
-            uid = parent.uid if uid is None else uid
-            gid = parent.gid if gid is None else gid
+    def _write_file(self, path: str, where: Resolved, data: bytes, mode: int, uid: int, gid: int) -> None:
+        name, directory, old = where.name, where.directory, where.entry
         source = os.path.join(self._workdir, "content")
         with open(source, "wb") as stream:
             stream.write(data)
         quoted = quote(name, self.label)
-        commands = [f"cd <{directory}>"]
-        if old is not None:
-            commands.append(f"rm {quoted}")
+        commands = [f"rm {quoted}"] if old is not None else []
         commands += [
             f"write {source} {quoted}",
             f"sif {quoted} mode 0{stat_module.S_IFREG | mode:o}",
             f"sif {quoted} uid {uid}",
             f"sif {quoted} gid {gid}",
+            f"cat {quoted}",
         ]
-        self._run_changes(f"write {path}", commands)
-        self._verify_written(path, directory, name, data, (mode, uid, gid))
-
-    def _parent_entry(self, directory: int) -> Entry:
-        output, errors = self._debugfs.request(f"ls -p <{directory}>")
-        entry = parse_listing(output).get(".")
-        if entry is None:
-            raise DriverError(f"debugfs could not list a directory of {self.label}: {errors}")
-        return entry
-
-    def _verify_written(
-        self, path: str, directory: int, name: str, data: bytes, owner: tuple[int, int, int]
-    ) -> None:
-        readback = os.path.join(self._workdir, "readback")
-        if os.path.exists(readback):
-            os.unlink(readback)
-        result = self._debugfs.batch(
-            [f"ls -p <{directory}>", f"cd <{directory}>", f"dump {quote(name, self.label)} {readback}"]
-        )
-        entry = parse_listing(result.outputs[0]).get(name)
-        problem = None
-        if entry is None or entry.kind != "file":
-            problem = "the file is not there"
-        elif (stat_module.S_IMODE(entry.mode), entry.uid, entry.gid) != owner:
-            problem = f"it has mode {entry.mode:#o} and owner {entry.uid}:{entry.gid}"
-        else:
-            try:
-                with open(readback, "rb") as stream:
-                    if stream.read() != data:
-                        problem = "its content differs"
-            except FileNotFoundError:
-                problem = "it cannot be read back"
+        outputs = self._change(f"write {path}", directory, commands)
+        change = _Change(path, "file", (mode, uid, gid), data)
+        entry = self._names.listings[directory].entries.get(name)
+        problem = _problem(entry, change, outputs[-2])
         if problem is not None:
+            self._give_up()
             raise DriverError(
-                f"writing {path} into {self.label} did not take effect: {problem} "
-                f"({'; '.join(result.errors) or 'debugfs said nothing'}); the filesystem may "
-                "be full or damaged: check it with e2fsck -fn"
+                f"writing {path} into {self.label} did not take effect: {problem}; the filesystem "
+                "may be full or damaged: check it with e2fsck -fn"
             )
+        if old is not None:
+            self._names.forget(old.inode)
+        self._names.remember_content(entry.inode, data)
+        self._changes[(directory, name)] = change
 
-    def exists(self, path: str) -> bool:
-        """Whether the path exists (a dangling symlink exists)."""
-        try:
-            with self._resolve(path, follow_final=False) as where:
-                return where.name is None or where.entry is not None
-        except NotFound:
-            return False
+    def _list(self, path: str, where: Resolved) -> list[str]:
+        directory = where.directory if where.name is None else where.entry.inode
+        return list(self._names.listing(directory).entries)
 
-    def stat(self, path: str) -> FileStat:
-        """Describe the path itself, without following a final symlink."""
-        with self._resolve(path, follow_final=False) as where:
-            if where.name is None:
-                entry = self._parent_entry(where.directory)
-            elif where.entry is None:
-                raise self._missing(path)
-            else:
-                entry = where.entry
-            target = None
-            if entry.kind == "symlink":
-                target = self._names.readlink(where.directory, where.name, entry)
-            return FileStat(
-                entry.kind, entry.size, stat_module.S_IMODE(entry.mode), entry.uid, entry.gid, target
-            )
-
-    def listdir(self, path: str) -> list[str]:
-        """Names in a directory, sorted, without ``.`` and ``..``."""
-        with self._resolve(path) as where:
-            if where.name is None:
-                directory = where.directory
-            elif where.entry is None:
-                raise self._missing(path)
-            elif where.entry.kind != "dir":
-                raise InvalidInput(f"{path} in {self.label} is not a directory")
-            else:
-                directory = where.entry.inode
-            return sorted(self._names.listing(directory))
-
-    def mkdir(self, path: str, mode: int = 0o755, parents: bool = False) -> None:
-        """Create a directory (and missing parents when asked); owner: its parent's."""
-        self._check_writable(path)
-        check_mode(mode)
-        if parents:
-            parts = check_path(path, self.label)
-            for depth in range(1, len(parts)):
-                prefix = "/" + "/".join(parts[:depth])
-                if parts[depth - 1] != ".." and not self.exists(prefix):
-                    self.mkdir(prefix, mode)
-        with self._resolve(path) as where:
-            if where.name is None or where.entry is not None:
-                if parents and (where.name is None or where.entry.kind == "dir"):
-                    return
-                raise Conflict(f"cannot create directory {path} in {self.label}: it exists")
-            name, directory = where.name, where.directory
-        parent = self._parent_entry(directory)
+    def _make_directory(self, path: str, where: Resolved, mode: int, parent: Entry) -> None:
+        name, directory = where.name, where.directory
         quoted = quote(name, self.label)
-        self._run_changes(
+        self._change(
             f"create directory {path}",
+            directory,
             [
-                f"cd <{directory}>",
                 f"mkdir {quoted}",
                 f"sif {quoted} mode 0{stat_module.S_IFDIR | mode:o}",
                 f"sif {quoted} uid {parent.uid}",
                 f"sif {quoted} gid {parent.gid}",
             ],
         )
-        entry = self._entry_after_change(directory, name)
-        if entry is None or entry.kind != "dir":
+        change = _Change(path, "dir", (mode, parent.uid, parent.gid))
+        if _problem(self._names.listings[directory].entries.get(name), change, b"") is not None:
+            self._give_up()
             raise DriverError(
                 f"creating directory {path} in {self.label} did not take effect; the "
                 "filesystem may be full or damaged: check it with e2fsck -fn"
             )
+        self._changes[(directory, name)] = change
 
-    def remove(self, path: str) -> None:
-        """Remove a file or symlink (not a directory); a final symlink itself is removed."""
-        self._check_writable(path)
-        with self._resolve(path, follow_final=False) as where:
-            if where.name is None or (where.entry is not None and where.entry.kind == "dir"):
-                raise InvalidInput(f"cannot remove {path} in {self.label}: it is a directory")
-            if where.entry is None:
-                raise self._missing(path)
-            name, directory = where.name, where.directory
-        self._run_changes(f"remove {path}", [f"cd <{directory}>", f"rm {quote(name, self.label)}"])
-        if self._entry_after_change(directory, name) is not None:
+    def _remove_entry(self, path: str, where: Resolved) -> None:
+        name, directory = where.name, where.directory
+        self._change(f"remove {path}", directory, [f"rm {quote(name, self.label)}"])
+        if name in self._names.listings[directory].entries:
+            self._give_up()
             raise DriverError(f"removing {path} from {self.label} did not take effect")
+        self._names.forget(where.entry.inode)
+        self._changes[(directory, name)] = _Change(path, None)
+
+    def _check_changes_reached_the_image(self) -> None:
+        """List every changed directory and read every written file back with a new, read-only
+        debugfs: the changes are in the image, not only in the ended session's memory."""
+        if not self._changes:
+            return
+        directories = sorted({directory for directory, _ in self._changes})
+        files = [key for key, change in self._changes.items() if change.kind == "file"]
+        commands = [f"ls -p <{directory}>" for directory in directories]
+        for directory, name in files:
+            commands += [f"cd <{directory}>", f"cat {quote(name, self.label)}"]
+        checker = DebugfsSession(*self._image, self.label, writable=False)
+        try:
+            result = checker.batch(commands)
+        finally:
+            checker.close()
+        listings = dict(zip(directories, map(parse_listing, result.outputs), strict=False))
+        readbacks = dict(zip(files, result.outputs[len(directories) + 1 :: 2], strict=True))
+        for key, change in self._changes.items():
+            listing = listings[key[0]]
+            entry = listing.entries.get(key[1]) if listing is not None else None
+            problem = _problem(entry, change, readbacks.get(key, b""))
+            if problem is not None:
+                raise DriverError(
+                    f"changing {change.path} in {self.label} did not reach the image: {problem} "
+                    f"({'; '.join(result.errors) or 'debugfs said nothing'}); the filesystem may "
+                    "be full or damaged: check it with e2fsck -fn"
+                )
 
     def close(self) -> None:
-        """Forget the helper files. Idempotent (debugfs runs hold nothing open)."""
-        if not self.closed:
-            self._debugfs.close()
-            for name in ("content", "readback"):
-                path = os.path.join(self._workdir, name)
-                if os.path.exists(path):
-                    os.unlink(path)
-            os.rmdir(self._workdir)
-        super().close()
+        """End debugfs (writing the changes out), check them in the image, forget the helper
+        files. Idempotent; fails when a change did not reach the image."""
+        if self.closed:
+            return
+        try:
+            errors = self._session.finish()
+            if self._session.failed:
+                return  # the caller was told already; do not hide that error behind this one
+            if errors:
+                raise self._names.fail("write the changes out", errors)
+            self._check_changes_reached_the_image()
+        finally:
+            self._session.close()
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            super().close()
 
 
 def partition_offset(volume: VolumeRef, image_path: str) -> int:

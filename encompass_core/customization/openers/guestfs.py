@@ -24,16 +24,22 @@ from typing import Any
 
 from encompass_core.customization.access import FileAccess, FileStat, VolumeRef
 from encompass_core.customization.openers.base import (
-    DEFAULT_FILE_MODE,
     FileAccessBase,
     check_mode,
     describe_volume,
     kind_of_mode,
+    settle_mode_and_owner,
 )
-from encompass_core.customization.openers.resolve import check_path
+from encompass_core.customization.openers.resolve import Entry, check_path
 from encompass_core.errors import Conflict, DriverError, InvalidInput, NotFound
 
 _GUESTFISH_PID = re.compile(r"GUESTFISH_PID=(\d+)")
+
+
+def _entry(found: dict[str, int]) -> Entry:
+    """An ``lstatns`` result as a directory entry."""
+    mode = found["st_mode"]
+    return Entry(kind_of_mode(mode), mode, found["st_uid"], found["st_gid"], found["st_size"])
 
 
 def _binding() -> Any | None:
@@ -189,27 +195,16 @@ class GuestfsAccess(FileAccessBase):
         check_path(path, self.label)
         return self._call(path, "read_file", path)
 
-    def write(
-        self,
-        path: str,
-        data: bytes,
-        mode: int | None = None,
-        uid: int | None = None,
-        gid: int | None = None,
-    ) -> None:
-        """Create or replace a regular file; a replaced file keeps its mode and owner."""
-        self._check_writable(path)
-        check_mode(mode)
+    def _write(self, path: str, data: bytes, mode: int | None, uid: int | None, gid: int | None) -> None:
         parts = check_path(path, self.label)
-        old = self._lstat(path)
-        if old is not None and kind_of_mode(old["st_mode"]) == "file":
-            mode = stat_module.S_IMODE(old["st_mode"]) if mode is None else mode
-            uid, gid = (old["st_uid"] if uid is None else uid), (old["st_gid"] if gid is None else gid)
-        else:
+        found = self._lstat(path)
+        old = _entry(found) if found is not None and kind_of_mode(found["st_mode"]) == "file" else None
+
+        def directory_owner() -> tuple[int, int]:
             parent = self._lstat("/" + "/".join(parts[:-1])) or {"st_uid": 0, "st_gid": 0}
-            mode = DEFAULT_FILE_MODE if mode is None else mode
-            uid = parent["st_uid"] if uid is None else uid
-            gid = parent["st_gid"] if gid is None else gid
+            return parent["st_uid"], parent["st_gid"]
+
+        mode, uid, gid = settle_mode_and_owner(mode, uid, gid, old, directory_owner)
         self._call(path, "write", path, data)
         self._call(path, "chown", uid, gid, path)
         self._call(path, "chmod", mode, path)
@@ -224,7 +219,7 @@ class GuestfsAccess(FileAccessBase):
         check_path(path, self.label)
         found = self._lstat(path)
         if found is None:
-            raise NotFound(f"{path} does not exist in {self.label}; check the path")
+            raise self._missing(path)
         kind = kind_of_mode(found["st_mode"])
         target = self._call(path, "readlink", path) if kind == "symlink" else None
         return FileStat(kind, found["st_size"], stat_module.S_IMODE(found["st_mode"]),
@@ -255,7 +250,7 @@ class GuestfsAccess(FileAccessBase):
         check_path(path, self.label)
         found = self._lstat(path)
         if found is None:
-            raise NotFound(f"{path} does not exist in {self.label}; check the path")
+            raise self._missing(path)
         if kind_of_mode(found["st_mode"]) == "dir":
             raise InvalidInput(f"cannot remove {path} in {self.label}: it is a directory")
         self._call(path, "rm", path)
