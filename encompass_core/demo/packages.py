@@ -60,8 +60,16 @@ def _download(cache: Path, package: str, progress: Progress) -> Path:
     if os.geteuid() == 0:
         # apt drops to the _apt user, which may not write into the cache directory.
         command += ["-o", "APT::Sandbox::User=root"]
+    hint = f"run apt-get update, or put the .deb of {package} into {cache} by hand"
     with tempfile.TemporaryDirectory(prefix="download-", dir=cache) as tmp:
-        run_tool([*command, package], "apt-get", "apt", cwd=tmp,
-                 hint=f"put the .deb of {package} into {cache} by hand on a non-Debian system")
+        try:
+            run_tool([*command, package], "apt-get", "apt", cwd=tmp, hint=hint)
+        except DriverError:
+            if os.geteuid() != 0:
+                raise
+            # A machine whose package lists were never fetched (or were cleaned): fetch, retry.
+            say(progress, "updating the package lists (apt-get update)")
+            run_tool(["apt-get", "update", "-q"], "apt-get", "apt", hint=hint)
+            run_tool([*command, package], "apt-get", "apt", cwd=tmp, hint=hint)
         (deb,) = Path(tmp).glob("*.deb")
         return deb.rename(cache / deb.name)
