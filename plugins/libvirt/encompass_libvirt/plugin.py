@@ -19,19 +19,23 @@ DEBIAN_PACKAGES = ("libvirt-clients", "libvirt-daemon", "libvirt-daemon-driver-q
                    "qemu-system-x86", "qemu-utils")
 
 
+def _record(flavour: str, description: str, packages: tuple[str, ...]) -> PlatformDriverRecord:
+    return PlatformDriverRecord(
+        name=flavour,
+        factory=partial(LibvirtPlatformDriver, flavour=flavour),
+        description=description,
+        kind="virtual",
+        debian_packages=packages,
+    )
+
+
 class KvmPlugin:
     """KVM/QEMU machines: ``qemu:///session`` by default, any qemu URI, or a private daemon."""
 
     @hookimpl
     def encompass_platform_drivers(self) -> Iterator[PlatformDriverRecord]:
-        yield PlatformDriverRecord(
-            name="kvm",
-            factory=partial(LibvirtPlatformDriver, flavour="kvm"),
-            description="KVM/QEMU virtual machines through libvirt (uri = qemu:///..., "
-                        "qemu+ssh://..., or \"private\")",
-            kind="virtual",
-            debian_packages=DEBIAN_PACKAGES,
-        )
+        yield _record("kvm", "KVM/QEMU virtual machines through libvirt (uri = qemu:///..., "
+                             "qemu+ssh://..., or \"private\")", DEBIAN_PACKAGES)
 
 
 class XenPlugin:
@@ -39,11 +43,6 @@ class XenPlugin:
 
     @hookimpl
     def encompass_platform_drivers(self) -> Iterator[PlatformDriverRecord]:
-        yield PlatformDriverRecord(
-            name="xen",
-            factory=partial(LibvirtPlatformDriver, flavour="xen"),
-            description="Xen virtual machines (PV, PVH, HVM) through libvirt (uri = xen:///system, "
-                        "xen+ssh://...)",
-            kind="virtual",
-            debian_packages=("libvirt-clients", "libvirt-daemon-driver-xen"),
-        )
+        yield _record("xen", "Xen virtual machines (PV, PVH, HVM) through libvirt "
+                             "(uri = xen:///system, xen+ssh://...)",
+                      ("libvirt-clients", "libvirt-daemon-driver-xen"))
