@@ -47,8 +47,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("import", (NEW,), "importing", "ready", clones=False),
         Operation("clone", (NEW,), "cloning", "ready", masters=False),
         Operation("flatten", ("ready",), "cloning", "ready", masters=False),
-        Operation("customize", ("ready",), "customizing", "ready", masters=False),
-        Operation("uncustomize", ("ready",), "uncustomizing", "ready", masters=False),
+        # From "error" too: customizing again (or un-customizing) is how a failed one is retried.
+        Operation("customize", ("ready", "error"), "customizing", "ready", masters=False),
+        Operation("uncustomize", ("ready", "error"), "uncustomizing", "ready", masters=False),
         Operation("deploy", ("ready",), "deploying", "deployed", masters=False),
         Operation("undeploy", ("deployed", "error"), "undeploying", "ready", masters=False),
         Operation("migrate", ("deployed",), "migrating", "deployed", masters=False),

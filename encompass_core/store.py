@@ -208,10 +208,17 @@ class Store:
         finally:
             os.close(fd)
 
+    def _sweep(self) -> None:
+        """Remove temp files of writers killed mid-write (only writers holding the lock make them)."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp*"):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Lock, read, yield a :class:`Transaction`; write atomically if the block succeeds."""
         with self._locked():
+            self._sweep()
             db = TinyDB(str(self.path), storage=CachingMiddleware(_AtomicJSONStorage))
             storage = db.storage
             storage.WRITE_CACHE_SIZE = 1 << 30  # write once, at the end

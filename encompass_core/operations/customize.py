@@ -18,8 +18,8 @@ them. All clones are taken in one transaction (``customizing``/``uncustomizing``
 this process) and written back in batches. A clone that fails after changing something is
 left in ``error`` with its reason and the items applied so far; one that failed before any
 change goes back to ``ready``. A process killed mid-way leaves its clones to
-``encompass repair`` (they go to ``error``; ``encompass image enable`` then ``customize
---force`` applies every item again).
+``encompass repair`` (they go to ``error``; ``customize --force`` then applies every item
+again, or ``uncustomize`` takes them back to the parent's files).
 """
 
 from __future__ import annotations

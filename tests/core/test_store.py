@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from conftest import ENCOMPASS, assert_one_line_error, cli_env, image_records
-
 from encompass_core.store import Store
 
 PAYLOAD_BYTES = 2 << 20
@@ -79,6 +78,13 @@ def test_a_writer_killed_mid_write_leaves_the_last_committed_file(tmp_path: Path
         assert machine.extra["seq"] in (last, last + 1)
         assert machine.extra["payload"] == (str(machine.extra["seq"]) * PAYLOAD_BYTES)[:PAYLOAD_BYTES]
     assert committed(progress) >= 5
+
+    # What killed writers left half-written is swept by the next transaction.
+    stale = tmp_path / ".metadata.json.killed.tmp"
+    stale.write_text('{"half": ')
+    with Store(metadata).transaction() as tx:
+        tx.remove_machine("nothing")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def write_metadata(home: Path, text: str) -> bytes:

@@ -97,3 +97,20 @@ def test_values_file_for_all_and_per_clone(run_cli, base, tmp_path):
     assert result.code == 0, result.err
     assert run_cli("image", "cat", "web01", "/etc/hostname").out == "web01.example.org\n"
     assert run_cli("image", "cat", "web02", "/etc/hostname").out == "special\n"
+
+
+def test_a_clone_left_in_error_is_customized_again(encompass_home, run_cli, base):
+    from encompass_core.context import Context
+    from encompass_core.operations import holding
+
+    # A customization that died half-way (as `encompass repair` leaves it): state error.
+    ctx = Context(home=encompass_home)
+    held = holding.start(ctx, "web01", "customize")
+    held.dirty = True
+    holding.fail(ctx, held, "the utility server lost power")
+    assert run_cli("image", "show", "web01", "--json").json()["state"] == "error"
+
+    result = run_cli("customize", "web01", "--set", "hostname=web01", "--set", f"rootpw={PASSWORD}")
+    assert result.code == 0, result.err
+    assert run_cli("image", "show", "web01", "--json").json()["state"] == "ready"
+    assert run_cli("image", "cat", "web01", "/etc/hostname").out == "web01\n"
