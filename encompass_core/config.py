@@ -34,6 +34,12 @@ driver = "local"
 path = "pool"
 max_chain_depth = 8     # clones of clones of ... before a full clone or flatten is needed
 concurrency = 4         # clones made in this pool at once, at the most
+
+# Ways into volumes' files take settings too, e.g.:
+# [openers.loop]
+# allow_loop_mount = true   # as root, mount raw images through a loop device
+# [openers.guestfs]
+# force_tcg = true          # libguestfs' appliance under software emulation (no usable KVM)
 """
 
 
@@ -68,6 +74,7 @@ class Config:
     defaults: dict[str, Any]
     pools: dict[str, Section]
     platforms: dict[str, Section]
+    openers: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # settings of volume openers
 
     @property
     def home(self) -> Path:
@@ -116,12 +123,15 @@ def load(path: Path | None = None) -> Config:
 
 
 def _parse(path: Path, data: dict[str, Any]) -> Config:
-    unknown = set(data) - {"defaults", "pools", "platforms"}
+    unknown = set(data) - {"defaults", "pools", "platforms", "openers"}
     if unknown:
         raise ConfigError(
             f"{path}: unknown table(s) {', '.join(sorted(unknown))}; "
-            "expected [defaults], [pools.NAME], [platforms.NAME]"
+            "expected [defaults], [pools.NAME], [platforms.NAME], [openers.NAME]"
         )
+    openers = data.get("openers", {})
+    if not isinstance(openers, dict) or not all(isinstance(t, dict) for t in openers.values()):
+        raise ConfigError(f"{path}: 'openers' must hold tables like [openers.loop]")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: 'defaults' must be a table")
@@ -152,7 +162,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Config:
             parsed[name] = Section(name=name, driver=driver, settings=settings)
         sections[kind] = parsed
     return Config(path=path, defaults=defaults, pools=sections["pools"],
-                  platforms=sections["platforms"])
+                  platforms=sections["platforms"], openers=openers)
 
 
 _SECRET_WORDS = ("password", "secret", "community", "token")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import attrs
 
 from ..context import Context
-from ..errors import NotFound
+from ..errors import ConfigError, NotFound
 from ..model import Image
 from ..store import Transaction
 from .access import FileAccess, VolumeRef
@@ -30,7 +30,14 @@ def open_image_volume(ctx: Context, image: Image, index: int, partition: int | N
     """Open the files of one volume (or partition) of ``image``; the caller closes it."""
     from .openers import open_volume
 
-    openers = [record.factory() for record in ctx.host.volume_openers()]
+    openers = []
+    for record in ctx.host.volume_openers():
+        settings = ctx.config.openers.get(record.name, {})
+        try:
+            openers.append(record.factory(**settings))
+        except TypeError as exc:
+            raise ConfigError(f"{ctx.config.path}: [openers.{record.name}] has a setting the "
+                              f"opener does not take ({exc})") from None
     return open_volume(volume_ref(ctx, image, index, partition), writable, openers)
 
 
