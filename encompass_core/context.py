@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from . import config as config_mod
 from .errors import ConfigError
-from .plugins import PluginHost
 from .store import Store
+
+if TYPE_CHECKING:
+    from .plugins import PluginHost
 
 
 @attrs.define
@@ -40,7 +43,8 @@ class Platform:
 class Context:
     """Everything an operation needs; built once per command."""
 
-    def __init__(self, home: Path | None = None, host: PluginHost | None = None) -> None:
+    def __init__(self, home: Path | None = None,
+                 host: PluginHost | Callable[[], PluginHost] | None = None) -> None:
         self.home = Path(home) if home else config_mod.home()
         self._host = host
         self._pools: dict[str, Pool] = {}
@@ -57,8 +61,12 @@ class Context:
     @property
     def host(self) -> PluginHost:
         if self._host is None:
-            self._host = PluginHost().load()
-        return self._host
+            from .plugins import PluginHost  # imported when first needed: it costs start-up
+
+            self._host = PluginHost()
+        elif callable(self._host):  # a factory: the host is made when first needed
+            self._host = self._host()
+        return self._host.load()  # plugins are loaded when first needed, once
 
     def pool(self, name: str | None = None) -> Pool:
         """The pool called ``name`` (the default pool when None), its driver built once."""

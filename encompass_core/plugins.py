@@ -62,10 +62,19 @@ class PluginHost:
         self.infos: dict[str, PluginInfo] = {}
         self._objects: dict[str, Any] = {}
         self._cache: dict[str, Any] = {}
+        self.loaded = False
+        #: Called once plugins are loaded (the CLI reports failures through it).
+        self.after_load: Callable[[PluginHost], None] | None = None
 
     # -- loading --------------------------------------------------------------------------
     def load(self, allow: str | None = None) -> PluginHost:
-        """Register the built-ins, then every external plugin allowed by ``ENCOMPASS_PLUGINS``."""
+        """Register the built-ins, then every external plugin allowed by ``ENCOMPASS_PLUGINS``.
+
+        Loads once; later calls return at once.
+        """
+        if self.loaded:
+            return self
+        self.loaded = True
         core_version = importlib.metadata.version("encompass-core") if _has_dist("encompass-core") else "0"
         for name, module_name in DEFAULT_PLUGINS:
             try:
@@ -80,6 +89,8 @@ class PluginHost:
                 continue
             self._register(name, module, "encompass-core", core_version, builtin=True)
         self._load_external(os.environ.get(ALLOW_ENV) if allow is None else allow)
+        if self.after_load is not None:
+            self.after_load(self)
         return self
 
     def _load_external(self, allow: str | None) -> None:

@@ -9,20 +9,54 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from ..context import Context
 from ..errors import EncompassError
-from ..plugins import PluginHost
 from . import output
+
+if TYPE_CHECKING:
+    from ..plugins import PluginHost
+
+#: Built-in commands and the modules that make them (and extend their groups), in the order a
+#: new user meets them. A module is imported only when one of its commands is used: start-up
+#: time is paid by every command.
+BUILTIN_COMMANDS = {
+    "master": ("images", "customize"),
+    "clone": ("images",),
+    "image": ("images", "customize"),
+    "customize": ("customize",),
+    "uncustomize": ("customize",),
+    "discover": ("machines",),
+    "machine": ("machines",),
+    "deploy": ("machines",),
+    "undeploy": ("machines",),
+    "init": ("admin",),
+    "pool": ("admin",),
+    "repair": ("admin",),
+    "plugins": ("plugins_cmd",),
+    "demo": ("demo",),
+}
 
 
 class EncompassGroup(click.Group):
-    """Lists commands in the order they were added (the order a new user meets them)."""
+    """Built-in commands load on first use; plugins' commands when a name is not built in."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        for name in BUILTIN_COMMANDS:
+            self.get_command(ctx, name)
+        _add_plugin_commands(self)
+        return list(dict.fromkeys([*BUILTIN_COMMANDS, *self.commands]))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands:
+            if name in BUILTIN_COMMANDS:
+                _import_commands(self, BUILTIN_COMMANDS[name])
+            else:
+                _add_plugin_commands(self)
+        return super().get_command(ctx, name)
 
 
 @click.group(cls=EncompassGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,40 +82,72 @@ def cli(click_ctx: click.Context, home: str | None, verbose: bool) -> None:
     """
     if home:
         os.environ["ENCOMPASS_HOME"] = home
-    click_ctx.obj = Context(host=_HOST)
+    _VERBOSE[:] = [verbose]
+    click_ctx.obj = Context(host=_host)  # plugins load when first needed
     click_ctx.obj.verbose = verbose
-    for info in _HOST.failures():
+    if _HOSTS and _HOSTS[0].loaded:  # loaded already, to find a plugin's command
+        _report_failures(_HOSTS[0], verbose)
+
+
+_HOSTS: list[PluginHost] = []
+_VERBOSE: list[bool] = [False]
+_imported: set[str] = set()
+_reported: list[bool] = []
+
+
+def _host() -> PluginHost:
+    """The CLI's one plugin host (not loaded yet: :class:`Context` loads it when needed)."""
+    if not _HOSTS:
+        from ..plugins import PluginHost
+
+        host = PluginHost()
+        # Failures are told when plugins load, one line each (traceback with -v).
+        host.after_load = lambda loaded: _report_failures(loaded, _VERBOSE[0])
+        _HOSTS.append(host)
+    return _HOSTS[0]
+
+
+def _report_failures(host: PluginHost, verbose: bool) -> None:
+    """One line on stderr per plugin that failed to load (its traceback with -v); once."""
+    if _reported:
+        return
+    _reported.append(True)
+    for info in host.failures():
         output.note(f"encompass: plugin '{info.name}' ({info.distribution}) failed to load: {info.error}"
                     + ("" if verbose else " (-v shows the traceback)"))
         if verbose and info.traceback:
             output.note(info.traceback.rstrip())
 
 
-_HOST = PluginHost()
+def _import_commands(group: click.Group, modules: tuple[str, ...]) -> None:
+    import importlib
+
+    for name in modules:
+        if name not in _imported:
+            _imported.add(name)
+            importlib.import_module(f"{__name__}.{name}").register(group)
 
 
-def _add_commands() -> None:
-    from . import admin, customize, demo, images, machines, plugins_cmd
-
-    for module in (images, customize, machines, admin, plugins_cmd, demo):
-        module.register(cli)
+def _add_plugin_commands(group: click.Group) -> None:
+    """Load the plugins (once) and add the commands they register."""
+    if "plugins:commands" in _imported:
+        return
+    _imported.add("plugins:commands")
     try:
-        extra = _HOST.cli_commands()
+        extra = _host().load().cli_commands()
     except EncompassError as exc:
         output.note(f"encompass: {exc}")
         return
     for name, record in extra.items():
-        if name in cli.commands:
-            owner = _HOST.provider("encompass_cli_commands", name)
+        if name in BUILTIN_COMMANDS or name in group.commands:
+            owner = _host().provider("encompass_cli_commands", name)
             output.note(f"encompass: plugin '{owner}' adds a command '{name}' that exists already; ignored")
             continue
-        cli.add_command(record.command, name)
+        group.add_command(record.command, name)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``encompass`` console script."""
-    _HOST.load()
-    _add_commands()
     verbose = any(a in ("-v", "--verbose") for a in (argv or sys.argv[1:]))
     try:
         cli.main(args=argv, prog_name="encompass", standalone_mode=False)
