@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from .. import hookimpl
 from ..records import CustomizerRecord
-from .itemtypes.bootscript import BootscriptCustomizer
-from .itemtypes.cloudinit import CloudInitCustomizer
-from .itemtypes.delete import DeleteCustomizer
-from .itemtypes.file import FileCustomizer
-from .itemtypes.regexp import RegexpCustomizer
 
 
 @hookimpl
 def encompass_customizers():
+    # Imported here, not above: registering plugins must stay cheap for commands that do not
+    # customize (every command loads the plugins that register drivers).
+    from .itemtypes.bootscript import BootscriptCustomizer
+    from .itemtypes.cloudinit import CloudInitCustomizer
+    from .itemtypes.delete import DeleteCustomizer
+    from .itemtypes.file import FileCustomizer
+    from .itemtypes.regexp import RegexpCustomizer
+
     yield CustomizerRecord(name="file", factory=FileCustomizer,
                            description="write a file holding the value (template, mode, owner)")
     yield CustomizerRecord(name="regexp", factory=RegexpCustomizer,
