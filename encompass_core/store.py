@@ -77,6 +77,10 @@ class _AtomicJSONStorage(Storage):
                 backup_tmp = f"{tmp}.bak"
                 os.link(self.path, backup_tmp)
                 os.replace(backup_tmp, f"{self.path}.bak")
+                # rename(2) does nothing when both names are links to one file already (a writer
+                # killed between its two renames leaves the .bak as the current file).
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(backup_tmp)
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import ENCOMPASS, assert_one_line_error, cli_env, image_records
+from encompass_core.model import Machine
 from encompass_core.store import Store
 
 PAYLOAD_BYTES = 2 << 20
@@ -129,3 +131,21 @@ def test_two_processes_cloning_at_once_lose_no_update(run_cli, master, encompass
     images = image_records(run_cli)
     assert sorted(images) == sorted([master, *batches[0], *batches[1]])
     assert {row["state"] for row in images.values()} == {"ready"}
+
+
+def test_a_writer_killed_between_its_two_renames_leaves_no_stray_file(tmp_path: Path) -> None:
+    metadata = tmp_path / "metadata.json"
+    with Store(metadata).transaction() as tx:
+        tx.remove_machine("nothing")  # creates the file
+    # Killed after renaming the backup into place, before renaming the new file: the backup
+    # and the current file are then one file under two names.
+    backup = tmp_path / "metadata.json.bak"
+    backup.unlink(missing_ok=True)
+    os.link(metadata, backup)
+
+    with Store(metadata).transaction() as tx:
+        tx.put_machine(Machine(name="m", platform="p"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "metadata.json", "metadata.json.bak", "metadata.json.lock"]
+    with Store(metadata).snapshot() as tx:
+        assert tx.find_machine("m") is not None
