@@ -103,3 +103,6 @@ class PlatformDriver(Protocol):
 
     def console_log(self, machine: Machine) -> Path | None:
         """Where the machine's console output is kept, if anywhere."""
+
+    # Optional: ``shutdown()`` stops what the driver started for itself (a private daemon);
+    # the core calls it when it is done with the platform for good (``encompass demo``).

@@ -93,7 +93,6 @@ def run_demo(
     ctx = Context(home=home)
     say(f"demo repository: {home}")
     names = [f"demo-{i}" for i in range(1, count + 1)]
-    platform = None
     try:
         started = time.monotonic()
         built = build_demo_master(home / "build", default_cache(), progress=say)
@@ -121,7 +120,6 @@ def run_demo(
             started = time.monotonic()
             customize(ctx, names)
             say(f"customized each clone (hostname + a bootscript) in {time.monotonic() - started:.2f} s")
-        platform = ctx.platform("kvm")
         deployed = {}
         for name in names:
             image = deploy_op.deploy(ctx, name, new=True, platform="kvm")
@@ -140,11 +138,10 @@ def run_demo(
     finally:
         if not keep:
             _clean_up(ctx, names, say)
-            _stop_platform(platform)
-            if home.name.startswith("encompass-demo-"):
-                shutil.rmtree(home, ignore_errors=True)
-        else:
-            _stop_platform(platform)
+        _stop_platform(ctx, say)
+        if not keep and home.name.startswith("encompass-demo-"):
+            shutil.rmtree(home, ignore_errors=True)
+        if keep:
             say(f"kept everything: ENCOMPASS_HOME={home} encompass image tree")
 
 
@@ -201,7 +198,12 @@ def _clean_up(ctx: Context, names: list[str], say: Callable[[str], None]) -> Non
     say("undeployed and deleted the clones and the master")
 
 
-def _stop_platform(platform) -> None:
-    stop = getattr(getattr(platform, "driver", None), "close", None)
-    if stop is not None:
-        stop()
+def _stop_platform(ctx: Context, say: Callable[[str], None]) -> None:
+    """Let the driver stop what it started for the demo (a private libvirt daemon)."""
+    try:
+        driver = ctx.platform("kvm").driver
+        stop = getattr(driver, "shutdown", None) or getattr(driver, "close", None)
+        if stop is not None:
+            stop()
+    except EncompassError as exc:
+        say(f"could not stop the demo's platform: {exc}")

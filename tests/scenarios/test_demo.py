@@ -10,6 +10,22 @@ import pytest
 ENCOMPASS = str(Path(sys.executable).with_name("encompass"))
 
 
+def daemons_of(home: Path) -> list[int]:
+    """Processes that live under the demo's folder (a private libvirtd, its QEMUs)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(home).encode() in environ and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
 @pytest.mark.slow
 def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path):
     home = Path("/var/tmp") / f"encompass-demo-test-{os.getpid()}"
@@ -29,4 +45,5 @@ def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path):
     machines = subprocess.run([ENCOMPASS, "--home", str(home), "machine", "list", "--json"],
                               capture_output=True, text=True, check=True)
     assert machines.stdout.strip() == "[]"
+    assert daemons_of(home) == [], "the demo's private libvirt daemon is still running"
     subprocess.run(["rm", "-rf", str(home)], check=False)

@@ -114,6 +114,11 @@ class LibvirtConnection:
             self._daemon.stop()
             self._daemon = None
 
+    def shutdown(self) -> None:
+        """What the core calls when it is done with the platform for good (``encompass demo``):
+        stop the private daemon this platform runs, if any."""
+        self.stop_private_daemon()
+
     def domain_type(self) -> str:
         """``xen`` for Xen; for KVM ``kvm`` when libvirt offers it for x86_64 guests, else ``qemu``."""
         if self.flavour == "xen":
