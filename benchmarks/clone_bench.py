@@ -118,19 +118,18 @@ def bench_full(work: Path, size: int) -> list[tuple]:
         target.unlink()
         return seconds
 
-    def through_cli(name: str) -> float:
-        seconds = timed(lambda: encompass("clone", "master", name, "--mode", "full"))
+    def checked(name: str, seconds: float) -> float:
         if encompass.volume(name).stat().st_size != size:
-            raise SystemExit("clone_bench: the full clone has the wrong size")
+            raise SystemExit(f"clone_bench: the full clone {name} has the wrong size")
         encompass("image", "delete", name)
         return seconds
 
+    def through_cli(name: str) -> float:
+        return checked(name, timed(lambda: encompass("clone", "master", name, "--mode", "full")))
+
     def through_library(name: str) -> float:
-        seconds = float(run(sys.executable, "-c", LIBRARY_CLONE.format(name=name), env=encompass.env))
-        if encompass.volume(name).stat().st_size != size:
-            raise SystemExit("clone_bench: the library's full clone has the wrong size")
-        encompass("image", "delete", name)
-        return seconds
+        library = LIBRARY_CLONE.format(name=name)
+        return checked(name, float(run(sys.executable, "-c", library, env=encompass.env)))
 
     # Each contender runs ROUNDS times, in turn, and its median counts: one copy of a GiB
     # varies by tens of percent on a shared machine.
