@@ -9,22 +9,17 @@ leaves those begun in ``error`` — none stays stuck in ``cloning``.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import signal
-import threading
-import time
 from collections.abc import Callable, Sequence
 
 import attrs
 
 from ..context import Context, Pool
-from ..errors import Conflict, DriverError, EncompassError, Interrupted, InvalidInput
+from ..errors import Conflict, DriverError, Interrupted, InvalidInput
 from ..model import Image, Volume, validate_name
 from ..records import CloneRequest
 from ..store import Transaction, current_owner
 from . import holding
-
-BATCH_SECONDS = 0.25  # how often finished clones are written back
+from . import workers as workers_mod
 
 
 @attrs.frozen
@@ -91,7 +86,7 @@ def clone_images(
     events: list = []
     # Ctrl-C is held back from the moment the records are made until every clone is handed to
     # a worker: in between, an interrupt would strand records in 'cloning' or lose a begun clone.
-    interrupt_pending = _hold_back_sigint()
+    interrupt_pending = workers_mod.hold_back_sigint()
     try:
         with ctx.store.transaction() as tx:
             source = tx.image(source_name)
@@ -125,11 +120,8 @@ def clone_images(
         raise
 
     results: dict[str, CloneResult] = {}
-    finished: list[tuple[str, list[Volume] | None, str | None]] = []
-    started: set[str] = set()
 
     def work(name: str) -> list[Volume]:
-        started.add(name)
         made: list[Volume] = []
         try:
             for volume in source.volumes:
@@ -140,71 +132,22 @@ def clone_images(
             raise
         return made
 
-    interrupted = False
-    executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clone")
-    futures: dict[cf.Future, str] = {}
-    last_flush = time.monotonic()
     try:
         holding.announce(ctx, events)
-        for name in names:
-            futures[executor.submit(work, name)] = name
-        if interrupt_pending():
-            raise KeyboardInterrupt
-        pending = set(futures)
-        while pending:
-            done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                name = futures[future]
-                try:
-                    finished.append((name, future.result(), None))
-                except EncompassError as exc:
-                    finished.append((name, None, str(exc)))
-                except Exception as exc:  # noqa: BLE001 - one clone's failure is its own
-                    finished.append((name, None, f"{type(exc).__name__}: {exc}"))
-            if finished and (not pending or time.monotonic() - last_flush >= BATCH_SECONDS):
-                _write_back(ctx, finished, results, on_done, mode)
-                finished = []
-                last_flush = time.monotonic()
-    except KeyboardInterrupt:
-        interrupted = True
-        executor.shutdown(wait=True, cancel_futures=True)
-        for future, name in futures.items():
-            if name in results or any(name == f[0] for f in finished):
-                continue
-            if future.done() and not future.cancelled() and future.exception() is None:
-                finished.append((name, future.result(), None))
-            elif name in started:
-                finished.append((name, None, "interrupted by the user (Ctrl-C)"))
-        _write_back(ctx, finished, results, on_done, mode)
-        _cancel(ctx, [n for n in names if n not in results], results, on_done)
-    finally:
+    except BaseException:
         interrupt_pending()
-        executor.shutdown(wait=True)
-    ordered = [results[n] for n in names]
-    if interrupted:
-        made = sum(r.state == "ready" for r in ordered)
+        raise
+    never_begun = workers_mod.run_jobs(
+        names, work, workers, lambda finished: _write_back(ctx, finished, results, on_done, mode),
+        "clone", held_back=interrupt_pending)
+    if never_begun is not None:
+        _cancel(ctx, never_begun, results, on_done)
+        made = sum(results[n].state == "ready" for n in names)
         raise Interrupted(
             f"interrupted: {made} of {len(names)} clone(s) made; begun ones left in 'error' "
             "(delete them: encompass image delete NAME), the rest were not created"
         )
-    return ordered
-
-
-def _hold_back_sigint() -> Callable[[], bool]:
-    """Hold back SIGINT until the returned function is called; it says whether one came."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: False
-    came: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: came.append(signum))
-    released: list[bool] = []
-
-    def release() -> bool:
-        if not released:  # idempotent: called again on the way out
-            released.append(True)
-            signal.signal(signal.SIGINT, previous)
-        return bool(came)
-
-    return release
+    return [results[n] for n in names]
 
 
 def _created_event(image: Image, message: str):
