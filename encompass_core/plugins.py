@@ -60,7 +60,6 @@ class PluginHost:
         self.pm = pluggy.PluginManager("encompass")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
-        self._objects: dict[str, Any] = {}
         self._cache: dict[str, Any] = {}
         self.loaded = False
         #: Called once plugins are loaded (the CLI reports failures through it).
@@ -134,10 +133,11 @@ class PluginHost:
 
     def _register(self, name: str, plugin: Any, dist: str, version: str, builtin: bool = False) -> None:
         if name in self.infos:
-            other = self.infos[name]
-            self.infos[name] = attrs.evolve(
-                other, status="failed",
-                error=f"the plugin name '{name}' is used by both {other.distribution} and {dist}",
+            # The first keeps the name and stays active; the second is listed as failed.
+            first = self.infos[name]
+            self.infos[f"{name} ({dist})"] = PluginInfo(
+                name, dist, version, "failed", builtin=builtin,
+                error=f"the plugin name '{name}' is taken by {first.distribution}; rename one entry point",
             )
             return
         try:
@@ -146,7 +146,6 @@ class PluginHost:
             self._failed(name, dist, version, exc, builtin=builtin)
             return
         hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
-        self._objects[name] = plugin
         self.infos[name] = PluginInfo(name, dist, version, "active", hooks, builtin=builtin)
 
     def _failed(self, name: str, dist: str, version: str, exc: BaseException, builtin: bool = False) -> None:
@@ -164,7 +163,6 @@ class PluginHost:
     def unregister(self, name: str) -> None:
         """Undo :meth:`register` (or remove any loaded plugin) by name."""
         self.pm.unregister(name=name)
-        self._objects.pop(name, None)
         self.infos.pop(name, None)
         self._cache.clear()
 

@@ -20,8 +20,6 @@ from ..errors import EncompassError
 from ..model import Event, Image
 from ..store import Transaction, current_owner
 
-__all__ = ["hold", "start", "finish", "fail", "record", "announce", "current_owner", "lifecycle"]
-
 
 def transition_event(image: Image, to_state: str, message: str, operation: str | None = None,
                      kind: str = "transition", **details) -> Event:

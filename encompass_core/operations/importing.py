@@ -7,9 +7,11 @@ from pathlib import Path
 
 import attrs
 
+from .. import lifecycle
 from ..context import Context
 from ..errors import InvalidInput, NotFound
 from ..model import HardwareProfile, Image, SoftwareProfile, validate_name
+from ..store import current_owner
 from . import holding
 from .holding import Holding
 
@@ -40,14 +42,14 @@ def import_master(
                   hardware=hardware or HardwareProfile(), software=software or SoftwareProfile())
     events = []
     with ctx.store.transaction() as tx:
-        owner = holding.current_owner("import", "new")
+        owner = current_owner("import", "new")
         importing = attrs.evolve(image, state="importing", owner=owner)
         tx.add_image(importing)
         holding.record(ctx, tx, holding.transition_event(
             image, "importing", f"import of {', '.join(map(str, paths))} into pool '{target.name}'",
             "import"), events)
     holding.announce(ctx, events)
-    held = Holding(image=importing, operation=holding.lifecycle.operation("import"), dirty=True)
+    held = Holding(image=importing, operation=lifecycle.operation("import"), dirty=True)
     volumes = []
     try:
         for index, path in enumerate(paths):

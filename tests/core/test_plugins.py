@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error
 
+from conftest import assert_one_line_error
 from encompass_core import hookimpl
 from encompass_core.errors import PluginError
 from encompass_core.plugins import PluginHost
@@ -176,3 +176,17 @@ def test_an_inline_plugin_clashing_with_a_builtin_names_both() -> None:
 def test_a_record_with_an_unusable_name_is_refused() -> None:
     with pytest.raises(PluginError, match="invalid registered name"):
         StorageDriverRecord(name="9 lives", factory=dict)
+
+
+def test_a_plugin_reusing_a_taken_name_is_the_one_listed_failed() -> None:
+    host = PluginHost().load()
+
+    class Impostor:
+        pass
+
+    host.register(Impostor(), name="local", dist="impostor-dist")
+    assert host.infos["local"].status == "active"
+    assert host.infos["local"].distribution == "encompass-core"
+    failed = host.infos["local (impostor-dist)"]
+    assert failed.status == "failed" and "taken by encompass-core" in failed.error
+    assert "local" in host.storage_drivers()
