@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import click
 
 from ..operations import clone as clone_op
 from ..operations import delete as delete_op
-from ..operations import importing, lineage, profiles
-from ..operations.holding import hold
+from ..operations import holding, importing, lineage, profiles
 from . import output
 
 
@@ -262,25 +260,12 @@ def image_flatten(ctx, name) -> None:
     output.note(f"'{name}' no longer reads through its parent")
 
 
-def _direct(ctx, name: str, target: str) -> None:
-    from .. import lifecycle
-    from ..operations import holding
-
-    events = []
-    with ctx.store.transaction() as tx:
-        found = tx.image(name)
-        change = lifecycle.check_direct(found.state, target, name=name)
-        holding.record(ctx, tx, holding.transition_event(found, target, change, change), events)
-        tx.put_image(attrs.evolve(found, state=target, error=None))
-    holding.announce(ctx, events)
-
-
 @image.command("disable")
 @click.argument("name")
 @click.pass_obj
 def image_disable(ctx, name) -> None:
     """Keep image NAME but refuse to clone or deploy it until enabled."""
-    _direct(ctx, name, "disabled")
+    holding.change_state(ctx, name, "disabled")
     output.note(f"'{name}' disabled")
 
 
@@ -289,7 +274,7 @@ def image_disable(ctx, name) -> None:
 @click.pass_obj
 def image_enable(ctx, name) -> None:
     """Make a disabled image NAME ready again."""
-    _direct(ctx, name, "ready")
+    holding.change_state(ctx, name, "ready")
     output.note(f"'{name}' ready")
 
 
@@ -297,5 +282,3 @@ def register(cli: click.Group) -> None:
     for command in (master, clone, image):
         cli.add_command(command)
 
-
-__all__ = ["register", "hold"]

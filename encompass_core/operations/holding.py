@@ -127,3 +127,16 @@ def hold(ctx: Context, name: str, op_name: str, check=None) -> Iterator[Holding]
         fail(ctx, holding, f"{type(exc).__name__}: {exc}")
         raise
     holding.result = finish(ctx, holding)
+
+
+def change_state(ctx: Context, name: str, target: str) -> Image:
+    """A direct change between stable states (disable, enable), checked by the lifecycle."""
+    events: list[Event] = []
+    with ctx.store.transaction() as tx:
+        found = tx.image(name)
+        change = lifecycle.check_direct(found.state, target, name=name)
+        record(ctx, tx, transition_event(found, target, change, change), events)
+        changed = attrs.evolve(found, state=target, error=None)
+        tx.put_image(changed)
+    announce(ctx, events)
+    return changed
