@@ -18,13 +18,3 @@ def children_map(images: Iterable[Image]) -> dict[str | None, list[Image]]:
         tree.setdefault(parent, []).append(image)
     return tree
 
-
-def descendants(images: Iterable[Image], name: str) -> list[Image]:
-    """Every image below ``name`` in the tree, depth first."""
-    tree = children_map(images)
-    found, todo = [], list(reversed(tree.get(name, [])))
-    while todo:
-        image = todo.pop()
-        found.append(image)
-        todo.extend(reversed(tree.get(image.name, [])))
-    return found
