@@ -71,15 +71,22 @@ class Encompass:
         return Path(json.loads(self("image", "show", name, "--json"))["volumes"][0]["location"])
 
 
-def bench_cow(work: Path, count: int, size: int) -> list[tuple]:
-    disk = work / "sparse.raw"
-    run("truncate", "-s", str(size), disk)
-    run("mkfs.ext4", "-q", "-F", disk)
-    encompass = Encompass(work / "home-cow")
+def home_with_master(home: Path, disk: Path) -> tuple[Encompass, Path]:
+    """A new home whose master 'master' is imported from ``disk`` (then removed): the home and
+    the master's volume, read once so that every contender reads it warm."""
+    encompass = Encompass(home)
     encompass("master", "import", "master", disk)
     disk.unlink()
     master = encompass.volume("master")
     warm(master)
+    return encompass, master
+
+
+def bench_cow(work: Path, count: int, size: int) -> list[tuple]:
+    disk = work / "sparse.raw"
+    run("truncate", "-s", str(size), disk)
+    run("mkfs.ext4", "-q", "-F", disk)
+    encompass, master = home_with_master(work / "home-cow", disk)
     bare_dir = work / "bare-cow"
     bare_dir.mkdir()
 
@@ -106,11 +113,7 @@ def bench_full(work: Path, size: int) -> list[tuple]:
     with disk.open("wb") as out:
         for _ in range(size // len(block)):
             out.write(block)
-    encompass = Encompass(work / "home-full")
-    encompass("master", "import", "master", disk)
-    disk.unlink()
-    master = encompass.volume("master")
-    warm(master)
+    encompass, master = home_with_master(work / "home-full", disk)
     target = work / "copy.raw"
 
     def contender(command: list) -> float:

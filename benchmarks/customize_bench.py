@@ -11,6 +11,7 @@ The target is Encompass ≥ 200× faster. Run: ``.venv/bin/python benchmarks/cus
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -89,7 +90,8 @@ def main() -> None:
             print("virt-customize: not installed here (apt-get install libguestfs-tools); no comparison")
             return
         vc_env = {**os.environ, "LIBGUESTFS_BACKEND": "direct", "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}
-        locations = {n: Path(work / "home" / "pool" / n / "vol0.qcow2") for n in names}
+        locations = {n: json.loads(run(*enc, "image", "show", n, "--json", env=env).stdout)
+                     ["volumes"][0]["location"] for n in names}
         start = time.perf_counter()
         for name in names:
             done = run("virt-customize", "-q", "-a", locations[name], "--hostname", f"vc-{name}",

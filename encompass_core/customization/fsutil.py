@@ -38,13 +38,6 @@ def parse_owner(item: CustomizationItem) -> tuple[int | None, int | None]:
         ) from None
 
 
-def ensure_dir(fs: FileAccess, path: str) -> None:
-    """Make directory ``path`` and its missing parents."""
-    if path in ("", "/") or fs.exists(path):
-        return
-    fs.mkdir(path, parents=True)
-
-
 def write_file(fs: FileAccess, path: str, data: bytes, mode: int | None = None,
                uid: int | None = None, gid: int | None = None) -> None:
     """Write ``path``, creating its parent directories when they are missing."""

@@ -124,19 +124,6 @@ def expand(template: str, value: str, clone_name: str = "") -> str:
     return template.replace("{clone}", clone_name).replace("{value}", value)
 
 
-def flag(item: CustomizationItem, name: str, default: bool = False) -> bool:
-    """A boolean parameter, given as true/false in TOML or as text on the command line."""
-    value = item.params.get(name, default)
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise InvalidInput(f"item '{item.key}': parameter {name}={value!r} should be true or false")
-
-
 def check_params(item: CustomizationItem, known: set[str]) -> None:
     """Refuse parameters an item type does not know (a typo would be silently ignored)."""
     unknown = set(item.params) - known

@@ -45,11 +45,6 @@ driver = "kvm"
 uri = "private"
 """
 
-BOOTSCRIPT = """#!/bin/sh
-echo "demo-bootscript: $(hostname) was customized by Encompass"
-"""
-
-
 @attrs.frozen
 class Booted:
     """What one clone's console showed."""
@@ -88,7 +83,12 @@ def run_demo(
     timeout: float = 300.0,
     customize: Callable[[Context, list[str]], None] | None = None,
 ) -> list[Booted]:
-    """Run the whole demo; return what each clone's console showed."""
+    """Run the whole demo; return what each clone's console showed.
+
+    A repository the demo made itself is removed at the end (unless ``keep``); a given ``home``
+    is emptied of the demo's images and machines, and stays.
+    """
+    made_home = home is None
     home = make_home(home)
     ctx = Context(home=home)
     say(f"demo repository: {home}")
@@ -139,7 +139,7 @@ def run_demo(
         if not keep:
             _clean_up(ctx, names, say)
         _stop_platform(ctx, say)
-        if not keep and home.name.startswith("encompass-demo-"):
+        if made_home and not keep:
             shutil.rmtree(home, ignore_errors=True)
         if keep:
             say(f"kept everything: ENCOMPASS_HOME={home} encompass image tree")

@@ -247,8 +247,11 @@ def _customize_body(ctx: Context, work: _Work, values: Mapping[str, str],
                 work.done["unchanged"].append(item.key)
                 continue
             if value is None:
-                raise InvalidInput(f"clone '{name}': no value for secret item '{item.key}', whose "
-                                   "definition changed since it was applied; give it again")
+                # Its value is not stored: its definition changed since it was applied, or
+                # reverting another item on its file undid it (_reapply_sharing).
+                raise InvalidInput(f"clone '{name}': no value for secret item '{item.key}' (its "
+                                   "definition changed, or another item on its file was applied "
+                                   f"again); give it again: --set {item.key}=VALUE")
             if record:
                 work.revert(_applied_item(record, item.key))
                 work.done["reverted"].remove(item.key)

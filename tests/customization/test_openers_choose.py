@@ -38,6 +38,7 @@ def ext_image(tmp_path: Path) -> Path:
     (tree / "etc").mkdir(parents=True)
     (tree / "etc" / "hostname").write_bytes(b"master\n")
     (tree / "link").symlink_to("../../../etc")
+    (tree / "etc" / "hostlink").symlink_to("hostname")
     image = tmp_path / "master.raw"
     run("mke2fs", "-q", "-F", "-t", "ext4", "-d", tree, image, "16M")
     return image
@@ -130,6 +131,9 @@ def test_guestfs_writes_inside_the_guest_filesystem(tmp_path: Path, ext_image: P
         assert fs.read("/etc/hostname") == b"guestfs\n"
         assert fs.stat("/link").target == "../../../etc"
         assert fs.stat("/etc/hostname").uid == 10
+        fs.write("/etc/hostlink", b"guestfs\n")  # the file behind the link keeps mode and owner
+        hostname = fs.stat("/etc/hostname")
+        assert (hostname.mode, hostname.uid, hostname.gid) == (0o600, 10, 20)
         assert not fs.exists("/nope")
         with pytest.raises(NotFound):
             fs.read("/nope")

@@ -163,6 +163,19 @@ def test_new_file_mode_owner_and_directories(ext_image: Path) -> None:
     fsck_clean(str(ext_image))
 
 
+def test_a_name_like_an_inode_number_never_reaches_that_inode(ext_image: Path) -> None:
+    # debugfs reads "<2>" as inode 2 (the root) in sif and cat: writing a file of that name
+    # would turn the root directory into a regular file.
+    with ExtFsOpener().open(VolumeRef(str(ext_image), "raw"), writable=True) as fs:
+        with pytest.raises(InvalidInput, match="cannot be handled by debugfs"):
+            fs.write("/etc/<2>", b"x\n")
+        with pytest.raises(InvalidInput, match="cannot be handled by debugfs"):
+            fs.mkdir("/<11>")
+        fs.write("/etc/hostname", b"web01\n")
+    assert run("debugfs", "-R", "cat /etc/hostname", ext_image) == "web01\n"
+    fsck_clean(str(ext_image))
+
+
 def test_read_only_and_errors_users_see(ext_image: Path) -> None:
     with ExtFsOpener().open(VolumeRef(str(ext_image), "raw"), writable=False) as fs:
         assert fs.read("/etc/hostname") == b"master\n"

@@ -1,6 +1,7 @@
 """The README's first command: `encompass demo` boots three customized clones and cleans up."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,16 @@ def daemons_of(home: Path) -> list[int]:
     return found
 
 
+@pytest.fixture
+def home():
+    """The demo's repository: under /var/tmp (the daemon's user must reach it), removed after."""
+    path = Path("/var/tmp") / f"encompass-demo-test-{os.getpid()}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path):
-    home = Path("/var/tmp") / f"encompass-demo-test-{os.getpid()}"
+def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path, home):
     user_home = tmp_path / "user-home"  # the demo must never touch ENCOMPASS_HOME
     env = dict(os.environ, ENCOMPASS_HOME=str(user_home))
     done = subprocess.run([ENCOMPASS, "demo", "--demo-home", str(home), "--timeout", "240"],
@@ -39,6 +47,8 @@ def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path):
         assert f"{name}: console says 'demo-bootscript: {name} was customized by Encompass'" in done.stderr
     assert "undeployed and deleted the clones and the master" in done.stderr
     assert not user_home.exists()
+    # A given --demo-home stays, emptied: the listings below read the demo's own store.
+    assert (home / "encompass.toml").is_file()
     listing = subprocess.run([ENCOMPASS, "--home", str(home), "image", "list", "--json"],
                              capture_output=True, text=True, check=True)
     assert listing.stdout.strip() == "[]"
@@ -46,4 +56,3 @@ def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path):
                               capture_output=True, text=True, check=True)
     assert machines.stdout.strip() == "[]"
     assert daemons_of(home) == [], "the demo's private libvirt daemon is still running"
-    subprocess.run(["rm", "-rf", str(home)], check=False)

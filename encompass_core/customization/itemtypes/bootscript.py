@@ -21,6 +21,7 @@ from __future__ import annotations
 import posixpath
 import re
 
+from ...errors import InvalidInput
 from ...model import CustomizationItem
 from ..access import FileAccess
 from ..fsutil import restore, write_file
@@ -86,8 +87,6 @@ class BootscriptCustomizer:
         check_params(item, PARAMS)
         if not re.fullmatch(r"/[A-Za-z0-9_./+-]+", item.path) or "/../" in item.path + "/":
             # The path goes into unit files and shell lines: keep it plain.
-            from ...errors import InvalidInput
-
             raise InvalidInput(f"item '{item.key}': a boot script's path must be plain (letters, "
                                f"digits, / . _ - +), not {item.path!r}")
 

@@ -48,8 +48,14 @@ def debugfs_path() -> str | None:
 
 
 def quote(name: str, label: str) -> str:
-    """One name as a debugfs argument: in double quotes, a quote doubled."""
-    if "\n" in name or "\r" in name or "/" in name or "\0" in name:
+    """One name as a debugfs argument: in double quotes, a quote doubled.
+
+    A name like ``<12>`` is refused: quoted or not, debugfs reads it as inode 12 in some
+    requests (``sif``, ``cat``), which would change or read another file (the root...).
+    """
+    if "\n" in name or "\r" in name or "/" in name or "\0" in name or (
+        name.startswith("<") and name.endswith(">")
+    ):
         raise InvalidInput(f"the name {name!r} in {label} cannot be handled by debugfs")
     return '"' + name.replace('"', '""') + '"'
 

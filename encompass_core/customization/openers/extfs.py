@@ -245,7 +245,10 @@ class ExtFsAccess(ResolvingAccess):
             f"sif {quoted} gid {gid}",
             f"cat {quoted}",
         ]
-        outputs = self._change(f"write {path}", directory, commands)
+        try:
+            outputs = self._change(f"write {path}", directory, commands)
+        finally:
+            os.unlink(source)  # the content may be a secret: keep no copy on this server
         change = _Change(path, "file", (mode, uid, gid), data)
         entry = self._names.listings[directory].entries.get(name)
         problem = _problem(entry, change, outputs[-2])

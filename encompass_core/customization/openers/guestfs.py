@@ -103,12 +103,18 @@ class _Guestfish:
     def mount(self, device: str, mountpoint: str) -> None:
         self.call("mount", device, mountpoint)
 
-    def lstatns(self, path: str) -> dict[str, int]:
+    def _stat_fields(self, command: str, path: str) -> dict[str, int]:
         fields = {}
-        for line in self.call("lstatns", path).splitlines():
+        for line in self.call(command, path).splitlines():
             key, _, value = line.partition(":")
             fields[key.strip()] = int(value)
         return fields
+
+    def lstatns(self, path: str) -> dict[str, int]:
+        return self._stat_fields("lstatns", path)
+
+    def statns(self, path: str) -> dict[str, int]:
+        return self._stat_fields("statns", path)
 
     def readlink(self, path: str) -> str:
         return self.call("readlink", path).removesuffix("\n")
@@ -197,7 +203,10 @@ class GuestfsAccess(FileAccessBase):
 
     def _write(self, path: str, data: bytes, mode: int | None, uid: int | None, gid: int | None) -> None:
         parts = check_path(path, self.label)
-        found = self._lstat(path)
+        try:  # the file replaced, through a final symlink as the write goes: it keeps its mode
+            found = self._call(path, "statns", path)
+        except NotFound:
+            found = None
         old = _entry(found) if found is not None and kind_of_mode(found["st_mode"]) == "file" else None
 
         def directory_owner() -> tuple[int, int]:

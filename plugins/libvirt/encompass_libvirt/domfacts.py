@@ -33,7 +33,6 @@ class DomainFacts:
     disks: tuple[str, ...]
     interfaces: tuple[str, ...]  # <interface> elements as XML text
     console_log: str | None  # the file the first serial port writes to, if any
-    kernel: str | None
 
     @property
     def xen_mode(self) -> str | None:
@@ -73,15 +72,13 @@ def facts(xml: str) -> DomainFacts:
         interfaces=tuple(ET.tostring(i, encoding="unicode").strip()
                          for i in root.findall("devices/interface")),
         console_log=console.get("path") if console is not None else None,
-        kernel=root.findtext("os/kernel"),
     )
 
 
 def without_image(xml: str) -> str:
     """The domain's XML with no disk and no direct kernel: a machine with nothing deployed."""
     root = ET.fromstring(xml)
-    for attribute in ("id",):
-        root.attrib.pop(attribute, None)
+    root.attrib.pop("id", None)
     devices = root.find("devices")
     if devices is not None:
         for disk in devices.findall("disk"):
@@ -98,7 +95,7 @@ def without_image(xml: str) -> str:
                 bootloader = ET.Element("bootloader")
                 bootloader.text = PYGRUB
                 root.insert(list(root).index(os_element), bootloader)
-        elif os_type in ("hvm",) and os_element.find("boot") is None:
+        elif os_type == "hvm" and os_element.find("boot") is None:
             ET.SubElement(os_element, "boot", dev="hd")
     return ET.tostring(root, encoding="unicode")
 

@@ -17,9 +17,6 @@ import pytest
 from encompass_libvirt.domxml import kvm_domain_xml
 from libvirt_testing import add_platform, import_demo, wait_for_line
 
-from encompass_core.customization.access import VolumeRef
-from encompass_core.customization.openers import open_volume
-
 
 @pytest.fixture
 def kvm(home: Path, daemon) -> Path:
@@ -31,18 +28,11 @@ def kvm(home: Path, daemon) -> Path:
 
 
 def set_hostname(run_cli, clone: str, hostname: str) -> None:
-    """Customize the clone's /etc/hostname: with `encompass customize` once the core has it,
-    else through the core's volume openers (the same confined file access it uses)."""
-    if run_cli("customize", "--help").code == 0:
-        assert run_cli("master", "items", "add", "demo", "hostname", "--type", "file",
-                       "--path", "/etc/hostname").code == 0
-        result = run_cli("customize", clone, "--set", f"hostname={hostname}")
-        assert result.code == 0, result.err
-        return
-    image = json.loads(run_cli("image", "show", clone, "--json").out)
-    volume = image["volumes"][0]
-    with open_volume(VolumeRef(volume["location"], volume["format"]), writable=True) as files:
-        files.write("/etc/hostname", f"{hostname}\n".encode(), mode=0o644, uid=0, gid=0)
+    """Customize the clone's /etc/hostname with `encompass customize`."""
+    assert run_cli("master", "items", "add", "demo", "hostname", "--type", "file",
+                   "--path", "/etc/hostname").code == 0
+    result = run_cli("customize", clone, "--set", f"hostname={hostname}")
+    assert result.code == 0, result.err
 
 
 def machine(run_cli, name: str) -> dict:
