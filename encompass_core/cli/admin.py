@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import config as config_mod
+from ..operations import claims as claims_op
 from ..operations import repair as repair_op
 from . import output
 
@@ -53,16 +54,25 @@ def pool_list(ctx, as_json: bool) -> None:
 @click.pass_obj
 def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
     """Find images stuck in a transitional state (cloning, deploying, ...) whose owning process
-    is gone, and move them to 'error' with the reason, so they can be retried or deleted."""
+    is gone, and move them to 'error' with the reason, so they can be retried or deleted (a
+    clone never finished is removed with its leftovers). Then check machines' claims on clones
+    with their platforms: a clone a machine still runs is 'deployed' again, a claim the machine
+    let go (or on a deleted image) is released."""
     stuck = repair_op.repair(ctx, dry_run=dry_run, force=force)
+    claimed = claims_op.reconcile(ctx, dry_run=dry_run)
     if as_json:
-        output.emit_json(stuck)
+        output.emit_json([*stuck, *claimed])
         return
-    if not stuck:
-        output.note("no image is stuck: nothing to repair")
+    if not stuck and not claimed:
+        output.note("no image is stuck and every claim holds: nothing to repair")
         return
-    output.table(("IMAGE", "STATE", "OPERATION", "PID", "HOST", "SINCE", "OWNER", "ACTION"),
-                 [(s.name, s.state, s.operation, s.pid, s.host, s.since, s.owner, s.action) for s in stuck])
+    if stuck:
+        output.table(("IMAGE", "STATE", "OPERATION", "PID", "HOST", "SINCE", "OWNER", "ACTION"),
+                     [(s.name, s.state, s.operation, s.pid, s.host, s.since, s.owner, s.action)
+                      for s in stuck])
+    if claimed:
+        output.table(("MACHINE", "CLAIMS IMAGE", "FOUND", "ACTION"),
+                     [(c.machine, c.image, c.finding, c.action) for c in claimed])
 
 
 def register(cli: click.Group) -> None:

@@ -42,6 +42,9 @@ def discover(ctx, platform, seeds, as_json) -> None:
         return
     output.table(("SOURCE", "FOUND", "NEW", "ERROR"),
                  [(r.source, r.found, ", ".join(r.new), r.error) for r in reports])
+    for report in reports:
+        for name in report.released:
+            output.note(f"machine '{name}' claimed an image that no longer exists: claim released")
     if any(r.error for r in reports):
         raise SystemExit(7)
 

@@ -19,7 +19,7 @@ from ..context import Context
 from ..errors import EncompassError, Interrupted
 from ..model import Image
 from ..store import Transaction, current_owner
-from . import holding
+from . import claims, holding
 
 BATCH_SECONDS = 0.25  # how often finished images are written back
 
@@ -36,6 +36,7 @@ def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | 
     with ctx.store.transaction() as tx:
         images = tx.images()
         by_name = {i.name: i for i in images}
+        claimed = claims.claimed_by(tx)
         for name in names:
             image = by_name.get(name)
             try:
@@ -43,6 +44,7 @@ def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | 
                     tx.image(name)  # raises NotFound with its hint
                 op = lifecycle.check_start(op_name, image.state, name=name, is_master=image.is_master,
                                            error=image.error)
+                claims.check(tx, image, op_name, claimed)
                 if check is not None:
                     check(tx, image)
             except EncompassError as exc:

@@ -50,10 +50,16 @@ def delete_image(ctx: Context, name: str) -> Image:
         held.dirty = True
         for volume in held.image.volumes:
             ctx.pool(volume.pool).driver.delete_volume(volume)
-        for pool_name in ctx.config.pools:  # leftovers of a clone killed half-way
-            purge = getattr(ctx.pool(pool_name).driver, "purge", None)
-            if purge is not None:
-                purge(name)
+        purge_leftovers(ctx, name)
         held.removed = True
         held.message = f"deleted with {len(held.image.volumes)} volume(s)"
     return held.result
+
+
+def purge_leftovers(ctx: Context, name: str) -> None:
+    """Remove what any pool still holds for image ``name`` (half-made volumes and ``.partial``
+    files of a clone killed half-way), through each driver's optional ``purge``."""
+    for pool_name in ctx.config.pools:
+        purge = getattr(ctx.pool(pool_name).driver, "purge", None)
+        if purge is not None:
+            purge(name)

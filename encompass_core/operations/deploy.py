@@ -15,7 +15,7 @@ from .. import lifecycle
 from ..context import Context
 from ..errors import Conflict, NotFound
 from ..model import Image, Machine
-from . import holding
+from . import claims, holding
 from .machines import fit_problems
 
 
@@ -29,6 +29,7 @@ def _claim(ctx: Context, machine_name: str, clone: str):
         if found.image and found.image != clone:
             raise Conflict(f"cannot deploy '{clone}' on '{machine_name}': it runs '{found.image}' "
                            f"already; undeploy that first (encompass undeploy {found.image})")
+        claims.refuse(image, "deploy", claims.claimed_by(tx), allow=machine_name)
         problems = fit_problems(found, image)
         if problems:
             raise Conflict(f"cannot deploy clone '{clone}': machine '{machine_name}' "
@@ -97,8 +98,9 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
 def undeploy(ctx: Context, clone: str, remove_machine: bool = False) -> Image:
     """Power off the machine running ``clone``, detach its volumes; remove the VM if asked."""
     with holding.hold(ctx, clone, "undeploy") as held:
-        name = held.image.machine
         with ctx.store.snapshot() as tx:
+            # A deploy killed half-way leaves only the machine's record naming the clone.
+            name = claims.machine_claiming(tx, held.image)
             target = tx.find_machine(name) if name else None
         if target is not None:
             driver = ctx.platform(target.platform).driver

@@ -19,6 +19,7 @@ from ..context import Context
 from ..errors import EncompassError
 from ..model import Event, Image
 from ..store import Transaction, current_owner
+from . import claims
 
 
 def transition_event(image: Image, to_state: str, message: str, operation: str | None = None,
@@ -60,6 +61,7 @@ def start(ctx: Context, name: str, op_name: str, check=None) -> Holding:
         image = tx.image(name)
         op = lifecycle.check_start(op_name, image.state, name=image.name, is_master=image.is_master,
                                    error=image.error)
+        claims.check(tx, image, op_name)
         if check is not None:
             check(tx, image)
         held = attrs.evolve(image, state=op.transitional, owner=current_owner(op_name, image.state))

@@ -48,6 +48,7 @@ class DiscoveryReport:
     found: int = 0
     new: tuple[str, ...] = ()
     error: str | None = None
+    released: tuple[str, ...] = ()  # machines whose claim on a deleted image was dropped
 
 
 def discover(ctx: Context, platform: str | None = None) -> list[DiscoveryReport]:
@@ -66,17 +67,21 @@ def discover(ctx: Context, platform: str | None = None) -> list[DiscoveryReport]
                 raise
             reports.append(DiscoveryReport(f"platform:{name}", error=str(exc)))
             continue
-        new = []
+        new, released = [], []
         with ctx.store.transaction() as tx:
             for found in machines:
                 stored = tx.find_machine(found.name)
                 if stored is None:
                     new.append(found.name)
-                # What the platform says wins, but the deployed image is Encompass' own record.
-                merged = attrs.evolve(found, image=stored.image if stored else found.image,
-                                      discovered=now())
-                tx.put_machine(merged)
-        reports.append(DiscoveryReport(f"platform:{name}", len(machines), tuple(new)))
+                # What the platform says wins, but the deployed image is Encompass' own record;
+                # a claim on an image deleted since is stale (nothing is left to protect).
+                image = stored.image if stored else found.image
+                if image and tx.find_image(image) is None:
+                    released.append(found.name)
+                    image = None
+                tx.put_machine(attrs.evolve(found, image=image, discovered=now()))
+        reports.append(DiscoveryReport(f"platform:{name}", len(machines), tuple(new),
+                                       released=tuple(released)))
     if platform is None:
         for name in ctx.config.pools:
             try:

@@ -1,4 +1,8 @@
-"""Finding images stuck in a transitional state whose owning process is gone, and fixing them."""
+"""Finding images stuck in a transitional state whose owning process is gone, and fixing them.
+
+A clone whose creating process died before the clone was whole is removed, with whatever the
+pools hold of it; other images go to their crash state (usually ``error``, with the reason).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import attrs
 
 from .. import lifecycle
 from ..context import Context
-from ..model import Event
+from ..errors import EncompassError
+from ..model import Event, Image
 from ..store import owner_alive
 from . import holding
+from .delete import purge_leftovers
 
 
 @attrs.frozen
@@ -34,9 +40,7 @@ def find_stuck(ctx: Context) -> list[Stuck]:
                 continue
             alive = owner_alive(image.owner)
             status = {True: "alive", False: "gone", None: "unknown"}[alive]
-            target = lifecycle.crash_state(image.state, image.owner.previous_state)
-            if target == "new":
-                target = "error"
+            target = "removed" if _never_made(image) else _crash_target(image)
             action = f"-> {target}" if alive is False else "left alone (owner running)" if alive else (
                 "left alone (owner on another host; --force to take over)")
             found.append(Stuck(image.name, image.state, image.owner.operation, image.owner.pid,
@@ -51,6 +55,7 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
     if dry_run or not fixable:
         return stuck
     events: list[Event] = []
+    unmade = _purge_unmade(ctx, fixable, force)
     with ctx.store.transaction() as tx:
         for name in fixable:
             image = tx.find_image(name)
@@ -59,9 +64,14 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
             if owner_alive(image.owner) and not force:
                 continue
             owner = image.owner
-            target = lifecycle.crash_state(image.state, owner.previous_state)
-            if target == "new":
-                target = "error"
+            if name in unmade and _never_made(image):
+                holding.record(ctx, tx, holding.transition_event(
+                    image, "deleted", f"repaired: clone never finished (process {owner.pid} on "
+                    f"{owner.host} died); record and leftovers removed", "clone", kind="repair"),
+                    events)
+                tx.remove_image(name)
+                continue
+            target = _crash_target(image)
             reason = (f"{owner.operation} interrupted: process {owner.pid} on {owner.host} died "
                       f"while the image was {image.state}")
             repaired = attrs.evolve(image, state=target, owner=None,
@@ -71,3 +81,32 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
             tx.put_image(repaired)
     holding.announce(ctx, events)
     return [attrs.evolve(s, action=f"{s.action} (done)") if s.name in fixable else s for s in stuck]
+
+
+def _crash_target(image: Image) -> str:
+    target = lifecycle.crash_state(image.state, image.owner.previous_state)
+    return "error" if target == "new" else target
+
+
+def _never_made(image: Image) -> bool:
+    """A clone whose creating process died before it was written back whole: nothing of it
+    is worth keeping (no customization was applied yet), begun or not."""
+    return (image.owner is not None and image.owner.operation == "clone"
+            and image.owner.previous_state == lifecycle.NEW)
+
+
+def _purge_unmade(ctx: Context, fixable: set[str], force: bool) -> set[str]:
+    """Purge the pools' leftovers (half-made volumes, ``.partial`` files) of never-finished
+    clones whose owner is gone; the names whose leftovers are gone."""
+    with ctx.store.snapshot() as tx:
+        candidates = [tx.find_image(name) for name in fixable]
+    purged = set()
+    for image in candidates:
+        if image is None or not _never_made(image) or (owner_alive(image.owner) and not force):
+            continue
+        try:
+            purge_leftovers(ctx, image.name)
+        except (EncompassError, OSError):
+            continue  # left in error instead, with its reason: delete then purges again
+        purged.add(image.name)
+    return purged
