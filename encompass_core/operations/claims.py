@@ -178,8 +178,11 @@ def _verdict(name: str, machine: Machine | None, image: Image,
 
 def _back_to_ready(image: Image, machine: str) -> bool:
     # Only a clone that claimed this machine itself was left in error/deployed by the claim
-    # (other operations are refused while it is claimed); any other error is its own.
-    return image.machine == machine and image.state in ("error", "deployed")
+    # (other operations are refused while it is claimed), or one whose deploy was killed
+    # before it said so (deploy changes no volume); any other error is its own.
+    if image.machine == machine:
+        return image.state in ("error", "deployed")
+    return image.state == "error" and (image.error or "").startswith("deploy interrupted")
 
 
 def _apply(ctx: Context, report: ClaimRepair, plan: str) -> ClaimRepair:
