@@ -48,6 +48,11 @@ def home() -> Path:
     return Path(os.environ.get("ENCOMPASS_HOME") or Path.home() / ".encompass").expanduser()
 
 
+# How a setting's expected type is named in messages.
+_KIND_NAMES = {int: "a whole number", float: "a number", str: "text in quotes", bool: "true or false",
+               list: "a list", dict: "a table"}
+
+
 @attrs.frozen
 class Section:
     """One ``[pools.NAME]`` or ``[platforms.NAME]`` table."""
@@ -59,10 +64,11 @@ class Section:
     def setting(self, key: str, default: Any = None, kind: type | None = None) -> Any:
         """A setting, checked to be of ``kind`` when given."""
         value = self.settings.get(key, default)
-        if kind is not None and value is not None and not isinstance(value, kind):
-            raise ConfigError(
-                f"setting '{key}' of '{self.name}' should be a {kind.__name__}, found {value!r}"
-            )
+        if kind is not None and value is not None and (
+            not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+        ):
+            wanted = _KIND_NAMES.get(kind, f"of type {kind.__name__}")
+            raise ConfigError(f"setting '{key}' of '{self.name}' should be {wanted}, found {value!r}")
         return value
 
 
