@@ -126,7 +126,8 @@ def test_init_on_a_read_only_file_system(tmp_path) -> None:
     # A read-only tmpfs in a private mount namespace: gone when the command ends.
     script = 'mount -t tmpfs -o ro,size=1m none "$1" || exit 99; exec "$2" init'
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
-                           str(mount_point), str(ENCOMPASS)], env=cli_env(home), capture_output=True, text=True)
+                           str(mount_point), str(ENCOMPASS)],
+                          env=cli_env(home), capture_output=True, text=True)
     if done.returncode == 99 or "unshare failed" in done.stderr:
         pytest.skip("cannot mount a read-only file system here (needs root)")
     result = CliResult(done.returncode, done.stdout, done.stderr)

@@ -26,7 +26,8 @@ def master_with_a_long_link(kind: str, tmp_path) -> os.PathLike:
 
 def make_clone(run_cli, kind: str, tmp_path) -> None:
     assert run_cli("master", "import", "base", master_with_a_long_link(kind, tmp_path)).code == 0
-    result = run_cli("master", "items", "add", "base", "longest", "--type", "file", "--path", f"/etc/{LONGEST}")
+    result = run_cli("master", "items", "add", "base", "longest", "--type", "file",
+                     "--path", f"/etc/{LONGEST}")
     assert result.code == 0, result.err
     mode = "full" if kind == "raw" else "cow"  # a full clone of a raw master stays raw
     assert run_cli("clone", "base", "web01", "--mode", mode).code == 0
