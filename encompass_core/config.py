@@ -48,6 +48,11 @@ def home() -> Path:
     return Path(os.environ.get("ENCOMPASS_HOME") or Path.home() / ".encompass").expanduser()
 
 
+# How a setting's expected type is named in messages.
+_KIND_NAMES = {int: "a whole number", float: "a number", str: "text in quotes", bool: "true or false",
+               list: "a list", dict: "a table"}
+
+
 @attrs.frozen
 class Section:
     """One ``[pools.NAME]`` or ``[platforms.NAME]`` table."""
@@ -59,10 +64,11 @@ class Section:
     def setting(self, key: str, default: Any = None, kind: type | None = None) -> Any:
         """A setting, checked to be of ``kind`` when given."""
         value = self.settings.get(key, default)
-        if kind is not None and value is not None and not isinstance(value, kind):
-            raise ConfigError(
-                f"setting '{key}' of '{self.name}' should be a {kind.__name__}, found {value!r}"
-            )
+        if kind is not None and value is not None and (
+            not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)
+        ):
+            wanted = _KIND_NAMES.get(kind, f"of type {kind.__name__}")
+            raise ConfigError(f"setting '{key}' of '{self.name}' should be {wanted}, found {value!r}")
         return value
 
 
@@ -115,6 +121,10 @@ def load(path: Path | None = None) -> Config:
         text = DEFAULT_CONFIG
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded); save it as UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -135,6 +145,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Config:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{path}: 'defaults' must be a table")
+    _check_defaults(path, defaults)
     sections: dict[str, dict[str, Section]] = {}
     for kind in ("pools", "platforms"):
         tables = data.get(kind, {})
@@ -163,6 +174,30 @@ def _parse(path: Path, data: dict[str, Any]) -> Config:
         sections[kind] = parsed
     return Config(path=path, defaults=defaults, pools=sections["pools"],
                   platforms=sections["platforms"], openers=openers)
+
+
+# [defaults]: each known key, what its value must be, and an example of one.
+_DEFAULTS = {
+    "pool": (lambda v: isinstance(v, str) and v != "", "a pool name", '"local"'),
+    "clone_mode": (lambda v: v in ("cow", "full"), '"cow" or "full"', '"cow"'),
+    "parallel": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                 "a whole number from 1", "4"),
+}
+
+
+def _check_defaults(path: Path, defaults: dict[str, Any]) -> None:
+    """Refuse unknown keys and values of the wrong type in ``[defaults]``: each is used far
+    from here, where a bad one would fail without naming the file."""
+    for key, value in defaults.items():
+        if key not in _DEFAULTS:
+            raise ConfigError(
+                f"{path}: [defaults] has an unknown key '{key}'; known: {', '.join(_DEFAULTS)}"
+            )
+        fits, wanted, example = _DEFAULTS[key]
+        if not fits(value):
+            raise ConfigError(
+                f"{path}: [defaults] {key} must be {wanted}, not {value!r}; e.g. {key} = {example}"
+            )
 
 
 _SECRET_WORDS = ("password", "secret", "community", "token")
@@ -195,9 +230,21 @@ def secret(section: Section, name: str, config: Config | None = None) -> str | N
 
 def write_default(home_dir: Path, force: bool = False) -> Path:
     """Create ``home_dir`` with the default configuration; return the file's path."""
-    home_dir.mkdir(parents=True, exist_ok=True)
     path = home_dir / CONFIG_NAME
-    if path.exists() and not force:
-        return path
-    path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    try:
+        home_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not force:
+            return path
+        path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        raise home_error(home_dir, exc) from None
     return path
+
+
+def home_error(home_dir: Path, exc: OSError) -> ConfigError:
+    """The one-line error for an ``ENCOMPASS_HOME`` that cannot be made or written."""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(home_dir) else ""
+    return ConfigError(
+        f"cannot set up ENCOMPASS_HOME {home_dir}{where}: {exc.strerror or exc}; point "
+        "ENCOMPASS_HOME (or --home) at a directory you can write"
+    )

@@ -12,6 +12,10 @@ from .errors import StoreError
 
 T = TypeVar("T")
 
+# Field metadata the converter checks in documents (the classes' own defaults still serve code):
+REQUIRED = "encompass.required"  # the document must hold this field, even though it has a default
+ONE_OF = "encompass.one_of"  # the document's value must be one of these
+
 
 def to_document(value: Any) -> Any:
     """Turn a model value (attrs instances, tuples, dicts) into plain JSON values."""
@@ -25,7 +29,11 @@ def to_document(value: Any) -> Any:
 
 
 def from_document(cls: type[T], doc: Any, where: str = "") -> T:
-    """Build a ``cls`` instance from a document, reporting the field that does not fit."""
+    """Build a ``cls`` instance from a document, reporting the field that does not fit.
+
+    Fields are checked against their types, and against the :data:`REQUIRED` and
+    :data:`ONE_OF` entries of their metadata.
+    """
     return _structure(cls, doc, where or cls.__name__)
 
 
@@ -70,7 +78,11 @@ def _structure(tp: Any, value: Any, where: str) -> Any:
         for field in attrs.fields(tp):
             if field.name in value:
                 kwargs[field.name] = _structure(field.type, value[field.name], f"{where}.{field.name}")
-            elif field.default is attrs.NOTHING:
+                choices = field.metadata.get(ONE_OF)
+                if choices is not None and kwargs[field.name] not in choices:
+                    raise StoreError(f"{where}.{field.name}: {value[field.name]!r} is not one of "
+                                     f"{', '.join(map(str, choices))}")
+            elif field.default is attrs.NOTHING or field.metadata.get(REQUIRED):
                 raise StoreError(f"{where}: missing field '{field.name}'")
         try:
             return tp(**kwargs)

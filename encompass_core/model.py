@@ -13,7 +13,9 @@ from typing import Any, Literal
 
 import attrs
 
+from .convert import ONE_OF, REQUIRED
 from .errors import InvalidInput
+from .lifecycle import STATES
 
 ImageKind = Literal["master", "clone"]
 VolumeFormat = Literal["raw", "qcow2", "dir"]
@@ -125,8 +127,9 @@ class Image:
 
     name: str
     kind: ImageKind
-    state: str
-    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    state: str = attrs.field(metadata={ONE_OF: STATES})  # a stored image is in a real state
+    # Empty while importing, but always written: a document without it is damaged.
+    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple, metadata={REQUIRED: True})
     version: int | None = None  # masters only
     master: str | None = None  # clones only
     parent: str | None = None  # clones only

@@ -18,7 +18,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tinydb import Query, TinyDB
 from tinydb.middlewares import CachingMiddleware
@@ -29,6 +29,7 @@ from .errors import Conflict, NotFound, StoreError
 from .model import Event, Image, Machine, Owner, now
 
 SCHEMA = 1
+T = TypeVar("T")
 _META = "_meta"
 
 
@@ -45,16 +46,20 @@ class _AtomicJSONStorage(Storage):
             return None
         except OSError as exc:
             raise StoreError(f"cannot read metadata file {self.path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise self._corrupt(f"byte {exc.start} is not UTF-8") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise StoreError(
-                f"metadata file {self.path} is corrupt (line {exc.lineno}, column {exc.colno}: "
-                f"{exc.msg}); it was left untouched. Restore it from {self.path}.bak or move it "
-                "away to start afresh"
-            ) from exc
+            raise self._corrupt(f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        except RecursionError:
+            raise self._corrupt("it nests too deeply") from None
         if not isinstance(data, dict):
-            raise StoreError(f"metadata file {self.path} is corrupt: its top level is not an object")
+            raise self._corrupt("its top level is not an object")
+        for table, documents in data.items():
+            # TinyDB reads each table as {document id: document}: anything else is damage.
+            if not isinstance(documents, dict) or not all(isinstance(d, dict) for d in documents.values()):
+                raise self._corrupt(f"its table '{table}' is not an object of documents")
         schema = data.get(_META, {}).get("1", {}).get("schema")
         if schema != SCHEMA:
             raise StoreError(
@@ -62,6 +67,12 @@ class _AtomicJSONStorage(Storage):
                 f"understands {SCHEMA}; upgrade Encompass (or restore a matching backup)"
             )
         return data
+
+    def _corrupt(self, what: str) -> StoreError:
+        return StoreError(
+            f"metadata file {self.path} is corrupt ({what}); it was left untouched. Restore it "
+            f"from {self.path}.bak or move it away to start afresh"
+        )
 
     def write(self, data: dict[str, Any]) -> None:
         data.setdefault(_META, {"1": {"schema": SCHEMA}})
@@ -131,20 +142,31 @@ def owner_alive(owner: Owner) -> bool | None:
 class Transaction:
     """A consistent view of the store under its lock; changes are written when it ends."""
 
-    def __init__(self, db: TinyDB) -> None:
+    def __init__(self, db: TinyDB, path: Path) -> None:
         self._db = db
+        self._path = path
         self._images = db.table("images")
         self._events = db.table("events")
         self._machines = db.table("machines")
 
+    def _load(self, cls: type[T], doc: dict[str, Any], where: str) -> T:
+        """A stored document as ``cls``; one that does not fit the model is refused, naming it."""
+        try:
+            return from_document(cls, doc, where)
+        except StoreError as exc:
+            raise StoreError(
+                f"metadata file {self._path}: {exc}; it was left untouched: fix that document, or "
+                f"restore {self._path}.bak"
+            ) from None
+
     # -- images ---------------------------------------------------------------------------
     def images(self) -> list[Image]:
         """Every image, in the order they were created."""
-        return [from_document(Image, d, f"image {d.get('name')!r}") for d in self._images.all()]
+        return [self._load(Image, d, f"image {d.get('name')!r}") for d in self._images.all()]
 
     def find_image(self, name: str) -> Image | None:
         doc = self._images.get(Query().name == name)
-        return from_document(Image, doc, f"image {name!r}") if doc else None
+        return self._load(Image, doc, f"image {name!r}") if doc else None
 
     def image(self, name: str) -> Image:
         """The image called ``name``; :class:`NotFound` with a hint otherwise."""
@@ -174,15 +196,15 @@ class Transaction:
 
     def events(self, image: str | None = None) -> list[Event]:
         docs = self._events.search(Query().image == image) if image else self._events.all()
-        return [from_document(Event, d, "event") for d in docs]
+        return [self._load(Event, d, f"event of image {d.get('image')!r}") for d in docs]
 
     # -- machines -------------------------------------------------------------------------
     def machines(self) -> list[Machine]:
-        return [from_document(Machine, d, f"machine {d.get('name')!r}") for d in self._machines.all()]
+        return [self._load(Machine, d, f"machine {d.get('name')!r}") for d in self._machines.all()]
 
     def find_machine(self, name: str) -> Machine | None:
         doc = self._machines.get(Query().name == name)
-        return from_document(Machine, doc, f"machine {name!r}") if doc else None
+        return self._load(Machine, doc, f"machine {name!r}") if doc else None
 
     def put_machine(self, machine: Machine) -> None:
         """Insert or replace the machine of the same name."""
@@ -227,7 +249,7 @@ class Store:
             storage = db.storage
             storage.WRITE_CACHE_SIZE = 1 << 30  # write once, at the end
             try:
-                yield Transaction(db)
+                yield Transaction(db, self.path)
             except BaseException:
                 storage.cache = None  # drop the changes
                 storage._cache_modified_count = 0
@@ -244,4 +266,4 @@ class Store:
     def snapshot(self) -> Iterator[Transaction]:
         """A read-only view (no lock needed: the file is only ever replaced whole)."""
         db = TinyDB(str(self.path), storage=CachingMiddleware(_AtomicJSONStorage))
-        yield Transaction(db)
+        yield Transaction(db, self.path)

@@ -18,7 +18,10 @@ def init(ctx, force: bool) -> None:
     existed = (ctx.home / config_mod.CONFIG_NAME).exists()
     path = config_mod.write_default(ctx.home, force=force)
     pool = ctx.pool()
-    pool.driver.root.mkdir(parents=True, exist_ok=True)
+    try:
+        pool.driver.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise config_mod.home_error(ctx.home, exc) from None
     if existed and not force:
         output.note(f"{path} exists already; left as it is (--force replaces it)")
     else:

@@ -11,7 +11,7 @@ import click
 
 from ..customization.fingerprint import short
 from ..customization.volumes import open_image_volume
-from ..errors import InvalidInput, NotFound
+from ..errors import EncompassError, InvalidInput, NotFound
 from ..operations import customize as customize_op
 from . import output
 from .images import image, master
@@ -93,7 +93,9 @@ def _report(results, verb: str, as_json: bool) -> None:
             for result in failed:
                 output.note(f"  {result.name}: {result.error}")
     if failed:
-        raise SystemExit(7)
+        # The failures' own exit code (8 for confinement, 4 for a conflict...) when they agree.
+        codes = {result.exit_code for result in failed}
+        raise SystemExit(codes.pop() if len(codes) == 1 else EncompassError.exit_code)
 
 
 @click.command("customize")

@@ -35,6 +35,7 @@ import attrs
 from ..errors import InvalidInput
 from ..model import CustomizationItem
 from .access import FileAccess
+from .openers.resolve import limits_problem
 
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _FIELDS = {f.name for f in attrs.fields(CustomizationItem)}
@@ -90,6 +91,9 @@ def build_item(spec: Mapping[str, Any], where: str = "item") -> CustomizationIte
     path = spec["path"]
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidInput(f"{where}: path {path!r} must be absolute inside the volume, e.g. /etc/hostname")
+    problem = limits_problem(path)
+    if problem is not None:
+        raise InvalidInput(f"{where}: no volume can hold its path: {problem}; shorten the path")
     volume = spec.get("volume", 0)
     partition = spec.get("partition")
     if not isinstance(volume, int) or isinstance(volume, bool) or volume < 0:

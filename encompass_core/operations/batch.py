@@ -24,7 +24,9 @@ from . import claims, holding
 BATCH_SECONDS = 0.25  # how often finished images are written back
 
 Check = Callable[[Transaction, Image], None]
-Failed = Callable[[str, str], Any]
+# failed(name, reason, exit_code): the result of an image whose body raised; ``exit_code`` is
+# that of the error's class (errors.py), so the CLI can exit as it would for one image.
+Failed = Callable[[str, str, int], Any]
 
 
 def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | None,
@@ -48,7 +50,7 @@ def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | 
                 if check is not None:
                     check(tx, image)
             except EncompassError as exc:
-                results[name] = failed(name, str(exc))
+                results[name] = failed(name, str(exc), exc.exit_code)
                 continue
             taken = attrs.evolve(image, state=op.transitional, owner=current_owner(op_name, image.state))
             holding.record(ctx, tx, holding.transition_event(image, op.transitional, f"{op_name} started",
@@ -92,7 +94,7 @@ def run_many(ctx: Context, names: Sequence[str], op_name: str,
 
     All images are taken in one transaction (``check(tx, image)`` may refuse one) and written
     back in batches. ``body`` returns a result whose ``error`` is None; a body that raises gets
-    ``failed(name, reason)`` instead, and its image is left in ``error`` if it was changed
+    ``failed(name, reason, exit_code)`` instead, and its image is left in ``error`` if it was changed
     (``holding.dirty``) or back where it was — without stopping the others. ``images`` are
     all images as they were when taken (for lineage lookups without the store).
     """
@@ -110,9 +112,9 @@ def run_many(ctx: Context, names: Sequence[str], op_name: str,
         try:
             result = future.result()
         except EncompassError as exc:
-            result = failed(name, str(exc))
+            result = failed(name, str(exc), exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - one image's failure is its own
-            result = failed(name, f"{type(exc).__name__}: {exc}")
+            result = failed(name, f"{type(exc).__name__}: {exc}", EncompassError.exit_code)
         finished.append((held[name], result))
 
     workers = max(1, min(parallel, len(held) or 1))
@@ -139,7 +141,8 @@ def run_many(ctx: Context, names: Sequence[str], op_name: str,
             if future.done() and not future.cancelled():
                 collect(future, name)
             else:
-                finished.append((held[name], failed(name, "interrupted by the user (Ctrl-C)")))
+                stopped = failed(name, "interrupted by the user (Ctrl-C)", Interrupted.exit_code)
+                finished.append((held[name], stopped))
         _flush(ctx, finished, results, on_done)
     finally:
         executor.shutdown(wait=True)

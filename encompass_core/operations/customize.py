@@ -51,6 +51,7 @@ class CustomizeResult:
     reverted: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
     error: str | None = None
+    exit_code: int = 0  # of the error's class (errors.py) when it failed
 
 
 def clones_of(ctx: Context, master_name: str) -> list[str]:
@@ -330,8 +331,8 @@ def uncustomize_images(ctx: Context, names: Sequence[str], keys: Sequence[str] |
     return batch.run_many(ctx, names, "uncustomize", body, _failed, parallel, _refuse_readers, on_done)
 
 
-def _failed(name: str, reason: str) -> CustomizeResult:
-    return CustomizeResult(name, "error", error=reason)
+def _failed(name: str, reason: str, exit_code: int) -> CustomizeResult:
+    return CustomizeResult(name, "error", error=reason, exit_code=exit_code)
 
 
 def _unique(names: Sequence[str]) -> list[str]:

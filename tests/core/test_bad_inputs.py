@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
 import pytest
-from conftest import assert_one_line_error, image_records, make_qcow2_master, qemu_io
+from conftest import (
+    ENCOMPASS,
+    CliResult,
+    assert_one_line_error,
+    cli_env,
+    image_records,
+    make_qcow2_master,
+    qemu_io,
+)
 
 
 def test_an_unknown_master(run_cli) -> None:
@@ -96,3 +105,115 @@ def test_an_unknown_pool(run_cli, master) -> None:
     result = run_cli("clone", master, "web01", "--pool", "fast")
     assert result.code == 3
     assert_one_line_error(result, "no pool named 'fast'", "[pools.fast]")
+
+
+def run_init(home) -> CliResult:
+    done = subprocess.run([str(ENCOMPASS), "init"], env=cli_env(home), capture_output=True, text=True)
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def test_init_with_a_home_under_a_file(tmp_path) -> None:
+    (tmp_path / "afile").write_text("")
+    result = run_init(tmp_path / "afile" / "home")
+    assert result.code == 5
+    assert_one_line_error(result, str(tmp_path / "afile" / "home"), "Not a directory", "ENCOMPASS_HOME")
+
+
+def test_init_on_a_read_only_file_system(tmp_path) -> None:
+    mount_point = tmp_path / "ro"
+    mount_point.mkdir()
+    home = mount_point / "home"
+    # A read-only tmpfs in a private mount namespace: gone when the command ends.
+    script = 'mount -t tmpfs -o ro,size=1m none "$1" || exit 99; exec "$2" init'
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                           str(mount_point), str(ENCOMPASS)],
+                          env=cli_env(home), capture_output=True, text=True)
+    if done.returncode == 99 or "unshare failed" in done.stderr:
+        pytest.skip("cannot mount a read-only file system here (needs root)")
+    result = CliResult(done.returncode, done.stdout, done.stderr)
+    assert result.code == 5
+    assert_one_line_error(result, str(home), "Read-only file system", "ENCOMPASS_HOME")
+
+
+@pytest.mark.parametrize("line, words", [
+    ('parallel = "four"', ("[defaults] parallel", "'four'", "whole number")),
+    ("parallel = 0", ("[defaults] parallel", "whole number from 1")),
+    ('clone_mode = "copy"', ("[defaults] clone_mode", '"cow" or "full"', "'copy'")),
+    ("pool = 3", ("[defaults] pool", "pool name")),
+    ('poool = "local"', ("[defaults]", "unknown key 'poool'", "pool, clone_mode, parallel")),
+])
+def test_a_bad_value_in_defaults(run_cli, encompass_home, master, line, words) -> None:
+    write_config(encompass_home, f'[defaults]\n{line}\n\n[pools.local]\ndriver = "local"\npath = "pool"\n')
+    result = run_cli("clone", master, "web01")
+    assert result.code == 5
+    assert_one_line_error(result, str(encompass_home / "encompass.toml"), *words)
+
+
+def test_a_config_that_is_not_utf8(run_cli, encompass_home) -> None:
+    (encompass_home / "encompass.toml").write_bytes(b'[defaults]\npool = "l\xe9cal"\n')
+    result = run_cli("pool", "list")
+    assert result.code == 5
+    assert_one_line_error(result, str(encompass_home / "encompass.toml"), "not UTF-8")
+
+
+def test_a_setting_of_the_wrong_type_is_named_plainly(run_cli, encompass_home, raw_disk) -> None:
+    write_config(encompass_home, '[pools.local]\ndriver = "local"\npath = "pool"\nmax_chain_depth = true\n')
+    result = run_cli("master", "import", "base", raw_disk)
+    assert result.code == 5
+    assert_one_line_error(result, "'max_chain_depth'", "should be a whole number", "True")
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage", ("corrupt", "not UTF-8")),
+    (b'{"_meta": {"1": {"schema": 1}}, "images": "x"}', ("corrupt", "table 'images'")),
+    (b'{"images": "x"}', ("corrupt", "table 'images'")),
+    (b'{"_meta": {"1": {"schema": 1}}, "images": {"1": 5}}', ("corrupt", "table 'images'")),
+])
+def test_a_damaged_metadata_file(run_cli, encompass_home, content, words) -> None:
+    metadata = encompass_home / "metadata.json"
+    metadata.write_bytes(content)
+    result = run_cli("image", "list")
+    assert result.code == 5
+    assert_one_line_error(result, str(metadata), *words, "left untouched")
+    assert metadata.read_bytes() == content
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda doc: doc.pop("volumes"), ("image 'base'", "missing field 'volumes'")),
+    (lambda doc: doc.update(state="bogus"), ("image 'base'", "state", "'bogus'", "ready")),
+    (lambda doc: doc.update(kind="golden"), ("image 'base'", "kind", "'golden'")),
+])
+def test_a_stored_image_that_does_not_fit_the_model(run_cli, encompass_home, master, change, words) -> None:
+    metadata = encompass_home / "metadata.json"
+    data = json.loads(metadata.read_text())
+    (doc,) = [d for d in data["images"].values() if d["name"] == master]
+    change(doc)
+    metadata.write_text(json.dumps(data))
+    for args in (("image", "list"), ("image", "show", master), ("clone", master, "web01")):
+        result = run_cli(*args)
+        assert result.code == 5
+        assert_one_line_error(result, str(metadata), *words)
+
+
+def dir_master_with_item(run_cli, tmp_path, path: str) -> None:
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    os.mkfifo(tree / "etc" / "fifo")
+    assert run_cli("master", "import", "base", tree).code == 0
+    assert run_cli("master", "items", "add", "base", "target", "--type", "file", "--path", path).code == 0
+    assert run_cli("clone", "base", "web01").code == 0
+
+
+def test_customize_exits_with_the_confinement_code(run_cli, tmp_path) -> None:
+    dir_master_with_item(run_cli, tmp_path, "/../etc/hostname")
+    result = run_cli("customize", "web01", "--set", "target=x")
+    assert result.code == 8, result.err
+    assert "climbs above the root" in result.err and "Traceback" not in result.err
+
+
+def test_writing_over_a_special_file_names_it_plainly(run_cli, tmp_path) -> None:
+    dir_master_with_item(run_cli, tmp_path, "/etc/fifo")
+    result = run_cli("customize", "web01", "--set", "target=x")
+    assert result.code == 2, result.err
+    assert "it is a special file (device, FIFO or socket), not a regular file" in result.err
+    assert " a other" not in result.err

@@ -42,6 +42,16 @@ def kind_of_mode(mode: int) -> FileKind:
     return "other"
 
 
+# Each kind of entry as named in messages ("a other" would say nothing).
+_KIND_PHRASES = {"file": "a regular file", "dir": "a directory", "symlink": "a symlink",
+                 "other": "a special file (device, FIFO or socket)"}
+
+
+def kind_phrase(entry: Entry | None) -> str:
+    """What an entry is, for a message; None (a path reached without a last name) is a directory."""
+    return "a directory" if entry is None else _KIND_PHRASES.get(entry.kind, f"a {entry.kind}")
+
+
 def check_mode(mode: int | None) -> int | None:
     """Refuse a mode that is not permission bits (``0o7777`` at most)."""
     if mode is not None and not 0 <= mode <= 0o7777:
@@ -110,8 +120,9 @@ class FileAccessBase:
         return NotFound(f"{path} does not exist in {self.label}; check the path")
 
     def _not_a_file(self, path: str, entry: Entry | None) -> InvalidInput:
-        kind = "a directory" if entry is None else f"a {entry.kind}"
-        return InvalidInput(f"cannot write {path} in {self.label}: it is {kind}, not a regular file")
+        return InvalidInput(
+            f"cannot write {path} in {self.label}: it is {kind_phrase(entry)}, not a regular file"
+        )
 
     def write(self, path: str, data: bytes, mode: int | None = None, uid: int | None = None,
               gid: int | None = None) -> None:  # fmt: skip
@@ -150,8 +161,7 @@ class ResolvingAccess(FileAccessBase):
         if where.name is not None and where.entry is None:
             raise self._missing(path)
         if where.entry is None or where.entry.kind != "file":
-            kind = "a directory" if where.entry is None else f"a {where.entry.kind}"
-            raise InvalidInput(f"{path} in {self.label} is {kind}, not a regular file")
+            raise InvalidInput(f"{path} in {self.label} is {kind_phrase(where.entry)}, not a regular file")
         return where.entry
 
     def read(self, path: str) -> bytes:

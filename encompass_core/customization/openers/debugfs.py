@@ -29,7 +29,7 @@ import time
 import attrs
 
 from encompass_core.customization.openers.base import kind_of_mode
-from encompass_core.customization.openers.resolve import Entry
+from encompass_core.customization.openers.resolve import NAME_MAX, Entry
 from encompass_core.errors import DriverError, InvalidInput
 
 _BANNER = re.compile(rb"^debugfs \d+\.\d+")
@@ -51,8 +51,14 @@ def quote(name: str, label: str) -> str:
     """One name as a debugfs argument: in double quotes, a quote doubled.
 
     A name like ``<12>`` is refused: quoted or not, debugfs reads it as inode 12 in some
-    requests (``sif``, ``cat``), which would change or read another file (the root...).
+    requests (``sif``, ``cat``), which would change or read another file (the root...). So is
+    a name over 255 bytes: debugfs would write it as an empty name, which e2fsck faults.
     """
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise InvalidInput(
+            f"a name of {len(os.fsencode(name))} bytes cannot be written in {label}: "
+            f"a name holds at most {NAME_MAX} bytes; shorten it"
+        )
     if "\n" in name or "\r" in name or "/" in name or "\0" in name or (
         name.startswith("<") and name.endswith(">")
     ):

@@ -125,7 +125,8 @@ class DirTreeAccess(ResolvingAccess):
     def _write_file(self, path: str, where: Resolved, data: bytes, mode: int, uid: int, gid: int) -> None:
         """Write beside the file, then rename over it (atomic)."""
         directory = where.directory
-        temp = f".{where.name}.encompass-{secrets.token_hex(6)}"
+        # A short name of its own: the file's name may take all of NAME_MAX already.
+        temp = f".encompass-{secrets.token_hex(8)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(temp, flags, 0o600, dir_fd=directory)

@@ -11,6 +11,9 @@ The rule, the same for every opener:
   ``<volume>/etc/x``, and ``..`` at the volume root stays at the root (``../../..`` from
   ``/sub`` is ``/``). So a symlink can never lead out of the volume; it leads where the guest
   would look. More than :data:`MAX_SYMLINKS` links in one resolution is refused (a loop).
+* A name longer than :data:`NAME_MAX` bytes, or a caller's path longer than :data:`PATH_MAX`
+  bytes, is refused with :class:`~encompass_core.errors.InvalidInput` before anything is looked
+  up or written: no guest could use it, and some tools (debugfs) would write a broken entry.
 * Each component is looked up ``lstat``-like in the directory reached so far: no component is
   ever handed to the host (or to debugfs) as a multi-component path that could be resolved
   outside this walk.
@@ -22,6 +25,7 @@ An opener supplies a :class:`Namespace` (how to look a name up in a directory it
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
@@ -31,6 +35,8 @@ from encompass_core.customization.access import FileKind
 from encompass_core.errors import ConfinementError, InvalidInput, NotFound
 
 MAX_SYMLINKS = 40  # as Linux's MAXSYMLINKS
+NAME_MAX = 255  # bytes in one name: ext2/3/4, XFS, Btrfs and Linux's VFS alike
+PATH_MAX = 4095  # bytes in a whole path a guest can give its kernel (4096 with the NUL)
 
 H = TypeVar("H")
 
@@ -81,14 +87,40 @@ class Resolved(Generic[H]):
     path: str
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` quoted for a message, its middle left out when long (a 4 KiB path is noise)."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[: limit // 2] + "..." + text[-limit // 2 :])
+
+
+def limits_problem(path: str) -> str | None:
+    """Why ``path`` cannot exist in any volume (a name over :data:`NAME_MAX` bytes, the path
+    over :data:`PATH_MAX` bytes), or None. Lengths are counted in bytes, as the kernel does."""
+    size = len(os.fsencode(path))
+    if size > PATH_MAX:
+        return f"it is {size} bytes long and a path holds at most {PATH_MAX}"
+    for part in path.split("/"):
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            return f"its name {_shown(part)} is {size} bytes long and a name holds at most {NAME_MAX}"
+    return None
+
+
 def check_path(path: str, label: str) -> list[str]:
-    """The components of a caller's path; refuse relative paths, NULs and climbing above ``/``."""
+    """The components of a caller's path; refuse relative paths, NULs, names and paths beyond
+    :data:`NAME_MAX` and :data:`PATH_MAX`, and climbing above ``/``."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidInput(
             f"path {path!r} in {label} is not absolute; give paths as the guest sees them, e.g. /etc/hostname"
         )
     if "\0" in path:
         raise InvalidInput(f"path {path!r} in {label} contains a NUL character")
+    problem = limits_problem(path)
+    if problem is not None:
+        raise InvalidInput(
+            f"cannot use path {_shown(path)} in {label}: {problem}; shorten the path"
+        )
     depth = 0
     parts = [part for part in path.split("/") if part not in ("", ".")]
     for part in parts:
@@ -150,6 +182,12 @@ def resolve(
                         f"(a symlink loop near {here}); fix the links in the image"
                     )
                 target = namespace.readlink(directory, part, entry)
+                problem = limits_problem(target)
+                if problem is not None:  # made by hand or by a hostile image: no guest could follow it
+                    raise InvalidInput(
+                        f"symlink {here} in {label} points to {_shown(target)}, which no guest can "
+                        f"follow: {problem}; fix the link in the image"
+                    )
                 if target.startswith("/"):  # absolute: from the volume's root, not the host's
                     while len(stack) > 1:
                         namespace.release(stack.pop())
