@@ -49,20 +49,30 @@ def pool_list(ctx, as_json: bool) -> None:
 @click.command("repair")
 @click.option("--dry-run", is_flag=True, help="Only list what is stuck and what would be done.")
 @click.option("--force", is_flag=True, help="Also take over images held by a process on another host.")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+@click.option("--json", "as_json", is_flag=True,
+              help='A JSON object: {"images": [...], "leftovers": [...]}.')
 @click.pass_obj
 def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
     """Find images stuck in a transitional state (cloning, deploying, ...) whose owning process
-    is gone, and move them to 'error' with the reason, so they can be retried or deleted."""
+    is gone, and move them to 'error' with the reason, so they can be retried or deleted.
+    Also end the helper processes (qemu-storage-daemon, debugfs, guestfish...), mounts and
+    work files such processes left behind."""
+    leftovers = repair_op.clean_leftovers(ctx, dry_run=dry_run)
     stuck = repair_op.repair(ctx, dry_run=dry_run, force=force)
     if as_json:
-        output.emit_json(stuck)
+        output.emit_json({"images": stuck, "leftovers": leftovers})
         return
-    if not stuck:
-        output.note("no image is stuck: nothing to repair")
+    if not stuck and not leftovers:
+        output.note("no image is stuck and no process left anything behind: nothing to repair")
         return
-    output.table(("IMAGE", "STATE", "OPERATION", "PID", "HOST", "SINCE", "OWNER", "ACTION"),
-                 [(s.name, s.state, s.operation, s.pid, s.host, s.since, s.owner, s.action) for s in stuck])
+    if stuck:
+        output.table(("IMAGE", "STATE", "OPERATION", "PID", "HOST", "SINCE", "OWNER", "ACTION"),
+                     [(s.name, s.state, s.operation, s.pid, s.host, s.since, s.owner, s.action)
+                      for s in stuck])
+    if leftovers:
+        output.table(("DEAD PROCESS", "HELPERS", "MOUNTS", "ACTION"),
+                     [(left.pid, ", ".join(left.helpers) or "-", len(left.mounts), left.action)
+                      for left in leftovers], title="Left behind by processes that died")
 
 
 def register(cli: click.Group) -> None:

@@ -1,10 +1,11 @@
-"""Finding images stuck in a transitional state whose owning process is gone, and fixing them."""
+"""Finding images stuck in a transitional state whose owning process is gone, and fixing them;
+cleaning what such processes left running (helpers, mounts, work files)."""
 
 from __future__ import annotations
 
 import attrs
 
-from .. import lifecycle
+from .. import lifecycle, rundir
 from ..context import Context
 from ..model import Event
 from ..store import owner_alive
@@ -71,3 +72,9 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
             tx.put_image(repaired)
     holding.announce(ctx, events)
     return [attrs.evolve(s, action=f"{s.action} (done)") if s.name in fixable else s for s in stuck]
+
+
+def clean_leftovers(ctx: Context, dry_run: bool = False) -> list[rundir.Leftover]:
+    """End the helper processes, unmount the mounts and remove the work files that processes
+    which died left in their run directories (see :mod:`encompass_core.rundir`)."""
+    return rundir.sweep(ctx.home, dry_run=dry_run)

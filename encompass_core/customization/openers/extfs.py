@@ -29,7 +29,7 @@ import attrs
 
 from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, FileKind, VolumeRef
-from encompass_core.customization.openers.base import ResolvingAccess, describe_volume
+from encompass_core.customization.openers.base import ResolvingAccess, describe_volume, seconds
 from encompass_core.customization.openers.debugfs import (
     DEFAULT_TIMEOUT,
     DebugfsSession,
@@ -355,7 +355,7 @@ class ExtFsOpener:
     name = "extfs"
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.timeout = timeout  # seconds a debugfs request may take ([openers.extfs] timeout)
+        self.timeout = seconds(timeout)  # seconds a debugfs request may take ([openers.extfs] timeout)
 
     def can_open(self, volume: VolumeRef) -> str | None:
         """None for a raw image holding an ext filesystem where asked, else why not."""

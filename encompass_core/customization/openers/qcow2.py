@@ -24,7 +24,7 @@ import subprocess
 
 from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, VolumeRef
-from encompass_core.customization.openers.base import CannotOpen, describe_volume
+from encompass_core.customization.openers.base import CannotOpen, describe_volume, seconds
 from encompass_core.customization.openers.debugfs import DEFAULT_TIMEOUT, debugfs_path
 from encompass_core.customization.openers.extfs import ExtFsAccess, ext_superblock, partition_offset
 from encompass_core.errors import DriverError
@@ -55,7 +55,7 @@ class FuseExport:
                 "install the Debian package qemu-system-common"
             )
         self.label = label
-        self.timeout = timeout
+        self.timeout = seconds(timeout)
         self.workdir = rundir.make_dir("qcow2-")
         self.raw_path = os.path.join(self.workdir, "raw")
         self._monitor: socket.socket | None = None
