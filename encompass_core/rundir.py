@@ -159,12 +159,12 @@ def end_helper(pid: int, grace: float = _TERM_GRACE) -> None:
     forget_helper(pid)
 
 
-def run(command: Sequence[str], what: str, timeout: float | None,
+def run(command: Sequence[str], what: str, timeout: float | None, setting: str | None = None,
         **popen: Any) -> subprocess.CompletedProcess:  # fmt: skip
     """Run a helper to its end, like :func:`subprocess.run` with ``capture_output``.
 
     Past ``timeout`` seconds it is killed (with its children) and a :class:`DriverError`
-    names ``what`` and the time.
+    names ``what``, the time and the ``setting`` of encompass.toml that sets it, if any.
     """
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
@@ -173,10 +173,8 @@ def run(command: Sequence[str], what: str, timeout: float | None,
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(process, grace=2.0)
-        raise DriverError(
-            f"{what} did not finish in {timeout:g} s and was stopped; raise its timeout in "
-            "encompass.toml if it needs longer"
-        ) from None
+        advice = f"; raise {setting} in encompass.toml if it needs longer" if setting else ""
+        raise DriverError(f"{what} did not finish in {timeout:g} s and was stopped{advice}") from None
     except BaseException:
         stop(process, grace=2.0)
         raise

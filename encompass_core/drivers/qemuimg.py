@@ -13,11 +13,11 @@ from ..errors import DriverError
 DEFAULT_TIMEOUT = 120.0  # seconds: enough for metadata work (info, check, create)
 
 
-def qemu_img(*args: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+def qemu_img(*args: str, timeout: float = DEFAULT_TIMEOUT, setting: str | None = None) -> str:
     """Run ``qemu-img ARGS``; its stdout, or a :class:`DriverError` carrying its stderr.
 
     It is a recorded helper (:mod:`encompass_core.rundir`), killed past ``timeout`` seconds:
-    callers copying whole volumes pass a longer one (a pool's ``copy_timeout``).
+    callers copying whole volumes pass a longer one and the ``setting`` it comes from.
     """
     exe = shutil.which("qemu-img")
     if exe is None:
@@ -25,7 +25,8 @@ def qemu_img(*args: str, timeout: float = DEFAULT_TIMEOUT) -> str:
             "qemu-img is not installed; install the Debian package qemu-utils "
             "(./setup_plugins does this when run as root)"
         )
-    done = rundir.run([exe, *args], f"qemu-img {args[0]}", timeout, stdin=subprocess.DEVNULL)
+    done = rundir.run([exe, *args], f"qemu-img {args[0]}", timeout, setting,
+                      stdin=subprocess.DEVNULL)
     stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
     if done.returncode != 0:
         message = (stderr or stdout).strip().splitlines()

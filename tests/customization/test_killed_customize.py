@@ -109,7 +109,7 @@ def wait_for_child(parent: subprocess.Popen, name: str, nth: int, timeout: float
     pytest.fail(f"no {nth} {name} child appeared (customize ended with {parent.poll()})")
 
 
-@pytest.mark.parametrize(("helper", "nth"), [("qemu-storage-daemon", 1), ("debugfs", 1), ("debugfs", 5)])
+@pytest.mark.parametrize(("helper", "nth"), [("qemu-storage-daemon", 1), ("debugfs", 1), ("debugfs", 3)])
 def test_a_killed_customize_leaves_nothing_behind(run_cli, encompass_home, clones, tmp_path, helper, nth):
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
