@@ -34,12 +34,16 @@ driver = "local"
 path = "pool"
 max_chain_depth = 8     # clones of clones of ... before a full clone or flatten is needed
 concurrency = 4         # clones made in this pool at once, at the most
+copy_timeout = 3600     # seconds a whole-volume copy may take before it is stopped
 
 # Ways into volumes' files take settings too, e.g.:
 # [openers.loop]
 # allow_loop_mount = true   # as root, mount raw images through a loop device
 # [openers.guestfs]
 # force_tcg = true          # libguestfs' appliance under software emulation (no usable KVM)
+# timeout = 300             # seconds one libguestfs command (booting included) may take
+# [openers.extfs]
+# timeout = 600             # seconds one debugfs request may take (also [openers.qcow2-fuse])
 """
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import config as config_mod
+from . import rundir
 from .errors import ConfigError
 from .store import Store
 
@@ -46,6 +47,7 @@ class Context:
     def __init__(self, home: Path | None = None,
                  host: PluginHost | Callable[[], PluginHost] | None = None) -> None:
         self.home = Path(home) if home else config_mod.home()
+        rundir.use_home(self.home)  # helpers' work files and records go under the home
         self._host = host
         self._pools: dict[str, Pool] = {}
         self._platforms: dict[str, Platform] = {}

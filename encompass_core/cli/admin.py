@@ -53,21 +53,27 @@ def pool_list(ctx, as_json: bool) -> None:
 @click.command("repair")
 @click.option("--dry-run", is_flag=True, help="Only list what is stuck and what would be done.")
 @click.option("--force", is_flag=True, help="Also take over images held by a process on another host.")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list of objects.")
+@click.option("--json", "as_json", is_flag=True,
+              help='A JSON object: {"images": [...], "leftovers": [...]}.')
 @click.pass_obj
 def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
     """Find images stuck in a transitional state (cloning, deploying, ...) whose owning process
     is gone, and move them to 'error' with the reason, so they can be retried or deleted (a
-    clone never finished is removed with its leftovers). Then check machines' claims on clones
-    with their platforms: a clone a machine still runs is 'deployed' again, a claim the machine
-    let go (or on a deleted image) is released."""
+    clone never finished is removed with its leftovers). End the helper processes
+    (qemu-storage-daemon, debugfs, guestfish...), mounts and work files such processes left
+    behind. Then check machines' claims on clones with their platforms: a clone a machine still
+    runs is 'deployed' again, a claim the machine let go (or on a deleted image) is released.
+
+    --json gives {"images": [...], "claims": [...], "leftovers": [...]}."""
+    leftovers = repair_op.clean_leftovers(ctx, dry_run=dry_run)
     stuck = repair_op.repair(ctx, dry_run=dry_run, force=force)
     claimed = claims_op.reconcile(ctx, dry_run=dry_run)
     if as_json:
-        output.emit_json([*stuck, *claimed])
+        output.emit_json({"images": stuck, "claims": claimed, "leftovers": leftovers})
         return
-    if not stuck and not claimed:
-        output.note("no image is stuck and every claim holds: nothing to repair")
+    if not stuck and not claimed and not leftovers:
+        output.note("no image is stuck, every claim holds and no process left anything behind: "
+                    "nothing to repair")
         return
     if stuck:
         output.table(("IMAGE", "STATE", "OPERATION", "PID", "HOST", "SINCE", "OWNER", "ACTION"),
@@ -76,6 +82,10 @@ def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
     if claimed:
         output.table(("MACHINE", "CLAIMS IMAGE", "FOUND", "ACTION"),
                      [(c.machine, c.image, c.finding, c.action) for c in claimed])
+    if leftovers:
+        output.table(("DEAD PROCESS", "HELPERS", "MOUNTS", "ACTION"),
+                     [(left.pid, ", ".join(left.helpers) or "-", len(left.mounts), left.action)
+                      for left in leftovers], title="Left behind by processes that died")
 
 
 def register(cli: click.Group) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import attrs
 
+from .. import rundir
 from ..context import Context
 from ..errors import ConfigError, NotFound
 from ..model import Image
@@ -27,8 +28,16 @@ def volume_ref(ctx: Context, image: Image, index: int, partition: int | None) ->
 
 def open_image_volume(ctx: Context, image: Image, index: int, partition: int | None,
                       writable: bool) -> FileAccess:
-    """Open the files of one volume (or partition) of ``image``; the caller closes it."""
+    """Open the files of one volume (or partition) of ``image``; the caller closes it.
+
+    Helpers and work files go to this process's run directory under the home; the first
+    open also cleans what processes killed earlier left there (:func:`rundir.sweep`), so a
+    volume whose helper outlived its process is usable again without ``encompass repair``.
+    """
     from .openers import open_volume
+
+    rundir.use_home(ctx.home)
+    rundir.sweep_once(ctx.home)
 
     openers = []
     for record in ctx.host.volume_openers():

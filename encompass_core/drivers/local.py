@@ -14,11 +14,10 @@ import contextlib
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .. import hookimpl
+from .. import hookimpl, rundir
 from ..config import Config, Section
 from ..contracts import Attachment, DiscoveredVolume, Progress
 from ..customization.access import VolumeRef
@@ -39,6 +38,9 @@ class LocalStorageDriver:
         self.root = config.resolve_path(section.setting("path", f"pools/{section.name}", str))
         self.max_chain_depth = section.setting("max_chain_depth", 8, int)
         self.concurrency = max(1, section.setting("concurrency", 4, int))
+        # Seconds a whole-volume copy (qemu-img convert/rebase, cp -a) may take.
+        self.copy_timeout = section.setting("copy_timeout", 3600, int)
+        self._copy_setting = f"[pools.{self.pool}] copy_timeout"
 
     # -- places -----------------------------------------------------------------------------
     def _target(self, image: str, index: int, fmt: str) -> Path:
@@ -93,12 +95,10 @@ class LocalStorageDriver:
         partial = self._partial(target)
         try:
             # cp -a keeps owners, modes, links, xattrs and holes; reflinks where it can.
-            done = subprocess.run(
-                ["cp", "-a", "--reflink=auto", "--", str(source), str(partial)],
-                capture_output=True, text=True, check=False,
-            )
+            done = rundir.run(["cp", "-a", "--reflink=auto", "--", str(source), str(partial)],
+                              f"cp of {source}", self.copy_timeout, self._copy_setting)
             if done.returncode != 0:
-                raise DriverError(f"cannot copy tree {source}: {done.stderr.strip()}")
+                raise DriverError(f"cannot copy tree {source}: {done.stderr.decode().strip()}")
             os.replace(partial, target)
         except BaseException:
             if partial.exists():
@@ -147,7 +147,8 @@ class LocalStorageDriver:
             target = self._target(image, index, "qcow2")
             partial = self._partial(target)
             try:
-                qemuimg.qemu_img("convert", "-q", "-W", "-O", "qcow2", source.location, str(partial))
+                qemuimg.qemu_img("convert", "-q", "-W", "-O", "qcow2", source.location, str(partial),
+                                 timeout=self.copy_timeout, setting=self._copy_setting)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     partial.unlink()
@@ -155,7 +156,8 @@ class LocalStorageDriver:
         else:
             target = self._target(image, index, source.format)
             partial = self._partial(target)
-            _copy_volume_file(source.location, partial, source.format)
+            _copy_volume_file(source.location, partial, source.format, self.copy_timeout,
+                              self._copy_setting)
         try:
             os.chmod(partial, 0o644)
             os.replace(partial, target)
@@ -168,7 +170,8 @@ class LocalStorageDriver:
     def flatten_volume(self, volume: Volume) -> Volume:
         if volume.format != "qcow2" or volume.depth == 0:
             return volume
-        qemuimg.qemu_img("rebase", "-q", "-f", "qcow2", "-b", "", volume.location)
+        qemuimg.qemu_img("rebase", "-q", "-f", "qcow2", "-b", "", volume.location,
+                         timeout=self.copy_timeout, setting=self._copy_setting)
         return Volume(index=volume.index, pool=volume.pool, format=volume.format,
                       location=volume.location, size=volume.size)
 
@@ -276,13 +279,14 @@ def inspect_file(source: Path) -> tuple[str, int]:
     return fmt, int(details["virtual-size"])
 
 
-def _copy_volume_file(source: str, partial: Path, fmt: str) -> None:
+def _copy_volume_file(source: str, partial: Path, fmt: str, timeout: float, setting: str) -> None:
     """A full, independent copy: a reflink when the filesystem shares extents, else qemu-img
     with direct I/O (the fastest bare copy; holes kept), else copy_file_range."""
     if try_reflink(source, str(partial)):
         return
     try:
-        qemuimg.qemu_img("convert", "-q", "-t", "none", "-W", "-f", fmt, "-O", fmt, source, str(partial))
+        qemuimg.qemu_img("convert", "-q", "-t", "none", "-W", "-f", fmt, "-O", fmt, source, str(partial),
+                         timeout=timeout, setting=setting)
         return
     except DriverError:
         with contextlib.suppress(FileNotFoundError):

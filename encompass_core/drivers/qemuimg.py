@@ -7,28 +7,32 @@ import shutil
 import subprocess
 from typing import Any
 
+from .. import rundir
 from ..errors import DriverError
 
+DEFAULT_TIMEOUT = 120.0  # seconds: enough for metadata work (info, check, create)
 
-def qemu_img(*args: str, timeout: float | None = None) -> str:
-    """Run ``qemu-img ARGS``; its stdout, or a :class:`DriverError` carrying its stderr."""
+
+def qemu_img(*args: str, timeout: float = DEFAULT_TIMEOUT, setting: str | None = None) -> str:
+    """Run ``qemu-img ARGS``; its stdout, or a :class:`DriverError` carrying its stderr.
+
+    It is a recorded helper (:mod:`encompass_core.rundir`), killed past ``timeout`` seconds:
+    callers copying whole volumes pass a longer one and the ``setting`` it comes from.
+    """
     exe = shutil.which("qemu-img")
     if exe is None:
         raise DriverError(
             "qemu-img is not installed; install the Debian package qemu-utils "
             "(./setup_plugins does this when run as root)"
         )
-    try:
-        done = subprocess.run(
-            [exe, *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise DriverError(f"qemu-img {args[0]} did not finish in {timeout} s") from exc
+    done = rundir.run([exe, *args], f"qemu-img {args[0]}", timeout, setting,
+                      stdin=subprocess.DEVNULL)
+    stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
     if done.returncode != 0:
-        message = (done.stderr or done.stdout).strip().splitlines()
+        message = (stderr or stdout).strip().splitlines()
         detail = message[-1] if message else f"exit status {done.returncode}"
         raise DriverError(f"qemu-img {args[0]} failed: {detail.removeprefix('qemu-img: ')}")
-    return done.stdout
+    return stdout
 
 
 def info(path: str) -> dict[str, Any]:

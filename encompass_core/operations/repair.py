@@ -1,4 +1,5 @@
-"""Finding images stuck in a transitional state whose owning process is gone, and fixing them.
+"""Finding images stuck in a transitional state whose owning process is gone, and fixing them;
+cleaning what such processes left running (helpers, mounts, work files).
 
 A clone whose creating process died before the clone was whole is removed, with whatever the
 pools hold of it; other images go to their crash state (usually ``error``, with the reason).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-from .. import lifecycle
+from .. import lifecycle, rundir
 from ..context import Context
 from ..errors import EncompassError
 from ..model import Event, Image
@@ -110,3 +111,9 @@ def _purge_unmade(ctx: Context, fixable: set[str], force: bool) -> set[str]:
             continue  # left in error instead, with its reason: delete then purges again
         purged.add(image.name)
     return purged
+
+
+def clean_leftovers(ctx: Context, dry_run: bool = False) -> list[rundir.Leftover]:
+    """End the helper processes, unmount the mounts and remove the work files that processes
+    which died left in their run directories (see :mod:`encompass_core.rundir`)."""
+    return rundir.sweep(ctx.home, dry_run=dry_run)

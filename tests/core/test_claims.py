@@ -54,7 +54,7 @@ def test_a_clone_a_machine_may_still_run_is_neither_changed_nor_deleted(run_cli,
     # The platform cannot be asked: repair says so and keeps the claim.
     repaired = run_cli("repair", "--json")
     assert repaired.code == 0, repaired.err
-    [claim] = repaired.json()
+    [claim] = repaired.json()["claims"]
     assert (claim["machine"], claim["image"]) == ("vm1", "web01")
     assert "left alone" in claim["action"] and "not configured" in claim["finding"]
     assert run_cli("image", "delete", "web01").code == 4
@@ -65,7 +65,7 @@ def test_a_machine_claiming_a_deleted_image_is_released_by_repair(run_cli, maste
 
     dry = run_cli("repair", "--dry-run", "--json")
     assert dry.code == 0, dry.err
-    assert [(c["machine"], c["image"], c["action"]) for c in dry.json()] == [
+    assert [(c["machine"], c["image"], c["action"]) for c in dry.json()["claims"]] == [
         ("vm2", "ghost", "claim released")]
     assert run_cli("machine", "show", "vm2", "--json").json()["image"] == "ghost"
 
@@ -73,7 +73,7 @@ def test_a_machine_claiming_a_deleted_image_is_released_by_repair(run_cli, maste
     assert repaired.code == 0, repaired.err
     assert "vm2" in repaired.out and "ghost" in repaired.out
     assert run_cli("machine", "show", "vm2", "--json").json()["image"] is None
-    assert run_cli("repair", "--json").json() == []
+    assert run_cli("repair", "--json").json() == {"images": [], "claims": [], "leftovers": []}
 
 
 def test_a_bulk_clone_killed_leaves_no_unfinished_clone_and_no_partial_file(run_cli, tmp_path,
@@ -103,7 +103,7 @@ def test_a_bulk_clone_killed_leaves_no_unfinished_clone_and_no_partial_file(run_
 
     repaired = run_cli("repair", "--json")
     assert repaired.code == 0, repaired.err
-    assert {s["action"] for s in repaired.json()} == {"-> removed (done)"}
+    assert {s["action"] for s in repaired.json()["images"]} == {"-> removed (done)"}
 
     after = image_records(run_cli)
     kept = [n for n in names if n in after]
@@ -115,7 +115,7 @@ def test_a_bulk_clone_killed_leaves_no_unfinished_clone_and_no_partial_file(run_
         else:
             assert not (pool / name).exists(), f"leftovers of {name}: {list((pool / name).iterdir())}"
     assert list(pool.rglob("*.partial")) == []
-    assert run_cli("repair", "--json").json() == []
+    assert run_cli("repair", "--json").json() == {"images": [], "claims": [], "leftovers": []}
     # The names are free again: the clones can be made anew.
     missing = [n for n in names if n not in after][:2]
     assert run_cli("clone", "big", *missing).code == 0

@@ -40,7 +40,7 @@ def test_an_image_whose_operation_died_is_repaired(run_cli, master, encompass_ho
 
     dry = run_cli("repair", "--dry-run", "--json")
     assert dry.code == 0, dry.err
-    [stuck] = dry.json()
+    [stuck] = dry.json()["images"]
     assert (stuck["name"], stuck["owner"], stuck["pid"], stuck["operation"]) == (
         "web01", "gone", crashed.pid, "flatten")
     assert image_records(run_cli)["web01"]["state"] == "cloning"  # a dry run changes nothing
@@ -50,7 +50,7 @@ def test_an_image_whose_operation_died_is_repaired(run_cli, master, encompass_ho
     web01 = image_records(run_cli)["web01"]
     assert web01["state"] == "error"
     assert f"process {crashed.pid}" in web01["error"] and "died" in web01["error"]
-    assert run_cli("repair", "--json").json() == []
+    assert run_cli("repair", "--json").json() == {"images": [], "claims": [], "leftovers": []}
 
     deleted = run_cli("image", "delete", "web01")  # what a user does next
     assert deleted.code == 0, deleted.err
@@ -66,7 +66,7 @@ def test_an_image_held_by_a_live_process_is_left_alone(run_cli, master, encompas
         result = run_cli("repair", "--json")
 
         assert result.code == 0, result.err
-        [stuck] = result.json()
+        [stuck] = result.json()["images"]
         assert (stuck["name"], stuck["owner"], stuck["pid"]) == ("web01", "alive", holder.pid)
         assert "left alone" in stuck["action"]
         assert image_records(run_cli)["web01"]["state"] == "cloning"

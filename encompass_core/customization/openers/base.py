@@ -81,6 +81,14 @@ def settle_mode_and_owner(
     return DEFAULT_FILE_MODE if mode is None else mode, uid, gid
 
 
+def seconds(value: object, setting: str = "timeout") -> float:
+    """A time limit from an opener's settings; a TypeError (reported as a bad setting of
+    ``[openers.NAME]``) unless it is a positive number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise TypeError(f"{setting} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
 class FileAccessBase:
     """Context-manager behaviour and the open/writable checks of every built-in access."""
 

@@ -23,11 +23,11 @@ import select
 import selectors
 import shutil
 import subprocess
-import tempfile
 import time
 
 import attrs
 
+from encompass_core import rundir
 from encompass_core.customization.openers.base import kind_of_mode
 from encompass_core.customization.openers.resolve import NAME_MAX, Entry
 from encompass_core.errors import DriverError, InvalidInput
@@ -35,7 +35,7 @@ from encompass_core.errors import DriverError, InvalidInput
 _BANNER = re.compile(rb"^debugfs \d+\.\d+")
 _BENIGN_STDERR = (b"catastrophic mode - not reading inode or group bitmaps",)
 _LISTING_LINE = re.compile(rb"^/(\d+)/([0-7]+)/(\d+)/(\d+)/(.*)/(\d*)/$")
-_TIMEOUT = 600
+DEFAULT_TIMEOUT = 600.0  # seconds; [openers.extfs] timeout (and qcow2-fuse's) changes it
 _ECHO = b"debugfs: "
 
 
@@ -64,6 +64,13 @@ def quote(name: str, label: str) -> str:
     ):
         raise InvalidInput(f"the name {name!r} in {label} cannot be handled by debugfs")
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_source(path: str) -> str:
+    """A file of this server (the source of ``write``) as a debugfs argument, quoted."""
+    if "\n" in path or "\r" in path or "\0" in path:
+        raise InvalidInput(f"the path {path!r} cannot be handed to debugfs")
+    return '"' + path.replace('"', '""') + '"'
 
 
 @attrs.frozen
@@ -125,18 +132,20 @@ class DebugfsSession:
     started at the first request; ``writable`` runs it with ``-w``, else read-only with ``-c``
     (no bitmaps read: quicker, and enough to read)."""
 
-    def __init__(self, image_path: str, offset: int, label: str, writable: bool) -> None:
+    def __init__(self, image_path: str, offset: int, label: str, writable: bool,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:  # fmt: skip
         executable = debugfs_path()
         if executable is None:
             raise DriverError(f"cannot open {label}: debugfs is not installed; install e2fsprogs")
         self.executable = executable
         self.label = label
         self.writable = writable
+        self.timeout = timeout  # seconds one request (or writing the changes out) may take
         self._process: subprocess.Popen[bytes] | None = None
         self.failed = False  # a request could not run: its caller got the error already
         self._linkdir: str | None = None
         if "?" in image_path:  # unix_io would read the rest as its options: hide it
-            self._linkdir = tempfile.mkdtemp(prefix="encompass-debugfs-")
+            self._linkdir = rundir.make_dir("debugfs-")
             link = os.path.join(self._linkdir, "image")
             os.symlink(os.path.abspath(image_path), link)
             image_path = link
@@ -145,15 +154,13 @@ class DebugfsSession:
     def _start(self) -> subprocess.Popen[bytes]:
         if self._process is None:
             mode = "-w" if self.writable else "-c"
-            try:
-                self._process = subprocess.Popen(
-                    [self.executable, mode, "-f", "-", self.device],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                )
-            except OSError as error:
-                raise DriverError(f"debugfs failed on {self.label}: {error}") from error
+            self._process = rundir.start(
+                [self.executable, mode, "-f", "-", self.device],
+                "debugfs",
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
         return self._process
 
     def batch(self, commands: list[str]) -> BatchResult:
@@ -176,6 +183,7 @@ class DebugfsSession:
         if ended:  # the process is gone: no later request can run
             self._process = None
             process.wait()
+            rundir.forget_helper(process.pid)
         outputs = []
         position = 0
         for command, marker in requests:
@@ -193,7 +201,7 @@ class DebugfsSession:
     ) -> tuple[bytes, bytes, bool]:
         """Send ``script``, read until ``last_marker`` (or the end); True when it ended."""
         assert process.stdin and process.stdout and process.stderr
-        deadline = time.monotonic() + _TIMEOUT
+        deadline = time.monotonic() + self.timeout
         stdout, stderr = bytearray(), bytearray()
         pending = memoryview(script)
         with selectors.DefaultSelector() as selector:
@@ -205,8 +213,12 @@ class DebugfsSession:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    process.kill()
-                    raise DriverError(f"debugfs on {self.label} did not answer in {_TIMEOUT} s")
+                    self._process = None
+                    rundir.stop(process, grace=2.0)
+                    raise DriverError(
+                        f"debugfs on {self.label} did not answer in {self.timeout:g} s and was "
+                        "stopped; raise [openers.extfs] timeout in encompass.toml if it needs longer"
+                    )
                 events = selector.select(remaining)
                 for key, _ in events:
                     if key.fileobj is process.stdin:  # at most PIPE_BUF: never blocks
@@ -242,11 +254,12 @@ class DebugfsSession:
         if process is None:
             return []
         try:
-            _, stderr = process.communicate(timeout=_TIMEOUT)
+            _, stderr = process.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            return [f"debugfs did not finish in {_TIMEOUT} s"]
+            rundir.stop(process, grace=2.0)
+            return [f"debugfs did not finish in {self.timeout:g} s"]
+        finally:
+            rundir.forget_helper(process.pid)
         errors = _error_lines(stderr)
         if process.returncode != 0 and not errors:
             errors.append(f"debugfs exited with status {process.returncode}")

@@ -22,21 +22,22 @@ atomic rename).
 from __future__ import annotations
 
 import os
-import shutil
 import stat as stat_module
 import struct
-import tempfile
 
 import attrs
 
+from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, FileKind, VolumeRef
-from encompass_core.customization.openers.base import ResolvingAccess, describe_volume
+from encompass_core.customization.openers.base import ResolvingAccess, describe_volume, seconds
 from encompass_core.customization.openers.debugfs import (
+    DEFAULT_TIMEOUT,
     DebugfsSession,
     Listing,
     debugfs_path,
     parse_listing,
     quote,
+    quote_source,
 )
 from encompass_core.customization.openers.partitions import find_partition
 from encompass_core.customization.openers.resolve import Entry, Resolved
@@ -177,7 +178,8 @@ class ExtFsAccess(ResolvingAccess):
     """The files of an ext2/3/4 filesystem in a raw image (see the module docstring)."""
 
     def __init__(
-        self, volume: VolumeRef, writable: bool, image_path: str | None = None, offset: int = 0
+        self, volume: VolumeRef, writable: bool, image_path: str | None = None, offset: int = 0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(volume, writable)
         image_path = volume.path if image_path is None else image_path
@@ -190,9 +192,9 @@ class ExtFsAccess(ResolvingAccess):
                 "did not shut down cleanly); boot and shut down the guest, or run e2fsck -fy"
             )
         self._image = (image_path, offset)
-        self._session = DebugfsSession(image_path, offset, self.label, writable)
+        self._timeout = timeout
+        self._session = DebugfsSession(image_path, offset, self.label, writable, timeout)
         self._names = _ExtNamespace(self._session, self.label)
-        self._workdir = tempfile.mkdtemp(prefix="encompass-extfs-")
         self._changes: dict[tuple[int, str], _Change] = {}  # by (directory inode, name)
 
     def _give_up(self) -> None:
@@ -233,22 +235,19 @@ class ExtFsAccess(ResolvingAccess):
 
     def _write_file(self, path: str, where: Resolved, data: bytes, mode: int, uid: int, gid: int) -> None:
         name, directory, old = where.name, where.directory, where.entry
-        source = os.path.join(self._workdir, "content")
-        with open(source, "wb") as stream:
-            stream.write(data)
         quoted = quote(name, self.label)
-        commands = [f"rm {quoted}"] if old is not None else []
-        commands += [
-            f"write {source} {quoted}",
-            f"sif {quoted} mode 0{stat_module.S_IFREG | mode:o}",
-            f"sif {quoted} uid {uid}",
-            f"sif {quoted} gid {gid}",
-            f"cat {quoted}",
-        ]
-        try:
+        # The content may be a secret: it reaches debugfs through a private memory file, never
+        # a file on this server's disks (see rundir.private_file).
+        with rundir.private_file(data) as (source, _):
+            commands = [f"rm {quoted}"] if old is not None else []
+            commands += [
+                f"write {quote_source(source)} {quoted}",
+                f"sif {quoted} mode 0{stat_module.S_IFREG | mode:o}",
+                f"sif {quoted} uid {uid}",
+                f"sif {quoted} gid {gid}",
+                f"cat {quoted}",
+            ]
             outputs = self._change(f"write {path}", directory, commands)
-        finally:
-            os.unlink(source)  # the content may be a secret: keep no copy on this server
         change = _Change(path, "file", (mode, uid, gid), data)
         entry = self._names.listings[directory].entries.get(name)
         problem = _problem(entry, change, outputs[-2])
@@ -308,7 +307,7 @@ class ExtFsAccess(ResolvingAccess):
         commands = [f"ls -p <{directory}>" for directory in directories]
         for directory, name in files:
             commands += [f"cd <{directory}>", f"cat {quote(name, self.label)}"]
-        checker = DebugfsSession(*self._image, self.label, writable=False)
+        checker = DebugfsSession(*self._image, self.label, writable=False, timeout=self._timeout)
         try:
             result = checker.batch(commands)
         finally:
@@ -340,7 +339,6 @@ class ExtFsAccess(ResolvingAccess):
             self._check_changes_reached_the_image()
         finally:
             self._session.close()
-            shutil.rmtree(self._workdir, ignore_errors=True)
             super().close()
 
 
@@ -355,6 +353,9 @@ class ExtFsOpener:
     """Opens ext2/3/4 filesystems in raw images (whole or one partition) without mounting."""
 
     name = "extfs"
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = seconds(timeout)  # seconds a debugfs request may take ([openers.extfs] timeout)
 
     def can_open(self, volume: VolumeRef) -> str | None:
         """None for a raw image holding an ext filesystem where asked, else why not."""
@@ -374,4 +375,5 @@ class ExtFsOpener:
 
     def open(self, volume: VolumeRef, writable: bool) -> FileAccess:
         """Open the filesystem; close the result (or use it in a ``with`` block)."""
-        return ExtFsAccess(volume, writable, offset=partition_offset(volume, volume.path))
+        offset = partition_offset(volume, volume.path)
+        return ExtFsAccess(volume, writable, offset=offset, timeout=self.timeout)

@@ -16,23 +16,26 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import select
 import shutil
 import stat as stat_module
 import subprocess
-import tempfile
 from typing import Any
 
+from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, FileStat, VolumeRef
 from encompass_core.customization.openers.base import (
     FileAccessBase,
     check_mode,
     describe_volume,
     kind_of_mode,
+    seconds,
     settle_mode_and_owner,
 )
 from encompass_core.customization.openers.resolve import Entry, check_path
 from encompass_core.errors import Conflict, DriverError, InvalidInput, NotFound
 
+DEFAULT_TIMEOUT = 300.0  # seconds; [openers.guestfs] timeout. Booting under TCG takes ~30-60 s
 _GUESTFISH_PID = re.compile(r"GUESTFISH_PID=(\d+)")
 
 
@@ -55,28 +58,50 @@ class _Guestfish:
     The server exits on a command's first error unless the command is prefixed with ``-``,
     and prints errors on its own stderr: so every command gets the ``-``, and the server's
     stderr, kept in a file, is read after each command to tell failure from success.
+
+    The server (a daemon guestfish forks) and the appliance it boots are recorded in this
+    process's run directory, and the appliance's files go there (``LIBGUESTFS_TMPDIR``), so
+    ``encompass repair`` ends them if this process is killed. Every command has ``timeout``
+    seconds; past it the server and its appliance are ended and the access is unusable.
     """
 
-    def __init__(self, environment: dict[str, str], image: str, fmt: str, readonly: bool):
-        self.environment = environment
-        self.workdir = tempfile.mkdtemp(prefix="encompass-guestfish-")
+    def __init__(self, environment: dict[str, str], image: str, fmt: str, readonly: bool,
+                 timeout: float) -> None:  # fmt: skip
+        self.timeout = timeout
+        self.workdir = rundir.make_dir("guestfish-")
+        self.environment = dict(environment, LIBGUESTFS_TMPDIR=self.workdir)
         self.errors_path = os.path.join(self.workdir, "errors")
+        self.pid: str | None = None
         command = ["guestfish", "--listen", "--format=" + fmt, "-a", image]
         if readonly:
             command.append("--ro")
         # The server it forks keeps our pipes open: read its one line, never wait for EOF.
         with open(self.errors_path, "wb") as errors:
-            server = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=errors, text=True, env=environment
-            )
-            assert server.stdout is not None
-            first_line = server.stdout.readline()
-            server.stdout.close()
-            server.wait()
-        match = _GUESTFISH_PID.search(first_line)
-        if match is None:
-            raise RuntimeError(f"guestfish --listen did not start: {self._new_errors(0)}")
-        self.pid = match.group(1)
+            starter = rundir.start(command, "guestfish", stdout=subprocess.PIPE, stderr=errors,
+                                   env=self.environment)  # fmt: skip
+            assert starter.stdout is not None
+            ready, _, _ = select.select([starter.stdout], [], [], timeout)
+            first_line = starter.stdout.readline().decode(errors="replace") if ready else ""
+            starter.stdout.close()
+            match = _GUESTFISH_PID.search(first_line)
+            if match is not None:
+                self.pid = match.group(1)
+                rundir.record_helper(int(self.pid), "guestfish")
+            try:
+                starter.wait(timeout=timeout)  # it exits once the server is forked
+                rundir.forget_helper(starter.pid)
+            except subprocess.TimeoutExpired:
+                rundir.stop(starter, grace=2.0)
+        if self.pid is None:
+            self.kill()
+            raise RuntimeError(f"guestfish --listen did not start: {self._new_errors(0) or 'no answer'}")
+
+    def kill(self) -> None:
+        """End the server and its appliance, remove the work files. Idempotent."""
+        pid, self.pid = self.pid, None
+        if pid is not None:
+            rundir.end_helper(int(pid), grace=5.0)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _new_errors(self, since: int) -> str:
         with open(self.errors_path, "rb") as errors:
@@ -84,15 +109,20 @@ class _Guestfish:
             return errors.read().decode(errors="replace").strip()
 
     def call(self, command: str, *arguments: str) -> str:
+        if self.pid is None:
+            raise RuntimeError("the libguestfs appliance was stopped after an earlier failure")
         since = os.path.getsize(self.errors_path)
-        done = subprocess.run(
-            ["guestfish", f"--remote={self.pid}", "--", "-" + command, *arguments],
-            capture_output=True,
-            text=True,
-            env=self.environment,
-            check=False,
-        )
-        failure = self._new_errors(since) or done.stderr.strip()
+        try:
+            done = rundir.run(["guestfish", f"--remote={self.pid}", "--", "-" + command, *arguments],
+                              "guestfish", self.timeout, env=self.environment)  # fmt: skip
+        except DriverError:
+            self.kill()  # the appliance may be stuck in the command: end it
+            raise RuntimeError(
+                f"guestfish did not answer '{command}' in {self.timeout:g} s; it was stopped "
+                "(raise [openers.guestfs] timeout in encompass.toml if it needs longer)"
+            ) from None
+        done.stdout = done.stdout.decode(errors="replace")
+        failure = self._new_errors(since) or done.stderr.decode(errors="replace").strip()
         if done.returncode != 0 or failure:
             raise RuntimeError(failure.removeprefix("libguestfs: error: "))
         return done.stdout
@@ -122,18 +152,16 @@ class _Guestfish:
     def ls(self, path: str) -> list[str]:
         return self.call("ls", path).splitlines()
 
+    # Contents (secrets among them) pass through private memory files (rundir.private_file).
+
     def read_file(self, path: str) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="encompass-guestfs-") as workdir:
-            local = os.path.join(workdir, "content")
+        with rundir.private_file() as (local, stream):
             self.call("download", path, local)
-            with open(local, "rb") as stream:
-                return stream.read()
+            stream.seek(0)
+            return stream.read()
 
     def write(self, path: str, data: bytes) -> None:
-        with tempfile.TemporaryDirectory(prefix="encompass-guestfs-") as workdir:
-            local = os.path.join(workdir, "content")
-            with open(local, "wb") as stream:
-                stream.write(data)
+        with rundir.private_file(data) as (local, _):
             self.call("upload", local, path)
 
     def chmod(self, mode: int, path: str) -> None:
@@ -154,27 +182,33 @@ class _Guestfish:
             self.call("shutdown")  # synchronous: the appliance has flushed the disk
             self.call("exit")
         finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.kill()  # whatever still runs (after a failure) ends here
 
 
 class GuestfsAccess(FileAccessBase):
     """The files of one filesystem of a disk image, through a libguestfs appliance."""
 
-    def __init__(self, volume: VolumeRef, writable: bool, environment: dict[str, str]) -> None:
+    def __init__(self, volume: VolumeRef, writable: bool, environment: dict[str, str],
+                 timeout: float = DEFAULT_TIMEOUT) -> None:  # fmt: skip
         super().__init__(volume, writable)
         binding = _binding()
         fmt = volume.format
+        self._g: Any = None
         try:
-            if binding is not None:
+            if binding is not None:  # in-process: its appliance ends with this process
                 os.environ.update(environment)  # the binding reads its backend from here
                 self._g = binding.GuestFS(python_return_dict=True)
                 self._g.add_drive_opts(volume.path, format=fmt, readonly=not writable)
             else:
-                self._g = _Guestfish(environment, volume.path, fmt, not writable)
+                self._g = _Guestfish(environment, volume.path, fmt, not writable, timeout)
             self._g.launch()
             device = "/dev/sda" if volume.partition is None else f"/dev/sda{volume.partition}"
             self._g.mount(device, "/")
         except (RuntimeError, OSError) as error:
+            if isinstance(self._g, _Guestfish):
+                self._g.kill()
+            elif self._g is not None:
+                self._g.close()
             raise DriverError(
                 f"libguestfs could not open {self.label}: {error}; run libguestfs-test-tool "
                 "to check libguestfs, and check the volume's partition"
@@ -286,9 +320,11 @@ class GuestfsOpener:
 
     name = "guestfs"
 
-    def __init__(self, force_tcg: bool = False, backend: str = "direct") -> None:
+    def __init__(self, force_tcg: bool = False, backend: str = "direct",
+                 timeout: float = DEFAULT_TIMEOUT) -> None:  # fmt: skip
         self.force_tcg = force_tcg
         self.backend = backend
+        self.timeout = seconds(timeout)  # seconds one guestfish command (booting included) may take
 
     def can_open(self, volume: VolumeRef) -> str | None:
         """None when libguestfs is here for a raw or qcow2 image, else why not."""
@@ -307,4 +343,4 @@ class GuestfsOpener:
             environment["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
         if volume.partition is not None and volume.partition < 1:
             raise InvalidInput(f"{describe_volume(volume)}: partitions are numbered from 1")
-        return GuestfsAccess(volume, writable, environment)
+        return GuestfsAccess(volume, writable, environment, self.timeout)

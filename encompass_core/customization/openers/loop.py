@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import tempfile
 
+from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, VolumeRef
 from encompass_core.customization.openers.base import describe_volume
 from encompass_core.customization.openers.dirtree import DirTreeAccess
 from encompass_core.customization.openers.partitions import find_partition
 from encompass_core.errors import DriverError, NotFound
+
+_MOUNT_TIMEOUT = 120  # seconds; unmounting flushes the filesystem
 
 
 class LoopMountedAccess(DirTreeAccess):
@@ -35,10 +36,10 @@ class LoopMountedAccess(DirTreeAccess):
         if self.closed:
             return
         super().close()
-        done = subprocess.run(["umount", self.mountpoint], capture_output=True, text=True)
+        done = rundir.run(["umount", self.mountpoint], "umount", _MOUNT_TIMEOUT)
         if done.returncode != 0:
             raise DriverError(
-                f"cannot unmount {self.label} from {self.mountpoint}: {done.stderr.strip()}; "
+                f"cannot unmount {self.label} from {self.mountpoint}: {done.stderr.decode().strip()}; "
                 f"unmount it by hand (umount {self.mountpoint})"
             )
         os.rmdir(self.mountpoint)
@@ -75,21 +76,24 @@ class LoopOpener:
         if volume.partition is not None:
             partition = find_partition(volume.path, volume.partition)
             options += [f"offset={partition.offset}", f"sizelimit={partition.size}"]
-        mountpoint = tempfile.mkdtemp(prefix="encompass-loop-")
-        done = subprocess.run(
-            ["mount", "-o", ",".join(options), volume.path, mountpoint],
-            capture_output=True,
-            text=True,
-        )
+        # In the run directory: if this process is killed, `encompass repair` unmounts it.
+        mountpoint = rundir.make_dir("loop-")
+        try:
+            done = rundir.run(["mount", "-o", ",".join(options), volume.path, mountpoint], "mount",
+                              _MOUNT_TIMEOUT)  # fmt: skip
+        except DriverError:
+            rundir.run(["umount", "-l", mountpoint], "umount", _MOUNT_TIMEOUT)
+            os.rmdir(mountpoint)
+            raise
         if done.returncode != 0:
             os.rmdir(mountpoint)
             raise DriverError(
-                f"cannot loop-mount {describe_volume(volume)}: {done.stderr.strip()}; "
+                f"cannot loop-mount {describe_volume(volume)}: {done.stderr.decode().strip()}; "
                 "check that loop devices exist (losetup -f) or use another opener"
             )
         try:
             return LoopMountedAccess(volume, writable, mountpoint)
         except (NotFound, DriverError):
-            subprocess.run(["umount", mountpoint], capture_output=True)
+            rundir.run(["umount", mountpoint], "umount", _MOUNT_TIMEOUT)
             os.rmdir(mountpoint)
             raise

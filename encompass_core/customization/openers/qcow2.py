@@ -6,9 +6,11 @@ that file (at a partition's offset when asked). Writes land in the overlay only:
 master is opened read-only by QEMU. No ``/dev/nbd``, no mount of the filesystem, no root
 (FUSE mounts by an ordinary user go through the setuid ``fusermount3``, package fuse3).
 
-The daemon is started with ``--daemonize``, whose parent exits only once every export is up
-(or failed): that is the readiness signal, no sleeping. It is stopped with a QMP ``quit``;
-the monitor connection reaching end-of-file says the daemon has flushed the image and exited.
+The daemon is a child of this process (recorded in its run directory, see
+:mod:`encompass_core.rundir`, and sent SIGTERM if this process dies: it then unmounts and
+releases the image's lock). Its QMP monitor is the last of its options, so its greeting says
+every export is up: no sleeping. It is stopped with a QMP ``quit``; the monitor reaching
+end-of-file says the daemon has flushed the image and exited.
 """
 
 from __future__ import annotations
@@ -16,16 +18,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
 
+from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, VolumeRef
-from encompass_core.customization.openers.base import CannotOpen, describe_volume
-from encompass_core.customization.openers.debugfs import debugfs_path
+from encompass_core.customization.openers.base import CannotOpen, describe_volume, seconds
+from encompass_core.customization.openers.debugfs import DEFAULT_TIMEOUT, debugfs_path
 from encompass_core.customization.openers.extfs import ExtFsAccess, ext_superblock, partition_offset
 from encompass_core.errors import DriverError
 
@@ -47,7 +47,7 @@ def _mounted(path: str) -> bool:
 class FuseExport:
     """A qcow2 image (and its backing chain) exported as a raw file by qemu-storage-daemon."""
 
-    def __init__(self, image_path: str, writable: bool, label: str) -> None:
+    def __init__(self, image_path: str, writable: bool, label: str, timeout: float = _START_TIMEOUT) -> None:
         executable = storage_daemon_path()
         if executable is None:
             raise DriverError(
@@ -55,18 +55,18 @@ class FuseExport:
                 "install the Debian package qemu-system-common"
             )
         self.label = label
-        self.workdir = tempfile.mkdtemp(prefix="encompass-qcow2-")
+        self.timeout = seconds(timeout)
+        self.workdir = rundir.make_dir("qcow2-")
         self.raw_path = os.path.join(self.workdir, "raw")
         self._monitor: socket.socket | None = None
-        self._process: int | None = None  # a pidfd: the daemon is not our child
-        self._pidfile = os.path.join(self.workdir, "daemon.pid")
+        self._process: subprocess.Popen | None = None
         open(self.raw_path, "wb").close()  # a FUSE export mounts onto a regular file
-        monitor_path = os.path.join(self.workdir, "qmp.sock")
+        # The monitor is one end of a socket pair handed to the daemon: no socket file (whose
+        # path could be too long), and nobody else can reach it.
+        monitor, daemon_end = socket.socketpair()
         read_only = not writable
         command = [
             executable,
-            "--daemonize",
-            "--pidfile", self._pidfile,
             "--blockdev", json.dumps({
                 "driver": "file", "node-name": "file", "filename": os.path.abspath(image_path),
                 "read-only": read_only,
@@ -78,60 +78,60 @@ class FuseExport:
                 "type": "fuse", "id": "raw", "node-name": "disk", "mountpoint": self.raw_path,
                 "writable": writable, "allow-other": "off",
             }),
-            "--chardev", f"socket,id=monitor,path={monitor_path},server=on,wait=off",
+            # Last: the daemon greets on its monitor only once every export above is up.
+            "--chardev", f"socket,id=monitor,fd={daemon_end.fileno()}",
             "--monitor", "chardev=monitor",
         ]  # fmt: skip
         try:
-            started = subprocess.run(command, capture_output=True, timeout=_START_TIMEOUT, check=False)
-        except (OSError, subprocess.TimeoutExpired) as error:
+            self._process = rundir.start(
+                command, "qemu-storage-daemon", pass_fds=[daemon_end.fileno()],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+        except DriverError:
+            monitor.close()
             self._discard()
-            raise DriverError(f"qemu-storage-daemon did not start for {label}: {error}") from error
-        if started.returncode != 0 or not _mounted(self.raw_path):
-            message = os.fsdecode(started.stderr).strip() or f"status {started.returncode}"
+            raise
+        finally:
+            daemon_end.close()
+        try:
+            self._monitor = self._greet(monitor)
+        except OSError as error:
+            monitor.close()
+            message = self._stop_process(error)
             self._discard()
             raise DriverError(
                 f"qemu-storage-daemon could not export {label}: {message}; check that the "
                 "image is not in use by a running machine and that /dev/fuse is usable"
-            )
-        try:
-            with open(self._pidfile) as pidfile:
-                self._process = os.pidfd_open(int(pidfile.read().strip()))
-            self._monitor = self._connect(monitor_path)
-        except (OSError, ValueError) as error:
-            self._kill()
-            self._discard()
-            raise DriverError(f"cannot talk to qemu-storage-daemon for {label}: {error}") from error
+            ) from error
 
-    def _connect(self, path: str) -> socket.socket:
-        monitor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        monitor.settimeout(_START_TIMEOUT)
-        monitor.connect(path)
+    def _greet(self, monitor: socket.socket) -> socket.socket:
+        monitor.settimeout(self.timeout)
         stream = monitor.makefile("rb")
-        stream.readline()  # the QMP greeting
+        if not stream.readline():  # the QMP greeting; end-of-file: the daemon gave up
+            raise ConnectionError("it exited")
         monitor.sendall(b'{"execute": "qmp_capabilities"}\n')
         stream.readline()
+        if not _mounted(self.raw_path):
+            raise ConnectionError("the export is not mounted")
         return monitor
 
-    def _kill(self) -> None:
-        if self._process is not None:
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(self._process, signal.SIGTERM)
-            self._wait_exit()
-
-    def _wait_exit(self) -> bool:
-        """Wait for the daemon to exit (its pidfd becomes readable); False on timeout."""
+    def _stop_process(self, error: BaseException | None = None) -> str:
+        """End the daemon; what it said on stderr (or ``error``) for a message."""
         process, self._process = self._process, None
         if process is None:
-            return True
-        try:
-            readable, _, _ = select.select([process], [], [], _STOP_TIMEOUT)
-            return bool(readable)
-        finally:
-            os.close(process)
+            return str(error or "")
+        if isinstance(error, TimeoutError):
+            error = TimeoutError(f"it did not answer in {self.timeout:g} s")
+        rundir.stop(process, grace=5.0)
+        said = os.fsdecode(process.stderr.read() if process.stderr else b"").strip()
+        if process.stderr:
+            process.stderr.close()
+        return said.splitlines()[-1] if said else str(error or f"status {process.returncode}")
 
     def _discard(self) -> None:
         if _mounted(self.raw_path):
-            subprocess.run(["fusermount3", "-u", self.raw_path], capture_output=True, check=False)
+            subprocess.run(["fusermount3", "-u", "-z", self.raw_path], capture_output=True, timeout=30,
+                           check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def close(self) -> None:
@@ -145,10 +145,13 @@ class FuseExport:
             with contextlib.suppress(ConnectionResetError):
                 while monitor.recv(65536):  # the monitor closes after the image is flushed
                     pass
-            if not self._wait_exit():
-                raise TimeoutError("it is still running")
-        except OSError as error:
-            self._kill()
+            assert self._process is not None
+            self._process.wait(timeout=_STOP_TIMEOUT)
+            rundir.forget_helper(self._process.pid)
+            self._process.stderr.close()
+            self._process = None
+        except (OSError, subprocess.TimeoutExpired) as error:
+            self._stop_process(error)
             raise DriverError(
                 f"qemu-storage-daemon did not stop cleanly for {self.label}: {error}; "
                 f"check the image with qemu-img check"
@@ -161,13 +164,14 @@ class FuseExport:
 class ExportedExtFsAccess(ExtFsAccess):
     """An ext filesystem reached through a :class:`FuseExport`; closing stops the export."""
 
-    def __init__(self, volume: VolumeRef, writable: bool, export: FuseExport) -> None:
+    def __init__(self, volume: VolumeRef, writable: bool, export: FuseExport, timeout: float) -> None:
         self.export = export
         super().__init__(
             volume,
             writable,
             image_path=export.raw_path,
             offset=partition_offset(volume, export.raw_path),
+            timeout=timeout,
         )
 
     def close(self) -> None:
@@ -182,6 +186,10 @@ class Qcow2Opener:
     """Opens ext2/3/4 filesystems in qcow2 images (whole or one partition) without root."""
 
     name = "qcow2-fuse"
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        # Seconds the daemon may take to start (at most a minute) and a debugfs request may take.
+        self.timeout = timeout
 
     def can_open(self, volume: VolumeRef) -> str | None:
         """None when the tools are here for a qcow2 volume, else why not."""
@@ -199,12 +207,12 @@ class Qcow2Opener:
 
     def open(self, volume: VolumeRef, writable: bool) -> FileAccess:
         """Export the image, then open its ext filesystem; the caller closes the result."""
-        export = FuseExport(volume.path, writable, describe_volume(volume))
+        export = FuseExport(volume.path, writable, describe_volume(volume), min(self.timeout, _START_TIMEOUT))
         try:
             offset = partition_offset(volume, export.raw_path)
             if ext_superblock(export.raw_path, offset) is None:
                 raise CannotOpen(f"{describe_volume(volume)} holds no ext2/3/4 filesystem")
-            return ExportedExtFsAccess(volume, writable, export)
+            return ExportedExtFsAccess(volume, writable, export, self.timeout)
         except BaseException:
             export.close()
             raise

@@ -92,13 +92,13 @@ def test_a_clone_left_running_is_kept_and_repair_brings_it_back(lost, run_cli):
 
     waiting = run_cli("repair", "--json")
     assert waiting.code == 0, waiting.err
-    [claim] = json.loads(waiting.out)
+    [claim] = json.loads(waiting.out)["claims"]
     assert "cannot reach libvirt" in claim["finding"] and "left alone" in claim["action"]
 
     lost.start()  # libvirt is back
     repaired = run_cli("repair", "--json")
     assert repaired.code == 0, repaired.err
-    [claim] = json.loads(repaired.out)
+    [claim] = json.loads(repaired.out)["claims"]
     assert claim["action"].startswith("-> deployed"), claim
     assert image(run_cli, "web01")["state"] == "deployed"
 
@@ -123,7 +123,7 @@ def test_undeploy_from_error_ends_the_claim_once_libvirt_is_back_even_with_the_v
     assert undeployed.code == 0, undeployed.err
     assert image(run_cli, "web01")["state"] == "ready"
     assert json.loads(run_cli("machine", "show", "web01", "--json").out)["image"] is None
-    assert json.loads(run_cli("repair", "--json").out) == []
+    assert json.loads(run_cli("repair", "--json").out) == {"images": [], "claims": [], "leftovers": []}
     assert run_cli("image", "delete", "web01").code == 0
 
 
