@@ -11,7 +11,7 @@ import attrs
 
 from . import config as config_mod
 from . import rundir
-from .errors import ConfigError
+from .errors import ConfigError, PluginError
 from .store import Store
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class Context:
         self._host = host
         self._pools: dict[str, Pool] = {}
         self._platforms: dict[str, Platform] = {}
+        self._checked_config = False
 
     @cached_property
     def config(self) -> config_mod.Config:
@@ -68,24 +69,85 @@ class Context:
             self._host = PluginHost()
         elif callable(self._host):  # a factory: the host is made when first needed
             self._host = self._host()
-        return self._host.load()  # plugins are loaded when first needed, once
+        host = self._host.load()  # plugins are loaded when first needed, once
+        if not self._checked_config:
+            self._checked_config = True  # before checking: check_config asks for the host too
+            try:
+                self.check_config()  # the whole encompass.toml, before any driver runs
+            except BaseException:
+                self._checked_config = False
+                raise
+        return host
 
     def pool(self, name: str | None = None) -> Pool:
         """The pool called ``name`` (the default pool when None), its driver built once."""
         section = self.config.pool(name)
         if section.name not in self._pools:
+            from .contracts import StorageDriver
+
             record = self._driver_record(self.host.storage_drivers(), section, "pool")
-            driver = record.factory(section, self.config)
+            driver = self._build(record, self._checked(section, record, "pools"), StorageDriver)
             self._pools[section.name] = Pool(section.name, section, driver, self)
         return self._pools[section.name]
 
     def platform(self, name: str) -> Platform:
+        """The platform called ``name``, its driver built once."""
         section = self.config.platform(name)
         if section.name not in self._platforms:
+            from .contracts import PlatformDriver
+
             record = self._driver_record(self.host.platform_drivers(), section, "platform")
-            self._platforms[section.name] = Platform(section.name, section,
-                                                     record.factory(section, self.config))
+            driver = self._build(record, self._checked(section, record, "platforms"), PlatformDriver)
+            self._platforms[section.name] = Platform(section.name, section, driver)
         return self._platforms[section.name]
+
+    def opener_settings(self, record: Any) -> dict[str, Any]:
+        """The ``[openers.NAME]`` table of an opener, checked against what it declares."""
+        from .settings import check_table
+
+        table = self.config.openers.get(record.name, {})
+        return check_table(f"{self.config.path}: [openers.{record.name}]", table, record.settings)
+
+    def check_config(self) -> list[str]:
+        """Check every table of ``encompass.toml`` against the settings its driver or opener
+        declares; the first problem is raised as one line. Returns the tables whose driver no
+        active plugin provides (they fail only when used)."""
+        unchecked = []
+        for kind, sections, records in (("pools", self.config.pools, self.host.storage_drivers()),
+                                        ("platforms", self.config.platforms, self.host.platform_drivers())):
+            for section in sections.values():
+                record = records.get(section.driver)
+                if record is None:
+                    unchecked.append(f"[{kind}.{section.name}] (driver '{section.driver}')")
+                else:
+                    self._checked(section, record, kind)
+        openers = {r.name: r for r in self.host.volume_openers()}
+        for name in self.config.openers:
+            if name not in openers:
+                raise ConfigError(f"{self.config.path}: [openers.{name}]: no such volume opener "
+                                  f"(openers: {', '.join(sorted(openers))})")
+            self.opener_settings(openers[name])
+        return unchecked
+
+    def _checked(self, section: config_mod.Section, record: Any, kind: str) -> config_mod.Section:
+        from .settings import check_table
+
+        where = f"{self.config.path}: [{kind}.{section.name}]"
+        return attrs.evolve(section, settings=check_table(where, section.settings, record.settings))
+
+    def _build(self, record: Any, section: config_mod.Section, base: type) -> Any:
+        driver = record.factory(section, self.config)
+        if not isinstance(driver, base):
+            plugin = self.host.provider_of(record) or "?"
+            raise PluginError(f"driver '{record.name}' of plugin '{plugin}' does not derive from "
+                              f"encompass_core.contracts.{base.__name__} (second edition of the "
+                              "contract); update the plugin")
+        return driver
+
+    def close(self) -> None:
+        """Let every driver built here release what it holds (the end of a command)."""
+        for pool in self._pools.values():
+            pool.driver.close()
 
     def _driver_record(self, records: dict[str, Any], section: config_mod.Section, what: str) -> Any:
         record = records.get(section.driver)

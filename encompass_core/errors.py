@@ -36,6 +36,11 @@ class TransitionRefused(Conflict):
     """The image lifecycle does not allow the requested state change."""
 
 
+class NotSupported(Conflict):
+    """A driver does not offer what was asked (create a machine on a chassis, attach a LUN to a
+    platform that takes files only); refused before anything was touched."""
+
+
 class ConfigError(EncompassError):
     """``encompass.toml`` is malformed or names something unknown."""
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from .contracts import CloneProgress
     from .model import Event, Volume
     from .records import (
         CliCommandRecord,
@@ -101,16 +102,24 @@ def encompass_discover_platforms(context: DiscoveryContext) -> Iterable[dict[str
 
 
 @hookspec(firstresult=True)
-def encompass_clone_volume(source: Volume, target_pool: Any, request: CloneRequest) -> Volume | None:
+def encompass_clone_volume(source: Volume, target_pool: Any, request: CloneRequest,
+                           progress: CloneProgress) -> Volume | None:
     """Clone one volume natively (FlashCopy, reflink, qcow2 overlay, server-side copy).
 
-    Stops at first non-None result. When no implementation answers, the core copies the
-    volume through the pools' streams.
+    Stops at first non-None result. This is the core's one way to clone a volume: the core's
+    own implementation, tried last, asks the target pool's driver
+    (``StorageDriver.clone_volume``), so a plugin implements this hook only to clone between
+    pools of different drivers (a copy offloaded from one vendor's array to another's). When
+    none answers, the core copies the volume through the pools' ``expose`` and
+    ``write_volume`` (full clones only).
 
     :param source: the volume to clone.
-    :param target_pool: the pool (``encompass_core.pools.Pool``) the clone goes to.
-    :param request: the new image's name, the volume index, the mode (``cow``/``full``) and the
-        maximum copy-on-write chain depth.
+    :param target_pool: the pool (``encompass_core.context.Pool``: ``name``, ``section``,
+        ``driver``, ``resolve(name)``) the clone goes to.
+    :param request: the new image's name, the volume index, the mode (``cow``/``full``), the
+        maximum copy-on-write chain depth and the source image's name.
+    :param progress: report bytes done (``advance``) and long storage-side jobs started
+        (``started_job``, recorded so ``encompass repair`` finds them).
     :return: the new volume, or None to let another plugin or the core do it.
     """
 

@@ -18,7 +18,9 @@ from .errors import InvalidInput
 from .lifecycle import STATES
 
 ImageKind = Literal["master", "clone"]
-VolumeFormat = Literal["raw", "qcow2", "dir"]
+#: Volume formats the core itself knows; pools may make others (``vmdk``, ``lun``...): a format
+#: is an open name, and one the core has never heard of is kept, never fatal.
+KNOWN_FORMATS = ("raw", "qcow2", "dir")
 
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -68,14 +70,17 @@ class SoftwareProfile:
 class Volume:
     """One disk volume of an image, as its storage pool keeps it.
 
-    ``location`` is the pool's own address for it (a path for the local pool). ``backing``
-    names the image and volume index this one is a copy-on-write overlay of, and ``depth``
-    counts the overlays below it (0 for an independent volume).
+    ``location`` is the pool's own address for it, for people (a path for the local pool, a
+    logical drive's name, ``[datastore] path.vmdk``); ``data`` is what else the pool's driver
+    keeps about it (a WWN, a FlashCopy repository, a datastore and its datacenter), stored and
+    read back as given. ``format`` is an open name (:data:`KNOWN_FORMATS` and whatever pools
+    make). ``backing`` names the image and volume index this one is a copy-on-write overlay of,
+    and ``depth`` counts the overlays below it (0 for an independent volume).
     """
 
     index: int
     pool: str
-    format: VolumeFormat
+    format: str
     location: str
     size: int = 0  # virtual size in bytes (0 for directory trees)
     backing: tuple[str, int] | None = attrs.field(
@@ -83,6 +88,28 @@ class Volume:
     )
     depth: int = 0
     readonly: bool = False
+    data: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+
+
+@attrs.frozen
+class StorageJob:
+    """A long copy a storage system runs on its own (a VolumeCopy, a vSphere task), recorded on
+    the image as soon as it starts so that ``encompass repair`` finds it after a crash."""
+
+    pool: str
+    index: int  # the volume being made
+    id: str  # the storage system's own name for the job
+    description: str = ""
+    started: str = attrs.field(factory=lambda: now())
+
+
+@attrs.frozen
+class HostPort:
+    """A port through which a machine reaches storage: ``fc`` (a WWPN, 16 hex digits) or
+    ``iscsi`` (an initiator name, ``iqn.…``). SANs map LUNs to these; NAS exports to addresses."""
+
+    kind: Literal["fc", "iscsi"]
+    address: str
 
 
 @attrs.frozen
@@ -141,6 +168,7 @@ class Image:
     applied: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     machine: str | None = None
     owner: Owner | None = None
+    jobs: tuple[StorageJob, ...] = attrs.field(default=(), converter=tuple)
     error: str | None = None
     created: str = attrs.field(factory=now)
     updated: str = attrs.field(factory=now)
@@ -161,6 +189,8 @@ class Machine:
     hardware: HardwareProfile = attrs.field(factory=HardwareProfile)
     power: str = "unknown"  # on | off | unknown
     macs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    host_ports: tuple[HostPort, ...] = attrs.field(default=(), converter=tuple)
+    addresses: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # IP addresses
     disks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     image: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)

@@ -34,6 +34,7 @@ ALLOW_ENV = "ENCOMPASS_PLUGINS"
 #: Modules of the core that register built-in drivers through the hooks.
 DEFAULT_PLUGINS = (
     ("local", "encompass_core.drivers.local"),
+    ("native-clone", "encompass_core.drivers.cloning"),
     ("builtin-openers", "encompass_core.customization.builtin_openers"),
     ("builtin-items", "encompass_core.customization.builtin_items"),
 )
@@ -64,6 +65,8 @@ class PluginHost:
         self.loaded = False
         #: Called once plugins are loaded (the CLI reports failures through it).
         self.after_load: Callable[[PluginHost], None] | None = None
+        #: Called when a plugin fails in a registration hook (the CLI reports it, one line).
+        self.on_hook_failure: Callable[[PluginInfo], None] | None = None
 
     # -- loading --------------------------------------------------------------------------
     def load(self, allow: str | None = None) -> PluginHost:
@@ -188,14 +191,14 @@ class PluginHost:
             plugin_name = impl.plugin_name
             try:
                 records = list(impl.function() or ())
-            except Exception as exc:  # noqa: BLE001
-                raise PluginError(f"plugin '{plugin_name}' failed in {hook_name}: {exc}") from exc
+                wrong = [r for r in records if not isinstance(r, record_type)]
+                if wrong:
+                    raise PluginError(f"returned {type(wrong[0]).__name__} from {hook_name}, "
+                                      f"expected {record_type.__name__}")
+            except Exception as exc:  # noqa: BLE001 - a plugin failing here loses its own records only
+                self._hook_failed(plugin_name, hook_name, exc)
+                continue
             for record in records:
-                if not isinstance(record, record_type):
-                    raise PluginError(
-                        f"plugin '{plugin_name}' returned {type(record).__name__} from {hook_name}, "
-                        f"expected {record_type.__name__}"
-                    )
                 if record.name in found:
                     first = self._describe(found[record.name][1])
                     raise PluginError(
@@ -206,6 +209,28 @@ class PluginHost:
                 found[record.name] = (record, plugin_name)
         self._cache[hook_name] = found
         return found
+
+    def _hook_failed(self, plugin_name: str, hook_name: str, exc: BaseException) -> None:
+        """Record that a plugin failed in a registration hook: it is listed as failed, the
+        other plugins' records stay."""
+        info = self.infos.get(plugin_name)
+        error = f"failed in {hook_name}: {type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc))
+        if info is None:
+            self.infos[plugin_name] = PluginInfo(plugin_name, "inline", "0", "failed", error=error,
+                                                 traceback=trace)
+        else:
+            self.infos[plugin_name] = attrs.evolve(info, status="failed", error=error, traceback=trace)
+        if self.on_hook_failure is not None:
+            self.on_hook_failure(self.infos[plugin_name])
+
+    def provider_of(self, record: Any) -> str | None:
+        """Which plugin registered ``record`` (for messages)."""
+        for found in self._cache.values():
+            for candidate, plugin_name in found.values():
+                if candidate is record:
+                    return plugin_name
+        return None
 
     def _describe(self, plugin_name: str) -> str:
         info = self.infos.get(plugin_name)

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from .errors import PluginError
+from .settings import Setting
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
@@ -28,23 +29,29 @@ def _normalize(name: str) -> str:
 
 @attrs.frozen
 class StorageDriverRecord:
-    """A storage driver: ``factory(section, config)`` returns a driver for one pool."""
+    """A storage driver: ``factory(section, config)`` returns a
+    :class:`~encompass_core.contracts.StorageDriver` for one pool. ``settings`` declares what its
+    ``[pools.NAME]`` tables may hold; the core checks them before the factory is called."""
 
     name: str = attrs.field(converter=_normalize)
     factory: Callable[..., Any]
     description: str = ""
     debian_packages: tuple[str, ...] = ()
+    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen
 class PlatformDriverRecord:
-    """A platform driver: ``factory(section, config)`` returns a driver for one platform."""
+    """A platform driver: ``factory(section, config)`` returns a
+    :class:`~encompass_core.contracts.PlatformDriver` for one platform (whose capabilities say
+    whether its machines are virtual or physical). ``settings`` declares what its
+    ``[platforms.NAME]`` tables may hold."""
 
     name: str = attrs.field(converter=_normalize)
     factory: Callable[..., Any]
     description: str = ""
-    kind: str = "virtual"  # virtual | physical
     debian_packages: tuple[str, ...] = ()
+    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen
@@ -58,12 +65,14 @@ class CustomizerRecord:
 
 @attrs.frozen
 class VolumeOpenerRecord:
-    """A way into a volume's files; lower ``priority`` is tried first."""
+    """A way into a volume's files; lower ``priority`` is tried first. ``factory(**settings)``
+    gets the ``[openers.NAME]`` table, checked against ``settings`` first."""
 
     name: str = attrs.field(converter=_normalize)
     factory: Callable[..., Any]
     priority: int = 100
     description: str = ""
+    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple)
 
 
 @attrs.frozen
@@ -81,7 +90,8 @@ class CloneRequest:
     image: str  # the new image's name
     index: int  # the volume's index in the image
     mode: str  # cow | full
-    max_depth: int
+    max_depth: int  # the longest copy-on-write chain the target pool allows
+    source_image: str = ""  # the image the source volume belongs to
 
 
 @attrs.frozen

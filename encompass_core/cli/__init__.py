@@ -103,6 +103,9 @@ def _host() -> PluginHost:
         host = PluginHost()
         # Failures are told when plugins load, one line each (traceback with -v).
         host.after_load = lambda loaded: _report_failures(loaded, _VERBOSE[0])
+        host.on_hook_failure = lambda info: output.note(
+            f"encompass: plugin '{info.name}' ({info.distribution}) {info.error}; its drivers are "
+            "left out" + ("" if _VERBOSE[0] else " (-v shows the traceback)"))
         _HOSTS.append(host)
     return _HOSTS[0]
 

@@ -32,8 +32,8 @@ class FileStat:
 class VolumeRef:
     """The on-disk facts an opener needs to reach one volume's files."""
 
-    path: str  # file or directory on the utility server
-    format: Literal["raw", "qcow2", "dir"]
+    path: str  # file or directory on the utility server (or a URL an opener knows: iscsi://...)
+    format: str  # raw | qcow2 | dir | whatever the pool exposes (openers say what they can open)
     partition: int | None = None  # 1-based partition number inside a disk image; None: whole
 
 
@@ -82,6 +82,9 @@ class VolumeOpener(Protocol):
     """A way to reach the files inside a volume, registered by ``encompass_volume_openers``."""
 
     name: str
+    #: What its ``[openers.NAME]`` table may hold (``encompass_core.settings.Setting``); the
+    #: opener is built with the checked table as keyword arguments.
+    settings: tuple = ()
 
     def can_open(self, volume: VolumeRef) -> str | None:
         """None when this opener can open the volume, else the reason it cannot (one line)."""

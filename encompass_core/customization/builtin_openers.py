@@ -14,4 +14,5 @@ def encompass_volume_openers():
     for name, factory, priority in BUILTIN_OPENERS:
         doc = (factory.__doc__ or "").strip().splitlines()
         yield VolumeOpenerRecord(name=name, factory=factory, priority=priority,
-                                 description=doc[0] if doc else "")
+                                 description=doc[0] if doc else "",
+                                 settings=getattr(factory, "settings", ()))

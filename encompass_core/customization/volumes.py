@@ -1,10 +1,13 @@
 """Opening the volumes of images for customization, through the registered volume openers.
 
 Openers come from ``encompass_volume_openers`` (built-in ones included), tried by ascending
-priority; the image's pool says where its volume is (``driver.volume_ref``).
+priority, on what the image's pool exposes of the volume (``StorageDriver.expose``).
 """
 
 from __future__ import annotations
+
+import contextlib
+from typing import Any
 
 import attrs
 
@@ -13,41 +16,61 @@ from ..context import Context
 from ..errors import ConfigError, NotFound
 from ..model import Image
 from ..store import Transaction
-from .access import FileAccess, VolumeRef
+from .access import FileAccess
 
 
-def volume_ref(ctx: Context, image: Image, index: int, partition: int | None) -> VolumeRef:
-    """Where volume ``index`` of ``image`` (and one of its partitions) is, for an opener."""
-    volume = next((v for v in image.volumes if v.index == index), None)
-    if volume is None:
-        raise NotFound(f"image '{image.name}' has no volume {index} (it has {len(image.volumes)}); "
-                       "fix the item's --volume")
-    ref = ctx.pool(volume.pool).driver.volume_ref(volume)
-    return attrs.evolve(ref, partition=partition)
+class _ExposedAccess:
+    """A volume's files, opened while its pool exposes the volume; closing the files releases
+    the volume too (unmap, close, upload), even when closing the files fails."""
+
+    def __init__(self, files: FileAccess, release: contextlib.ExitStack) -> None:
+        self._files = files
+        self._release = release
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._files, name)
+
+    def close(self) -> None:
+        with self._release:
+            self._files.close()
+
+    def __enter__(self) -> _ExposedAccess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def open_image_volume(ctx: Context, image: Image, index: int, partition: int | None,
                       writable: bool) -> FileAccess:
     """Open the files of one volume (or partition) of ``image``; the caller closes it.
 
-    Helpers and work files go to this process's run directory under the home; the first
-    open also cleans what processes killed earlier left there (:func:`rundir.sweep`), so a
-    volume whose helper outlived its process is usable again without ``encompass repair``.
+    The volume's pool exposes it on this server first (``StorageDriver.expose``); the first
+    opener, by priority, that can open what it exposes opens it. Helpers and work files go to
+    this process's run directory under the home; the first open also cleans what processes
+    killed earlier left there (:func:`rundir.sweep`), so a volume whose helper outlived its
+    process is usable again without ``encompass repair``.
     """
     from .openers import open_volume
 
     rundir.use_home(ctx.home)
     rundir.sweep_once(ctx.home)
-
+    volume = next((v for v in image.volumes if v.index == index), None)
+    if volume is None:
+        raise NotFound(f"image '{image.name}' has no volume {index} (it has {len(image.volumes)}); "
+                       "fix the item's --volume")
     openers = []
     for record in ctx.host.volume_openers():
-        settings = ctx.config.openers.get(record.name, {})
+        settings = ctx.opener_settings(record)
         try:
             openers.append(record.factory(**settings))
         except TypeError as exc:
             raise ConfigError(f"{ctx.config.path}: [openers.{record.name}] has a setting the "
                               f"opener does not take ({exc})") from None
-    return open_volume(volume_ref(ctx, image, index, partition), writable, openers)
+    with contextlib.ExitStack() as release:
+        ref = release.enter_context(ctx.pool(volume.pool).driver.expose(volume, writable))
+        files = open_volume(attrs.evolve(ref, partition=partition), writable, openers)
+        return _ExposedAccess(files, release.pop_all())
 
 
 def revert_source(tx: Transaction, image: Image, key: str) -> Image | None:

@@ -201,9 +201,6 @@ def _clean_up(ctx: Context, names: list[str], say: Callable[[str], None]) -> Non
 def _stop_platform(ctx: Context, say: Callable[[str], None]) -> None:
     """Let the driver stop what it started for the demo (a private libvirt daemon)."""
     try:
-        driver = ctx.platform("kvm").driver
-        stop = getattr(driver, "shutdown", None) or getattr(driver, "close", None)
-        if stop is not None:
-            stop()
+        ctx.platform("kvm").driver.shutdown()
     except EncompassError as exc:
         say(f"could not stop the demo's platform: {exc}")

@@ -14,30 +14,51 @@ import contextlib
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from .. import hookimpl, rundir
 from ..config import Config, Section
-from ..contracts import Attachment, DiscoveredVolume, Progress
+from ..contracts import (
+    Attachment,
+    AttachRequest,
+    CloneProgress,
+    DiscoveredVolume,
+    Progress,
+    StorageCapabilities,
+    StorageDriver,
+)
 from ..customization.access import VolumeRef
-from ..errors import Conflict, DriverError, InvalidInput, NotFound
+from ..errors import Conflict, DriverError, InvalidInput, NotFound, NotSupported
 from ..model import Machine, Volume
 from ..records import CloneRequest, StorageDriverRecord
+from ..settings import Setting
 from . import qemuimg
 from .sparsecopy import copy_sparse, try_reflink
 
 _SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
 
+SETTINGS = (
+    Setting("path", str, help="the pool's folder, relative to encompass.toml's (default pools/NAME)"),
+    Setting("max_chain_depth", int, 8, "clones of clones of ... before a full clone or flatten is needed",
+            minimum=1),
+    Setting("concurrency", int, 4, "clones made in this pool at once, at the most", minimum=1),
+    Setting("copy_timeout", int, 3600, "seconds a whole-volume copy may take", minimum=1),
+)
 
-class LocalStorageDriver:
+
+class LocalStorageDriver(StorageDriver):
     """A pool kept in a local directory."""
+
+    capabilities = StorageCapabilities(formats=("raw", "qcow2", "dir"), clone_modes=("cow", "full"),
+                                       attach_kinds=("file", "dir"))
 
     def __init__(self, section: Section, config: Config) -> None:
         self.pool = section.name
-        self.root = config.resolve_path(section.setting("path", f"pools/{section.name}", str))
+        self.root = config.resolve_path(section.setting("path", None, str) or f"pools/{section.name}")
         self.max_chain_depth = section.setting("max_chain_depth", 8, int)
-        self.concurrency = max(1, section.setting("concurrency", 4, int))
+        self.concurrency = section.setting("concurrency", 4, int)
         # Seconds a whole-volume copy (qemu-img convert/rebase, cp -a) may take.
         self.copy_timeout = section.setting("copy_timeout", 3600, int)
         self._copy_setting = f"[pools.{self.pool}] copy_timeout"
@@ -107,7 +128,13 @@ class LocalStorageDriver:
             raise
 
     # -- clones -----------------------------------------------------------------------------
-    def clone_volume(self, source: Volume, image: str, index: int, mode: str, max_depth: int) -> Volume:
+    def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
+                     progress: CloneProgress) -> Volume | None:
+        if not isinstance(source_driver, LocalStorageDriver) or source.format not in _SUFFIX:
+            return None  # not a file of ours: the core copies it through expose/write_volume
+        return self._clone(source, request.image, request.index, request.mode, request.max_depth)
+
+    def _clone(self, source: Volume, image: str, index: int, mode: str, max_depth: int) -> Volume:
         if source.format == "dir":
             target = self._target(image, index, "dir")
             self._copy_tree(Path(source.location), target)
@@ -187,43 +214,65 @@ class LocalStorageDriver:
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # the image's folder, once empty
 
-    def purge(self, image: str) -> None:
+    def cleanup(self, image: str) -> list[str]:
         """Remove whatever is left of ``image`` here (half-written volumes of a killed clone)."""
         leftover = self.root / image
-        if leftover.is_dir() and not leftover.is_symlink():
-            for path in leftover.rglob("*"):
-                if path.is_dir() and not path.is_symlink():
-                    _make_writable(path)
-            _make_writable(leftover)
-            shutil.rmtree(leftover, ignore_errors=True)
+        if not leftover.is_dir() or leftover.is_symlink():
+            return []
+        for path in leftover.rglob("*"):
+            if path.is_dir() and not path.is_symlink():
+                _make_writable(path)
+        _make_writable(leftover)
+        shutil.rmtree(leftover, ignore_errors=True)
+        return [f"removed {leftover}"]
 
-    def open_read(self, volume: Volume) -> BinaryIO:
-        if volume.format != "raw":
-            raise DriverError(f"pool '{self.pool}' streams raw volumes only, not {volume.format}")
-        return open(volume.location, "rb")  # noqa: SIM115 - the caller closes it
-
-    def write_volume(self, image: str, index: int, stream: BinaryIO, size: int, format: str) -> Volume:
-        target = self._target(image, index, format)
-        partial = self._partial(target)
-        with open(partial, "wb") as out:
-            shutil.copyfileobj(stream, out, 16 << 20)
-            out.truncate(size)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
-        return self._volume(index, format, target, size=size)
-
-    def volume_ref(self, volume: Volume) -> VolumeRef:
-        return VolumeRef(path=volume.location, format=volume.format)
-
-    def attach(self, volume: Volume, machine: Machine | None) -> Attachment:
-        if not os.path.exists(volume.location):
+    def _check_ours(self, volume: Volume) -> None:
+        if volume.format not in _SUFFIX:
+            raise NotSupported(f"pool '{self.pool}' (local) does not handle {volume.format} volumes")
+        if not os.path.lexists(volume.location):
             raise NotFound(f"volume {volume.location} of pool '{self.pool}' is missing on disk")
-        kind = "dir" if volume.format == "dir" else "file"
-        return Attachment(index=volume.index, kind=kind, address=volume.location,
-                          format=volume.format, readonly=volume.readonly)
 
-    def detach(self, volume: Volume, machine: Machine | None) -> None:
+    @contextlib.contextmanager
+    def expose(self, volume: Volume, writable: bool) -> Iterator[VolumeRef]:
+        """The file or tree itself: it is on the utility server already."""
+        self._check_ours(volume)
+        if writable and volume.readonly:
+            raise Conflict(f"volume {volume.location} of pool '{self.pool}' is read-only (a master's)")
+        yield VolumeRef(path=volume.location, format=volume.format)
+
+    def write_volume(self, image: str, index: int, source: VolumeRef, size: int,
+                     progress: Progress | None = None) -> Volume:
+        if source.format == "dir":
+            target = self._target(image, index, "dir")
+            self._copy_tree(Path(source.path), target)
+            _make_writable_top(target)
+            return self._volume(index, "dir", target)
+        if source.format not in _SUFFIX:
+            raise NotSupported(f"pool '{self.pool}' (local) keeps raw, qcow2 and dir volumes, not "
+                               f"{source.format}")
+        target = self._target(image, index, source.format)
+        partial = self._partial(target)
+        try:
+            _copy_volume_file(source.path, partial, source.format)
+            os.chmod(partial, 0o644)
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            raise
+        return self._volume(index, source.format, target, size=size)
+
+    def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
+        self._check_ours(volume)
+        kind = "dir" if volume.format == "dir" else "file"
+        if kind not in request.kinds:
+            raise NotSupported(f"pool '{self.pool}' offers its volumes as {kind}s; the machine takes "
+                               f"{', '.join(request.kinds)}")
+        return Attachment(index=volume.index, kind=kind, address=volume.location,
+                          format=volume.format, readonly=volume.readonly, boot=request.boot,
+                          lun=request.lun)
+
+    def detach(self, volume: Volume, machine: Machine) -> None:
         """Nothing to undo: the hypervisor reads the file in place."""
 
     def discover(self) -> list[DiscoveredVolume]:
@@ -319,14 +368,5 @@ def encompass_storage_drivers():
         factory=LocalStorageDriver,
         description="files (raw, qcow2) and directory trees in a local folder",
         debian_packages=("qemu-utils",),
+        settings=SETTINGS,
     )
-
-
-@hookimpl
-def encompass_clone_volume(source: Volume, target_pool: Any, request: CloneRequest) -> Volume | None:
-    """Clone natively when both the source and the target are local pools."""
-    driver = target_pool.driver
-    source_driver = target_pool.resolve(source.pool).driver
-    if not isinstance(driver, LocalStorageDriver) or not isinstance(source_driver, LocalStorageDriver):
-        return None
-    return driver.clone_volume(source, request.image, request.index, request.mode, request.max_depth)

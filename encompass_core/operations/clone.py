@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from ..context import Context, Pool
-from ..errors import Conflict, DriverError, Interrupted, InvalidInput
-from ..model import Image, Volume, validate_name
+from ..contracts import CloneProgress
+from ..errors import Conflict, Interrupted, InvalidInput, NotSupported
+from ..model import Image, StorageJob, Volume, validate_name
 from ..records import CloneRequest
 from ..store import Transaction, current_owner
 from . import holding
@@ -81,7 +82,7 @@ def clone_images(
     target = ctx.pool(pool)
     max_depth = int(target.section.setting("max_chain_depth", 8, int))
     workers = max(1, min(parallel or int(ctx.config.defaults.get("parallel", 4)),
-                         getattr(target.driver, "concurrency", 4), len(names)))
+                         target.driver.concurrency, len(names)))
 
     events: list = []
     # Ctrl-C is held back from the moment the records are made until every clone is handed to
@@ -125,7 +126,9 @@ def clone_images(
         made: list[Volume] = []
         try:
             for volume in source.volumes:
-                made.append(_clone_volume(ctx, target, source.name, volume, name, mode, max_depth))
+                made.append(_clone_volume(ctx, target, source.name, volume, name, mode, max_depth,
+                                          CloneProgress(on_job=_job_recorder(ctx, name, target.name,
+                                                                             volume.index))))
         except BaseException:
             for volume in made:  # a clone is whole or not at all
                 ctx.pool(volume.pool).driver.delete_volume(volume)
@@ -150,28 +153,44 @@ def clone_images(
     return [results[n] for n in names]
 
 
+def _job_recorder(ctx: Context, name: str, pool: str, index: int):
+    """Record a long storage-side job on clone ``name`` at once, so ``repair`` finds it."""
+
+    def record(job_id: str, description: str) -> None:
+        with ctx.store.transaction() as tx:
+            image = tx.image(name)
+            job = StorageJob(pool=pool, index=index, id=job_id, description=description)
+            tx.put_image(attrs.evolve(image, jobs=(*image.jobs, job)))
+
+    return record
+
+
 def _created_event(image: Image, message: str):
     return holding.transition_event(attrs.evolve(image, state="new"), "cloning", message, "clone")
 
 
 def _clone_volume(
-    ctx: Context, target: Pool, source_name: str, volume: Volume, name: str, mode: str, max_depth: int
+    ctx: Context, target: Pool, source_name: str, volume: Volume, name: str, mode: str, max_depth: int,
+    progress: CloneProgress,
 ) -> Volume:
-    request = CloneRequest(image=name, index=volume.index, mode=mode, max_depth=max_depth)
-    made = ctx.host.hook.encompass_clone_volume(source=volume, target_pool=target, request=request)
+    """One volume of a clone: natively when a driver can (``encompass_clone_volume``), else a
+    full copy through the pools' ``expose`` and ``write_volume``."""
+    request = CloneRequest(image=name, index=volume.index, mode=mode, max_depth=max_depth,
+                           source_image=source_name)
+    made = ctx.host.hook.encompass_clone_volume(source=volume, target_pool=target, request=request,
+                                                progress=progress)
     if made is not None:
         if made.depth > 0 and made.backing is None:
             made = attrs.evolve(made, backing=(source_name, volume.index))
         return made
-    # No native clone: copy the bytes through the pools' streams.
     source_pool = ctx.pool(volume.pool)
     if mode == "cow":
-        raise DriverError(
+        raise NotSupported(
             f"pool '{target.name}' cannot make a copy-on-write clone of a volume of pool "
             f"'{source_pool.name}'; use --mode full"
         )
-    with source_pool.driver.open_read(volume) as stream:
-        return target.driver.write_volume(name, volume.index, stream, volume.size, volume.format)
+    with source_pool.driver.expose(volume, writable=False) as ref:
+        return target.driver.write_volume(name, volume.index, ref, volume.size, progress.advance)
 
 
 def _write_back(ctx, finished, results, on_done, mode) -> None:
@@ -182,7 +201,7 @@ def _write_back(ctx, finished, results, on_done, mode) -> None:
             if image is None:
                 continue
             if error is None:
-                done = attrs.evolve(image, state="ready", owner=None, volumes=tuple(volumes))
+                done = attrs.evolve(image, state="ready", owner=None, volumes=tuple(volumes), jobs=())
                 message = f"{mode} clone made ({len(volumes)} volume(s))"
             else:
                 done = attrs.evolve(image, state="error", owner=None, error=f"clone: {error}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..context import Context
-from ..errors import Conflict
+from ..errors import Conflict, EncompassError
 from ..model import Image
 from ..store import Transaction
 from . import holding
@@ -50,16 +50,26 @@ def delete_image(ctx: Context, name: str) -> Image:
         held.dirty = True
         for volume in held.image.volumes:
             ctx.pool(volume.pool).driver.delete_volume(volume)
-        purge_leftovers(ctx, name)
+        purge_leftovers(ctx, held.image)
         held.removed = True
         held.message = f"deleted with {len(held.image.volumes)} volume(s)"
     return held.result
 
 
-def purge_leftovers(ctx: Context, name: str) -> None:
-    """Remove what any pool still holds for image ``name`` (half-made volumes and ``.partial``
-    files of a clone killed half-way), through each driver's optional ``purge``."""
-    for pool_name in ctx.config.pools:
-        purge = getattr(ctx.pool(pool_name).driver, "purge", None)
-        if purge is not None:
-            purge(name)
+def purge_leftovers(ctx: Context, image: Image) -> list[str]:
+    """Remove what pools still hold for ``image`` (half-made volumes and ``.partial`` files of a
+    clone killed half-way), through each driver's ``cleanup``; say what was removed.
+
+    Only the pools the image uses are touched; an image with no volume recorded (a clone killed
+    before any was made) may have left something in any pool, and a pool that cannot be reached
+    then is reported, not fatal."""
+    used = {v.pool for v in image.volumes} | {j.pool for j in image.jobs}
+    done: list[str] = []
+    for pool_name in sorted(used or ctx.config.pools):
+        try:
+            done += ctx.pool(pool_name).driver.cleanup(image.name)
+        except EncompassError as exc:
+            if used:
+                raise
+            done.append(f"pool '{pool_name}' not checked for leftovers: {exc}")
+    return done

@@ -13,8 +13,9 @@ import attrs
 
 from .. import lifecycle
 from ..context import Context
+from ..contracts import AttachRequest, attachment_kinds, check_capability
 from ..errors import Conflict, NotFound
-from ..model import Image, Machine
+from ..model import Image, Machine, Volume
 from . import claims, holding
 from .machines import fit_problems
 
@@ -59,6 +60,9 @@ def deploy(ctx: Context, clone: str, machine_name: str | None = None, new: bool 
         image = tx.image(clone)
     lifecycle.check_start("deploy", image.state, name=clone, is_master=image.is_master, error=image.error)
     driver = ctx.platform(platform).driver
+    check_capability(driver, "create_machines", "create machines; deploy on one of its machines "
+                     "(encompass machine list)")
+    _attach_requests(ctx, image, driver)  # refuse what cannot be attached before creating anything
     created = driver.create_machine(clone, image)
     with ctx.store.transaction() as tx:
         tx.put_machine(attrs.evolve(created, extra={**created.extra, "created_by": "encompass"}))
@@ -77,10 +81,11 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
         with ctx.store.snapshot() as tx:
             target = tx.find_machine(machine_name)
         platform_driver = ctx.platform(target.platform).driver
+        requests = _attach_requests(ctx, held.image, platform_driver)
         attached = []
         try:
-            for volume in held.image.volumes:
-                attached.append((volume, ctx.pool(volume.pool).driver.attach(volume, target)))
+            for volume, request in requests:
+                attached.append((volume, ctx.pool(volume.pool).driver.attach(volume, target, request)))
             running = platform_driver.deploy(target, held.image, [a for _v, a in attached])
         except BaseException:
             for volume, _attachment in attached:
@@ -93,6 +98,15 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
         held.image = attrs.evolve(held.image, machine=machine_name)
         held.message = f"deployed on machine '{machine_name}' (platform '{target.platform}')"
     return held.result
+
+
+def _attach_requests(ctx: Context, image: Image, platform_driver) -> list[tuple[Volume, AttachRequest]]:
+    """What to ask of each volume's pool: kinds the platform takes, the first volume boots at
+    LUN 0. Refuses (before anything is attached) a volume no kind fits."""
+    ordered = sorted(image.volumes, key=lambda v: v.index)
+    return [(volume, AttachRequest(kinds=attachment_kinds(ctx.pool(volume.pool).driver, platform_driver),
+                                   boot=position == 0, lun=position))
+            for position, volume in enumerate(ordered)]
 
 
 def undeploy(ctx: Context, clone: str, remove_machine: bool = False) -> Image:

@@ -9,7 +9,7 @@ import attrs
 
 from .. import lifecycle
 from ..context import Context
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound, NotSupported
 from ..model import HardwareProfile, Image, SoftwareProfile, validate_name
 from ..store import current_owner
 from . import holding
@@ -34,10 +34,11 @@ def import_master(
         if not path.exists():
             raise NotFound(f"no such file or directory: {path}")
     target = ctx.pool(pool)
-    inspect = getattr(target.driver, "inspect_source", None)
-    for path in paths:
-        if inspect:
-            inspect(path)  # refuse a half-written or unusable file before anything is recorded
+    if not target.driver.capabilities.imports:
+        raise NotSupported(f"pool '{target.name}' takes no imports from this server; import into "
+                           "another pool and clone from there (encompass clone --pool)")
+    for path in paths:  # refuse a half-written or unusable file before anything is recorded
+        target.driver.inspect_source(path)
     image = Image(name=name, kind="master", state="new", version=1,
                   hardware=hardware or HardwareProfile(), software=software or SoftwareProfile())
     events = []

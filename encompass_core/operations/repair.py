@@ -106,7 +106,7 @@ def _purge_unmade(ctx: Context, fixable: set[str], force: bool) -> set[str]:
         if image is None or not _never_made(image) or (owner_alive(image.owner) and not force):
             continue
         try:
-            purge_leftovers(ctx, image.name)
+            purge_leftovers(ctx, image)
         except (EncompassError, OSError):
             continue  # left in error instead, with its reason: delete then purges again
         purged.add(image.name)

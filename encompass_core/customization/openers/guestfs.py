@@ -34,6 +34,7 @@ from encompass_core.customization.openers.base import (
 )
 from encompass_core.customization.openers.resolve import Entry, check_path
 from encompass_core.errors import Conflict, DriverError, InvalidInput, NotFound
+from encompass_core.settings import Setting
 
 DEFAULT_TIMEOUT = 300.0  # seconds; [openers.guestfs] timeout. Booting under TCG takes ~30-60 s
 _GUESTFISH_PID = re.compile(r"GUESTFISH_PID=(\d+)")
@@ -319,6 +320,10 @@ class GuestfsOpener:
     until :meth:`open`."""
 
     name = "guestfs"
+    settings = (
+        Setting("force_tcg", bool, False, "run the appliance under software emulation (no usable KVM)"),
+        Setting("backend", str, "direct", "libguestfs' backend (LIBGUESTFS_BACKEND)"),
+    )
 
     def __init__(self, force_tcg: bool = False, backend: str = "direct",
                  timeout: float = DEFAULT_TIMEOUT) -> None:  # fmt: skip

@@ -19,6 +19,7 @@ from encompass_core.customization.openers.base import describe_volume
 from encompass_core.customization.openers.dirtree import DirTreeAccess
 from encompass_core.customization.openers.partitions import find_partition
 from encompass_core.errors import DriverError, NotFound
+from encompass_core.settings import Setting
 
 _MOUNT_TIMEOUT = 120  # seconds; unmounting flushes the filesystem
 
@@ -49,6 +50,8 @@ class LoopOpener:
     """Loop-mounts raw images (whole or one partition); root only, and only when allowed."""
 
     name = "loop"
+    settings = (Setting("allow_loop_mount", bool, help="as root, mount raw images through a loop device "
+                        "(default: $ENCOMPASS_ALLOW_LOOP_MOUNT)"),)
 
     def __init__(self, allow_loop_mount: bool | None = None) -> None:
         if allow_loop_mount is None:

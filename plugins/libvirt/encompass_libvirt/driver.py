@@ -23,17 +23,32 @@ from __future__ import annotations
 from typing import Any
 
 from encompass_core.config import Config, Section
+from encompass_core.contracts import PlatformCapabilities, PlatformDriver
 from encompass_core.errors import ConfigError
+from encompass_core.settings import Setting
 
 from . import domxml
 from .connection import DEFAULT_URI, PRIVATE
 from .definitions import LibvirtDefinitions
 
+SETTINGS = (
+    Setting("uri", str, help="the libvirt URI, or \"private\" (a daemon Encompass starts itself)"),
+    Setting("domain_type", str, "auto", "kvm when the host offers it, else qemu",
+            choices=("auto", "kvm", "qemu")),
+    Setting("network", str, help="new machines' NIC: user, network:NAME, bridge:NAME or none"),
+    Setting("shutdown_timeout", float, 10, "seconds an undeploy waits for an ACPI shutdown", minimum=0),
+    Setting("console_dir", str, help="where console logs go (default: beside each machine's boot files)"),
+    Setting("xen_mode", str, "pv", "new Xen machines' mode", choices=("pv", "pvh", "hvm")),
+    Setting("bootloader", str, domxml.PYGRUB, "a Xen PV machine's bootloader when nothing is deployed"),
+    Setting("private_dir", str, help="the private daemon's folder (default: ENCOMPASS_HOME/libvirt/NAME)"),
+)
 
-class LibvirtPlatformDriver(LibvirtDefinitions):
+
+class LibvirtPlatformDriver(LibvirtDefinitions, PlatformDriver):
     """The machines of one libvirt connection (one ``[platforms.NAME]`` table)."""
 
-    kind = "virtual"
+    capabilities = PlatformCapabilities(kind="virtual", attach_kinds=("file",),
+                                        boot_modes=("kernel", "disk"), create_machines=True)
 
     def __init__(self, section: Section, config: Config, flavour: str = "kvm") -> None:
         if flavour not in DEFAULT_URI:

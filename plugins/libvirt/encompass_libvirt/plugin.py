@@ -13,7 +13,7 @@ from functools import partial
 from encompass_core import hookimpl
 from encompass_core.records import PlatformDriverRecord
 
-from .driver import LibvirtPlatformDriver
+from .driver import SETTINGS, LibvirtPlatformDriver
 
 DEBIAN_PACKAGES = ("libvirt-clients", "libvirt-daemon", "libvirt-daemon-driver-qemu",
                    "qemu-system-x86", "qemu-utils")
@@ -24,8 +24,8 @@ def _record(flavour: str, description: str, packages: tuple[str, ...]) -> Platfo
         name=flavour,
         factory=partial(LibvirtPlatformDriver, flavour=flavour),
         description=description,
-        kind="virtual",
         debian_packages=packages,
+        settings=SETTINGS,
     )
 
 
