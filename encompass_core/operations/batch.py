@@ -1,14 +1,13 @@
 """Running one operation's body on many images at once, with bounded workers.
 
 Every image is taken (put in the operation's transitional state, owned by this process) in
-one transaction, the bodies run in a thread pool, and finished images are written back in
-batches, so bookkeeping stays cheap next to the work (as :mod:`.clone` does for clones).
+one transaction, the bodies run on the one bulk-job engine (:func:`.workers.run_jobs`, which
+clone uses too), and finished images are written back in batches, so bookkeeping stays cheap
+next to the work.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,8 +19,7 @@ from ..errors import EncompassError, Interrupted
 from ..model import Image
 from ..store import Transaction, current_owner
 from . import claims, holding
-
-BATCH_SECONDS = 0.25  # how often finished images are written back
+from . import workers as workers_mod
 
 Check = Callable[[Transaction, Image], None]
 # failed(name, reason, exit_code): the result of an image whose body raised; ``exit_code`` is
@@ -99,54 +97,31 @@ def run_many(ctx: Context, names: Sequence[str], op_name: str,
     all images as they were when taken (for lineage lookups without the store).
     """
     results: dict[str, Any] = {}
-    held, images = _start_all(ctx, names, op_name, check, results, failed)
+    # Ctrl-C is held back from taking the images until every job is submitted (as clone does).
+    interrupt_pending = workers_mod.hold_back_sigint()
+    try:
+        held, images = _start_all(ctx, names, op_name, check, results, failed)
+    except BaseException:
+        interrupt_pending()
+        raise
     if on_done:
         for result in results.values():
             on_done(result)
-    finished: list[tuple[holding.Holding, Any]] = []
 
     def job(name: str) -> Any:
         return body(held[name], images)
 
-    def collect(future: cf.Future, name: str) -> None:
-        try:
-            result = future.result()
-        except EncompassError as exc:
-            result = failed(name, str(exc), exc.exit_code)
-        except Exception as exc:  # noqa: BLE001 - one image's failure is its own
-            result = failed(name, f"{type(exc).__name__}: {exc}", EncompassError.exit_code)
-        finished.append((held[name], result))
+    def write_back(batch: list[workers_mod.Finished]) -> None:
+        _flush(ctx, [(held[name], failed(name, error, code) if error is not None else result)
+                     for name, result, error, code in batch], results, on_done)
 
-    workers = max(1, min(parallel, len(held) or 1))
-    executor = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=op_name)
-    futures = {executor.submit(job, name): name for name in held}
-    interrupted = False
-    last_flush = time.monotonic()
-    try:
-        pending = set(futures)
-        while pending:
-            done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                collect(future, futures[future])
-            if finished and (not pending or time.monotonic() - last_flush >= BATCH_SECONDS):
-                _flush(ctx, finished, results, on_done)
-                last_flush = time.monotonic()
-    except KeyboardInterrupt:
-        interrupted = True
-        executor.shutdown(wait=True, cancel_futures=True)
-        reported = {h.image.name for h, _ in finished} | set(results)
-        for future, name in futures.items():
-            if name in reported:
-                continue
-            if future.done() and not future.cancelled():
-                collect(future, name)
-            else:
-                stopped = failed(name, "interrupted by the user (Ctrl-C)", Interrupted.exit_code)
-                finished.append((held[name], stopped))
-        _flush(ctx, finished, results, on_done)
-    finally:
-        executor.shutdown(wait=True)
-    if interrupted:
+    never_begun = workers_mod.run_jobs(list(held), job, max(1, min(parallel, len(held) or 1)),
+                                       write_back, op_name, held_back=interrupt_pending)
+    if never_begun is not None:
+        # Nothing was done to them (holding.dirty is False): they go back where they were.
+        _flush(ctx, [(held[name], failed(name, workers_mod.INTERRUPTED,
+                                                           Interrupted.exit_code)) for name in never_begun],
+               results, on_done)
         raise Interrupted(f"interrupted: images not finished were put back as they were, or left in "
                           f"'error' when half-done ({op_name} them again)")
     return [results[n] for n in names]

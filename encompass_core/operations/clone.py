@@ -196,7 +196,7 @@ def _clone_volume(
 def _write_back(ctx, finished, results, on_done, mode) -> None:
     events: list = []
     with ctx.store.transaction() as tx:
-        for name, volumes, error in finished:
+        for name, volumes, error, _code in finished:
             image = tx.find_image(name)
             if image is None:
                 continue
@@ -212,7 +212,7 @@ def _write_back(ctx, finished, results, on_done, mode) -> None:
             results[name] = CloneResult(name, done.state, error)
     holding.announce(ctx, events)
     if on_done:
-        for name, _volumes, _error in finished:
+        for name, _volumes, _error, _code in finished:
             if name in results:
                 on_done(results[name])
 

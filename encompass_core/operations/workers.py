@@ -20,8 +20,8 @@ from ..errors import EncompassError
 
 BATCH_SECONDS = 0.25  # how often finished jobs are written back
 
-#: (image name, the job's result or None, the error or None)
-Finished = tuple[str, Any, str | None]
+#: (image name, the job's result or None, the error or None, the error's exit code or 0)
+Finished = tuple[str, Any, str | None, int]
 
 INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
@@ -49,12 +49,12 @@ def hold_back_sigint() -> Callable[[], bool]:
 
 def _outcome(name: str, future: cf.Future, interrupted: bool) -> Finished:
     try:
-        return name, future.result(), None
+        return name, future.result(), None, 0
     except EncompassError as exc:
-        error = str(exc)
+        error, code = str(exc), exc.exit_code
     except Exception as exc:  # noqa: BLE001 - one image's failure is its own
-        error = f"{type(exc).__name__}: {exc}"
-    return name, None, f"{INTERRUPTED}: {error}" if interrupted else error
+        error, code = f"{type(exc).__name__}: {exc}", EncompassError.exit_code
+    return name, None, f"{INTERRUPTED}: {error}" if interrupted else error, code
 
 
 def run_jobs(
