@@ -104,7 +104,9 @@ def machine_show(ctx, name, as_json) -> None:
     rows = [("name", found.name), ("platform", found.platform), ("kind", found.kind),
             ("uuid", found.uuid), ("power", found.power),
             ("hardware", f"{hw.memory_mib} MiB, {hw.cpus} CPU(s), {hw.arch}, {hw.firmware}"),
-            ("macs", ", ".join(found.macs)), ("disks", ", ".join(found.disks)),
+            ("macs", ", ".join(found.macs)),
+            ("host ports", ", ".join(f"{p.kind}:{p.address}" for p in found.host_ports)),
+            ("addresses", ", ".join(found.addresses)), ("disks", ", ".join(found.disks)),
             ("image", found.image), ("discovered", output.when(found.discovered))]
     rows += [(k, v) for k, v in found.extra.items()]
     output.table(("FIELD", "VALUE"), rows)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from ..errors import NotSupported
 from ..model import HardwareProfile, Image, Machine
-from .values import Attachment, PlatformCapabilities
+from .values import Attachment, PlatformCapabilities, missing
 
 
 class PlatformDriver:
@@ -32,21 +32,21 @@ class PlatformDriver:
     # -- required ----------------------------------------------------------------------------
     def discover(self) -> list[Machine]:
         """The machines the platform really has, with the volumes each one uses (``disks``)."""
-        raise NotImplementedError
+        raise missing(self, "discover")
 
     def power(self, machine: Machine, action: str) -> Machine:
         """``on``, ``off`` or ``reset``; return the machine with its new power state."""
-        raise NotImplementedError
+        raise missing(self, "power")
 
     def deploy(self, machine: Machine, image: Image, attachments: list[Attachment]) -> Machine:
         """Point the machine at the attached volumes (the one with ``boot`` set starts it) and
         boot it. A failure leaves the machine as it was."""
-        raise NotImplementedError
+        raise missing(self, "deploy")
 
     def undeploy(self, machine: Machine, image: Image) -> Machine:
         """Power the machine off and take the image's volumes out of its definition. A
         machine already off, or already without them, is not an error."""
-        raise NotImplementedError
+        raise missing(self, "undeploy")
 
     # -- optional ----------------------------------------------------------------------------
     def console_log(self, machine: Machine) -> Path | None:

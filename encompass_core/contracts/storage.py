@@ -23,6 +23,7 @@ from .values import (
     JobStatus,
     Progress,
     StorageCapabilities,
+    missing,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class StorageDriver:
                       progress: Progress | None = None) -> Volume:
         """Copy a file or directory tree of the utility server into the pool as volume
         ``index`` of ``image``. A volume already there is a :class:`~..errors.Conflict`."""
-        raise NotImplementedError
+        raise missing(self, "import_volume")
 
     def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
                      progress: CloneProgress) -> Volume | None:
@@ -56,38 +57,38 @@ class StorageDriver:
         A copy the storage system runs as a job of its own (a VolumeCopy, a vSphere task) is
         announced with ``progress.started_job`` before it is waited for.
         """
-        raise NotImplementedError
+        raise missing(self, "clone_volume")
 
     def delete_volume(self, volume: Volume) -> None:
         """Remove the volume; a volume already gone is not an error."""
-        raise NotImplementedError
+        raise missing(self, "delete_volume")
 
     @contextlib.contextmanager
     def expose(self, volume: Volume, writable: bool) -> Iterator[VolumeRef]:
         """Make the volume reachable on the utility server for the ``with`` block (map a LUN
         to the utility host, open an export, download a disk) and release it afterwards
         (unmap, close, upload what changed when ``writable``)."""
-        raise NotImplementedError
+        raise missing(self, "expose")
         yield  # pragma: no cover - makes this a generator
 
     def write_volume(self, image: str, index: int, source: VolumeRef, size: int,
                      progress: Progress | None = None) -> Volume:
         """Create volume ``index`` of ``image`` from a volume exposed on the utility server
         (the core's copy across pools when no native clone answers)."""
-        raise NotImplementedError
+        raise missing(self, "write_volume")
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         """Make the volume reachable by ``machine`` (map the LUN to its host ports, export the
         path to its addresses), as one of ``request.kinds``; say how the machine sees it."""
-        raise NotImplementedError
+        raise missing(self, "attach")
 
     def detach(self, volume: Volume, machine: Machine) -> None:
         """Undo :meth:`attach`; a volume not attached is not an error."""
-        raise NotImplementedError
+        raise missing(self, "detach")
 
     def discover(self) -> list[DiscoveredVolume]:
         """The volumes the pool really holds."""
-        raise NotImplementedError
+        raise missing(self, "discover")
 
     # -- optional ----------------------------------------------------------------------------
     def inspect_source(self, source: Path) -> None:

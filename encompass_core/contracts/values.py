@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from ..errors import PluginError
 from ..model import Volume
 
 #: Called with the bytes done since the last call.
@@ -140,3 +141,10 @@ class CloneProgress:
         """The storage system runs the copy as job ``job_id``; the core records it."""
         if self._on_job is not None:
             self._on_job(job_id, description)
+
+
+def missing(driver: object, method: str) -> PluginError:
+    """The error for a required method a driver does not implement (a plugin's bug, exit 6)."""
+    name = getattr(driver, "pool", None) or getattr(driver, "platform", "?")
+    return PluginError(f"driver {type(driver).__name__} ('{name}') does not implement {method}(), "
+                       "which the contract requires; update its plugin")

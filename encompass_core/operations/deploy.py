@@ -81,10 +81,9 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
         with ctx.store.snapshot() as tx:
             target = tx.find_machine(machine_name)
         platform_driver = ctx.platform(target.platform).driver
-        requests = _attach_requests(ctx, held.image, platform_driver)
         attached = []
         try:
-            for volume, request in requests:
+            for volume, request in _attach_requests(ctx, held.image, platform_driver):
                 attached.append((volume, ctx.pool(volume.pool).driver.attach(volume, target, request)))
             running = platform_driver.deploy(target, held.image, [a for _v, a in attached])
         except BaseException:
