@@ -42,6 +42,8 @@ def find_stuck(ctx: Context) -> list[Stuck]:
             alive = owner_alive(image.owner)
             status = {True: "alive", False: "gone", None: "unknown"}[alive]
             target = "removed" if _never_made(image) else _crash_target(image)
+            target += "".join(f"; storage job {job.id} on pool '{job.pool}' cancelled if running"
+                              for job in image.jobs)
             action = f"-> {target}" if alive is False else "left alone (owner running)" if alive else (
                 "left alone (owner on another host; --force to take over)")
             found.append(Stuck(image.name, image.state, image.owner.operation, image.owner.pid,
@@ -106,6 +108,7 @@ def _purge_unmade(ctx: Context, fixable: set[str], force: bool) -> set[str]:
         if image is None or not _never_made(image) or (owner_alive(image.owner) and not force):
             continue
         try:
+            _cancel_jobs(ctx, image)
             purge_leftovers(ctx, image)
         except (EncompassError, OSError):
             continue  # left in error instead, with its reason: delete then purges again
@@ -117,3 +120,12 @@ def clean_leftovers(ctx: Context, dry_run: bool = False) -> list[rundir.Leftover
     """End the helper processes, unmount the mounts and remove the work files that processes
     which died left in their run directories (see :mod:`encompass_core.rundir`)."""
     return rundir.sweep(ctx.home, dry_run=dry_run)
+
+
+def _cancel_jobs(ctx: Context, image: Image) -> None:
+    """Stop the long storage-side jobs a dead clone started (a VolumeCopy runs on without us):
+    the driver says where each stands, and one still running is cancelled."""
+    for job in image.jobs:
+        driver = ctx.pool(job.pool).driver
+        if driver.job_status(job).state == "running":
+            driver.cancel_job(job)

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import ENCOMPASS, assert_one_line_error, cli_env
 from test_plugins import fake_distribution
 
 DATASTORE_PLUGIN = """
-    import contextlib, json, os
+    import contextlib, json, os, time
     from pathlib import Path
     from encompass_core import hookimpl
     from encompass_core.contracts import (Attachment, DiscoveredVolume, PlatformCapabilities,
-        PlatformDriver, StorageCapabilities, StorageDriver)
+        JobStatus, PlatformDriver, StorageCapabilities, StorageDriver)
     from encompass_core.customization.access import VolumeRef
     from encompass_core.errors import NotFound
     from encompass_core.model import Machine, Volume, HostPort
@@ -49,6 +51,21 @@ DATASTORE_PLUGIN = """
 
         def discover(self):
             return []
+
+        def clone_volume(self, source, source_driver, request, progress):
+            # A copy the storage system runs as a job of its own, for hours (a VolumeCopy).
+            job = self.root / f"job-{request.image}"
+            job.write_text("running")
+            progress.started_job(job.name, f"copy of {source.location}")
+            while job.read_text() == "running":
+                time.sleep(0.05)
+            raise RuntimeError("job " + job.read_text())
+
+        def job_status(self, job):
+            return JobStatus((self.root / job.id).read_text())
+
+        def cancel_job(self, job):
+            (self.root / job.id).write_text("cancelled")
 
     class Chassis(PlatformDriver):
         '''Blades in slots: physical, boot from a SAN LUN only.'''
@@ -217,3 +234,30 @@ def test_a_physical_platform_refuses_new_machines_and_files_before_touching_anyt
     assert run_cli("image", "show", "web1", "--json").json()["state"] == "ready"
     blade = run_cli("machine", "show", "blade1", "--json", env=plugin_env).json()
     assert blade["image"] is None
+
+
+def test_repair_cancels_the_storage_job_of_a_killed_clone(run_cli, master, encompass_home, plugin_env,
+                                                          tmp_path) -> None:
+    folder = tmp_path / "datastore"
+    add_config(encompass_home, f'[pools.ds]\ndriver = "fakeds"\nfolder = "{folder}"')
+    env = {**cli_env(encompass_home), **plugin_env}
+    cloning = subprocess.Popen([str(ENCOMPASS), "clone", "base", "copy1", "--pool", "ds", "--mode", "full"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        job = folder / "job-copy1"
+        deadline = time.monotonic() + 60
+        while not (job.exists() and run_cli("image", "show", "copy1", "--json").json()["jobs"]):
+            assert time.monotonic() < deadline, "the clone never recorded its storage job"
+            time.sleep(0.1)
+    finally:
+        cloning.kill()
+        cloning.wait()
+    stuck = run_cli("repair", "--dry-run", env=plugin_env)
+    assert "storage job job-copy1 on pool 'ds'" in stuck.out
+    assert job.read_text() == "running"
+
+    repaired = run_cli("repair", env=plugin_env)
+
+    assert repaired.code == 0, repaired.err
+    assert job.read_text() == "cancelled"
+    assert "copy1" not in {row["name"] for row in run_cli("image", "list", "--json").json()}
