@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_plugins import fake_distribution
 
 from conftest import ENCOMPASS, assert_one_line_error, cli_env
-from test_plugins import fake_distribution
 
 DATASTORE_PLUGIN = """
     import contextlib, json, os, time
