@@ -20,7 +20,7 @@ import attrs
 
 from .errors import ConfigError
 
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
                list: "a list", dict: "a table"}
 
 
