@@ -99,6 +99,8 @@ class LocalStorageDriver(StorageDriver):
             return self._volume(index, "dir", target, readonly=True)
         fmt, size = inspect_file(source)
         target = self._target(image, index, fmt)
+        if os.path.lexists(target):
+            raise Conflict(f"{target} exists already in pool '{self.pool}'")
         partial = self._partial(target)
         try:
             copy_sparse(str(source), str(partial), progress)
@@ -132,6 +134,7 @@ class LocalStorageDriver(StorageDriver):
                      progress: CloneProgress) -> Volume | None:
         if not isinstance(source_driver, LocalStorageDriver) or source.format not in _SUFFIX:
             return None  # not a file of ours: the core copies it through expose/write_volume
+        self._check_ours(source)  # qemu-img -u would make an overlay of a missing file
         return self._clone(source, request.image, request.index, request.mode, request.max_depth)
 
     def _clone(self, source: Volume, image: str, index: int, mode: str, max_depth: int) -> Volume:

@@ -47,6 +47,7 @@ class LibvirtDefinitions(LibvirtMachines):
         hardware = image.hardware
         xml = self._domain_xml(name, None, hardware.memory_mib, hardware.cpus, hardware.arch,
                                hardware.firmware, [], None, self._new_interfaces(), image)
+        self._grant(name, [], None)  # its console log's folder: it may be powered on before a deploy
         try:
             domain = connection.defineXML(xml)
         except lv.libvirtError as exc:

@@ -36,8 +36,9 @@ class CliResult(NamedTuple):
 
 @pytest.fixture(scope="session")
 def base_dir() -> Iterator[Path]:
-    """A directory the daemon's user can traverse, removed at the end."""
-    base = Path(tempfile.mkdtemp(prefix="encompass-libvirt-test-", dir="/var/tmp"))
+    """A directory the daemon's user can traverse, removed at the end. Its name is short:
+    QEMU's monitor socket lives under it, and a UNIX socket path holds 107 bytes at most."""
+    base = Path(tempfile.mkdtemp(prefix="enc-libvirt-", dir="/var/tmp"))
     base.chmod(0o755)
     yield base
     shutil.rmtree(base, ignore_errors=True)
