@@ -7,6 +7,8 @@ pools hold of it; other images go to their crash state (usually ``error``, with 
 
 from __future__ import annotations
 
+import contextlib
+
 import attrs
 
 from .. import lifecycle, rundir
@@ -83,7 +85,22 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
                                                              owner.operation, kind="repair"), events)
             tx.put_image(repaired)
     holding.announce(ctx, events)
+    _clean_machines(ctx, [s for s in stuck if s.name in fixable and s.operation in ("deploy", "undeploy")])
     return [attrs.evolve(s, action=f"{s.action} (done)") if s.name in fixable else s for s in stuck]
+
+
+def _clean_machines(ctx: Context, interrupted: list[Stuck]) -> None:
+    """Let each platform remove what a killed deploy or undeploy left on the machine involved
+    (a half-made definition); the claim itself is settled by :func:`.claims.reconcile`."""
+    if not interrupted:
+        return
+    with ctx.store.snapshot() as tx:
+        machines = tx.machines()
+    names = {s.name for s in interrupted}
+    for machine in machines:
+        if machine.image in names:
+            with contextlib.suppress(EncompassError):  # unreachable now: reconcile reports it
+                ctx.platform(machine.platform).driver.cleanup(machine)
 
 
 def _crash_target(image: Image) -> str:

@@ -193,7 +193,7 @@ def test_a_plugin_failing_in_its_registration_hook_leaves_local_usable(run_cli, 
     ('[pools.ds]\ndriver = "fakeds"\nfolder = "/tmp/x"\npassword = 1234', ["[pools.ds]", "secret 'password'",
                                                                            "password_env"]),
     ('[pools.ds]\ndriver = "fakeds"\nfolder = "/tmp/x"\napi_key = "k-123"', ["[pools.ds]",
-                                                                             "unknown setting 'api_key'"]),
+                                                                             "secret 'api_key'"]),
     ('[pools.ds]\ndriver = "fakeds"', ["[pools.ds]", "needs the setting 'folder'"]),
     ('[openers.nosuch]\nx = 1', ["[openers.nosuch]", "no such volume opener"]),
 ])
