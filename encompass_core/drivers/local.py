@@ -256,7 +256,7 @@ class LocalStorageDriver(StorageDriver):
         target = self._target(image, index, source.format)
         partial = self._partial(target)
         try:
-            _copy_volume_file(source.path, partial, source.format)
+            _copy_volume_file(source.path, partial, source.format, self.copy_timeout, self._copy_setting)
             os.chmod(partial, 0o644)
             os.replace(partial, target)
         except BaseException:

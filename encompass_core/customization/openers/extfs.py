@@ -42,6 +42,7 @@ from encompass_core.customization.openers.debugfs import (
 from encompass_core.customization.openers.partitions import find_partition
 from encompass_core.customization.openers.resolve import Entry, Resolved
 from encompass_core.errors import Conflict, DriverError, InvalidInput, NotFound
+from encompass_core.settings import Setting
 
 ROOT_INODE = 2
 _EXT_MAGIC = 0xEF53
@@ -353,6 +354,8 @@ class ExtFsOpener:
     """Opens ext2/3/4 filesystems in raw images (whole or one partition) without mounting."""
 
     name = "extfs"
+    settings = (Setting("timeout", float, DEFAULT_TIMEOUT, "seconds a debugfs request may take",
+                        minimum=1),)
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = seconds(timeout)  # seconds a debugfs request may take ([openers.extfs] timeout)

@@ -323,6 +323,8 @@ class GuestfsOpener:
     settings = (
         Setting("force_tcg", bool, False, "run the appliance under software emulation (no usable KVM)"),
         Setting("backend", str, "direct", "libguestfs' backend (LIBGUESTFS_BACKEND)"),
+        Setting("timeout", float, DEFAULT_TIMEOUT, "seconds one guestfish command (booting included) "
+                "may take", minimum=1),
     )
 
     def __init__(self, force_tcg: bool = False, backend: str = "direct",

@@ -28,6 +28,7 @@ from encompass_core.customization.openers.base import CannotOpen, describe_volum
 from encompass_core.customization.openers.debugfs import DEFAULT_TIMEOUT, debugfs_path
 from encompass_core.customization.openers.extfs import ExtFsAccess, ext_superblock, partition_offset
 from encompass_core.errors import DriverError
+from encompass_core.settings import Setting
 
 _START_TIMEOUT = 60
 _STOP_TIMEOUT = 120  # flushing a big overlay's metadata may take a while
@@ -186,6 +187,8 @@ class Qcow2Opener:
     """Opens ext2/3/4 filesystems in qcow2 images (whole or one partition) without root."""
 
     name = "qcow2-fuse"
+    settings = (Setting("timeout", float, DEFAULT_TIMEOUT, "seconds the daemon may take to start (a "
+                        "minute at most) and a debugfs request may take", minimum=1),)
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         # Seconds the daemon may take to start (at most a minute) and a debugfs request may take.
