@@ -79,6 +79,21 @@ class LocalStorageDriver(StorageDriver):
                 partial.unlink()
         return partial
 
+    @contextlib.contextmanager
+    def _writing(self, target: Path, mode: int | None = None) -> Iterator[Path]:
+        """A file is written under its ``.partial`` name (yielded), then given ``mode`` and
+        renamed to ``target``; on any failure the partial file goes."""
+        partial = self._partial(target)
+        try:
+            yield partial
+            if mode is not None:
+                os.chmod(partial, mode)
+            os.replace(partial, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+            raise
+
     def _volume(self, index: int, fmt: str, path: Path, **kw: Any) -> Volume:
         return Volume(index=index, pool=self.pool, format=fmt, location=str(path), **kw)
 
@@ -158,43 +173,24 @@ class LocalStorageDriver(StorageDriver):
                 "or make the source independent first (encompass image flatten SOURCE)"
             )
         target = self._target(image, index, "qcow2")
-        partial = self._partial(target)
-        try:
+        with self._writing(target) as partial:
             # -u: the size is known, so qemu-img need not open the whole backing chain.
             qemuimg.qemu_img(
                 "create", "-q", "-f", "qcow2", "-u", "-F", source.format,
                 "-b", os.path.abspath(source.location), str(partial), str(source.size),
             )
-            os.replace(partial, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-            raise
         return self._volume(index, "qcow2", target, size=source.size, depth=depth)
 
     def _full_copy(self, source: Volume, image: str, index: int) -> Volume:
-        if source.format == "qcow2" and source.depth > 0:
-            target = self._target(image, index, "qcow2")
-            partial = self._partial(target)
-            try:
+        layered = source.format == "qcow2" and source.depth > 0
+        target = self._target(image, index, source.format)
+        with self._writing(target, 0o644) as partial:
+            if layered:  # the copy reads through the chain into one independent qcow2
                 qemuimg.qemu_img("convert", "-q", "-W", "-O", "qcow2", source.location, str(partial),
                                  timeout=self.copy_timeout, setting=self._copy_setting)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    partial.unlink()
-                raise
-        else:
-            target = self._target(image, index, source.format)
-            partial = self._partial(target)
-            _copy_volume_file(source.location, partial, source.format, self.copy_timeout,
-                              self._copy_setting)
-        try:
-            os.chmod(partial, 0o644)
-            os.replace(partial, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-            raise
+            else:
+                _copy_volume_file(source.location, partial, source.format, self.copy_timeout,
+                                  self._copy_setting)
         return self._volume(index, source.format, target, size=source.size)
 
     def flatten_volume(self, volume: Volume) -> Volume:
@@ -254,15 +250,8 @@ class LocalStorageDriver(StorageDriver):
             raise NotSupported(f"pool '{self.pool}' (local) keeps raw, qcow2 and dir volumes, not "
                                f"{source.format}")
         target = self._target(image, index, source.format)
-        partial = self._partial(target)
-        try:
+        with self._writing(target, 0o644) as partial:
             _copy_volume_file(source.path, partial, source.format, self.copy_timeout, self._copy_setting)
-            os.chmod(partial, 0o644)
-            os.replace(partial, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-            raise
         return self._volume(index, source.format, target, size=size)
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
