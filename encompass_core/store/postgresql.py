@@ -21,6 +21,7 @@ import os
 import re
 import socket
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -32,6 +33,7 @@ from ..convert import from_document, to_document
 from ..errors import ConfigError, Conflict, NotFound, StoreError
 from ..model import Event, Image, Machine, Owner, now
 from . import pg_lease, pg_schema
+from .owners import process_start_time
 
 T = TypeVar("T")
 BACKEND = "postgresql"
@@ -39,6 +41,10 @@ BACKEND = "postgresql"
 
 def host_identity() -> str:
     """The name this host goes by in owners: ``$ENCOMPASS_HOST``, else the host name."""
+    from . import owners
+
+    if hasattr(owners, "host_identity"):
+        return owners.host_identity()
     return os.environ.get("ENCOMPASS_HOST") or socket.gethostname()
 
 
@@ -85,13 +91,23 @@ def read_dsn(settings: dict[str, Any], config: config_mod.Config | None = None) 
     return dsn
 
 
-def open_store(settings: dict[str, Any], config: config_mod.Config | None = None) -> PostgresStore:
-    """The store ``[store]`` describes (``backend = "postgresql"``)."""
+def open_postgresql_store(config: config_mod.Config) -> PostgresStore:
+    """The store ``config``'s ``[store]`` table describes (``backend = "postgresql"``)."""
+    return open_store(config.home, config.store, config)
+
+
+def open_store(home: Path, settings: dict[str, Any], config: config_mod.Config | None = None
+               ) -> PostgresStore:
+    """The store a ``[store]`` table (``backend = "postgresql"``) describes; ``dsn_file`` is
+    relative to ``home``."""
     lease = _seconds(settings, "lease_seconds", pg_lease.LEASE_SECONDS)
     renew = _seconds(settings, "lease_renew_seconds", pg_lease.RENEW_SECONDS)
     if renew >= lease:
         raise ConfigError(f"[store] lease_renew_seconds ({renew:g}) must be shorter than "
                           f"lease_seconds ({lease:g}), or leases lapse while their process runs")
+    if config is None:
+        config = config_mod.Config(path=Path(home) / config_mod.CONFIG_NAME, defaults={}, pools={},
+                                   platforms={}, store=dict(settings))
     return PostgresStore(read_dsn(settings, config), lease=lease, renew=renew)
 
 
@@ -107,7 +123,7 @@ _IMAGE_FILTERS = ("kind", "state", "master", "parent", "machine")
 
 
 class PostgresTransaction:
-    """One database transaction; see :class:`encompass_core.stores.protocol.Transaction`.
+    """One database transaction; see :class:`encompass_core.store.protocol.Transaction`.
 
     In a writing transaction every image read is locked until the transaction ends."""
 
@@ -253,7 +269,7 @@ class PostgresTransaction:
 
 # -- the store ----------------------------------------------------------------------------------
 class PostgresStore:
-    """A PostgreSQL repository; see :class:`encompass_core.stores.protocol.Store`."""
+    """A PostgreSQL repository; see :class:`encompass_core.store.protocol.Store`."""
 
     backend = BACKEND
 
@@ -339,16 +355,12 @@ class PostgresStore:
         if owner.pid != os.getpid():
             return False
         if self._started is None:
-            from ..store import process_start_time
-
             self._started = process_start_time(os.getpid()) or 0.0
         return float(owner.started) == self._started
 
     def owner_alive(self, owner: Owner) -> bool | None:
         """On this host, whether the process runs; for another host, whether its lease is live."""
         if owner.host == host_identity():
-            from ..store import process_start_time
-
             started = process_start_time(owner.pid)
             return started is not None and (owner.started == 0.0 or started == owner.started)
         with self._connection() as conn:

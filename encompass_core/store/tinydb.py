@@ -14,7 +14,6 @@ import errno
 import fcntl
 import json
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +23,10 @@ from tinydb import Query, TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
-from .convert import from_document, to_document
-from .errors import Conflict, NotFound, StoreError
-from .model import Event, Image, Machine, Owner, now
+from ..convert import from_document, to_document
+from ..errors import Conflict, NotFound, StoreError
+from ..model import Event, Image, Machine, Owner, now
+from .owners import owner_alive
 
 SCHEMA = 1
 T = TypeVar("T")
@@ -107,38 +107,6 @@ class _AtomicJSONStorage(Storage):
         pass
 
 
-def process_start_time(pid: int) -> float | None:
-    """The start time of process ``pid`` (clock ticks since boot), None if it does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return float(fields[19])
-
-
-def current_owner(operation: str, previous_state: str) -> Owner:
-    """An :class:`Owner` record for this process."""
-    pid = os.getpid()
-    return Owner(
-        pid=pid,
-        host=socket.gethostname(),
-        started=process_start_time(pid) or 0.0,
-        operation=operation,
-        since=now(),
-        previous_state=previous_state,
-    )
-
-
-def owner_alive(owner: Owner) -> bool | None:
-    """Whether the owning process still runs; None when it runs on another host (unknown)."""
-    if owner.host != socket.gethostname():
-        return None
-    started = process_start_time(owner.pid)
-    return started is not None and (owner.started == 0.0 or started == owner.started)
-
-
 class Transaction:
     """A consistent view of the store under its lock; changes are written when it ends."""
 
@@ -217,6 +185,8 @@ class Transaction:
 class Store:
     """The metadata file ``<home>/metadata.json`` and its lock."""
 
+    backend = "tinydb"
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
@@ -267,3 +237,10 @@ class Store:
         """A read-only view (no lock needed: the file is only ever replaced whole)."""
         db = TinyDB(str(self.path), storage=CachingMiddleware(_AtomicJSONStorage))
         yield Transaction(db, self.path)
+
+    def owner_alive(self, owner: Owner) -> bool | None:
+        """Whether the owning process still runs (None: it runs on another host)."""
+        return owner_alive(owner)
+
+    def close(self) -> None:
+        """Nothing is held between transactions."""

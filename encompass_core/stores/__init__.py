@@ -1,1 +1,0 @@
-"""Metadata store backends behind one protocol (:mod:`.protocol`); see ``encompass_core.store``."""
