@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 USER = "postgres"
 
 
@@ -94,3 +96,30 @@ def running_server() -> Iterator[PostgresServer]:
         if started:
             _as_user([str(bindir / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop"])
         shutil.rmtree(root, ignore_errors=True)
+
+
+# -- pytest fixtures (imported by tests/conftest.py) ---------------------------------------------
+#: The variable the tests' encompass.toml names in ``[store] dsn_env`` (CLI subprocesses inherit it).
+DSN_VAR = "TEST_PG_DSN"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (started when a test first needs it)."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The DSN of a fresh, empty database, also in ``$TEST_PG_DSN``."""
+    dsn = pg_server.dsn(pg_server.create_database())
+    monkeypatch.setenv(DSN_VAR, dsn)
+    return dsn
+
+
+def use_postgresql(home: Path, var: str = DSN_VAR) -> None:
+    """Point the repository in ``home`` at the PostgreSQL database ``$var`` names."""
+    config = home / "encompass.toml"
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f'\n[store]\nbackend = "postgresql"\ndsn_env = "{var}"\n')
