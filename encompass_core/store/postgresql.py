@@ -266,6 +266,10 @@ class PostgresTransaction:
     def remove_machine(self, name: str) -> None:
         self._conn.execute("DELETE FROM machines WHERE name = %s", (name,))
 
+    def truncate(self) -> None:
+        """Empty the repository (``store migrate --replace``); leases stay with their processes."""
+        self._conn.execute("TRUNCATE images, backing, events, machines RESTART IDENTITY")
+
 
 # -- the store ----------------------------------------------------------------------------------
 class PostgresStore:
