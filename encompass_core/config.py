@@ -211,7 +211,7 @@ def _check_defaults(path: Path, defaults: dict[str, Any]) -> None:
 
 # [store]: which backend keeps the metadata, and where a server's DSN is read from.
 _STORE_BACKENDS = ("tinydb", "postgresql")
-_STORE_KEYS = {"backend", "dsn_env", "dsn_file"}
+_STORE_KEYS = {"backend", "dsn_env", "dsn_file", "lease_seconds", "lease_renew_seconds"}
 
 
 def _check_store(path: Path, store: dict[str, Any]) -> None:
@@ -234,6 +234,10 @@ def _check_store(path: Path, store: dict[str, Any]) -> None:
         if key in store and (not isinstance(store[key], str) or not store[key]):
             raise ConfigError(f"{path}: [store] {key} must be text in quotes naming "
                               + ("an environment variable" if key == "dsn_env" else "a file"))
+    for key in ("lease_seconds", "lease_renew_seconds"):
+        value = store.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{path}: [store] {key} must be a positive number of seconds")
     if "dsn_env" in store and "dsn_file" in store:
         raise ConfigError(f"{path}: [store] give dsn_env or dsn_file, not both")
     if backend == "postgresql" and not ({"dsn_env", "dsn_file"} & set(store)):

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .owners import current_owner, owner_alive, process_start_time
+from .owners import current_owner, host_identity, owner_alive, process_start_time
 from .tinydb import Store, Transaction
 
 if TYPE_CHECKING:
     from ..config import Config
     from . import protocol
 
-__all__ = ["BACKENDS", "Store", "Transaction", "current_owner", "open_store", "owner_alive",
+__all__ = ["BACKENDS", "Store", "Transaction", "current_owner", "host_identity", "open_store", "owner_alive",
            "process_start_time"]
 
 #: The backends ``[store] backend`` may name.
@@ -38,10 +38,10 @@ def open_store(home: Path, config: Config) -> protocol.Store:
         return Store(Path(home) / METADATA_NAME)
     if backend == "postgresql":
         try:
-            from .postgresql import open_postgresql_store
+            from .postgresql import open_store as open_postgresql_store
         except ImportError as exc:  # psycopg missing, or a build without the backend
             raise ConfigError(f"{config.path}: [store] backend = \"postgresql\" cannot be used: {exc}; "
                               "install psycopg (pip install 'psycopg[binary]')") from None
-        return open_postgresql_store(config)
+        return open_postgresql_store(Path(home), config.store)
     raise ConfigError(f"{config.path}: [store] backend must be one of {', '.join(BACKENDS)}, "
                       f"not {backend!r}")

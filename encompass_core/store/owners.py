@@ -20,12 +20,18 @@ def process_start_time(pid: int) -> float | None:
     return float(fields[19])
 
 
+def host_identity() -> str:
+    """The name this utility server records in owners: ``$ENCOMPASS_HOST`` when set (two
+    utility servers on one machine, in tests), else the host name."""
+    return os.environ.get("ENCOMPASS_HOST") or socket.gethostname()
+
+
 def current_owner(operation: str, previous_state: str) -> Owner:
     """An :class:`Owner` record for this process."""
     pid = os.getpid()
     return Owner(
         pid=pid,
-        host=socket.gethostname(),
+        host=host_identity(),
         started=process_start_time(pid) or 0.0,
         operation=operation,
         since=now(),
@@ -35,7 +41,7 @@ def current_owner(operation: str, previous_state: str) -> Owner:
 
 def owner_alive(owner: Owner) -> bool | None:
     """Whether the owning process still runs; None when it runs on another host (unknown)."""
-    if owner.host != socket.gethostname():
+    if owner.host != host_identity():
         return None
     started = process_start_time(owner.pid)
     return started is not None and (owner.started == 0.0 or started == owner.started)
