@@ -128,8 +128,16 @@ def test_history_is_appended_and_read_by_page(new_store) -> None:
         assert [e.message for e in history] == [f"e{n}" for n in range(25) if n % 5]
         assert tx.events("base", offset=5, limit=3) == history[5:8]
         assert tx.events("base", offset=18, limit=10) == history[18:]
-        assert [e.message for e in tx.events(limit=2)] == ["e0", "e1"]
         assert tx.events("nobody") == [] and tx.count_events("nobody") == 0
+
+
+def test_everyones_history_is_oldest_first(new_store) -> None:
+    with new_store.transaction() as tx:
+        for n in range(12):
+            tx.add_event(Event(image=f"image{n % 4}", kind="operation", message=f"e{n}"))
+    with new_store.snapshot() as tx:
+        assert [e.message for e in tx.events()] == [f"e{n}" for n in range(12)]
+        assert [e.message for e in tx.events(offset=1, limit=2)] == ["e1", "e2"]
 
 
 def test_machines_are_upserted_and_found_by_platform_and_image(new_store) -> None:
