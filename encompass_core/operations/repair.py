@@ -37,8 +37,9 @@ def find_stuck(ctx: Context) -> list[Stuck]:
     """Every image in a transitional state, with whether its owner still runs."""
     found = []
     with ctx.store.snapshot() as tx:
-        for image in tx.images():
-            if image.state not in lifecycle.TRANSITIONAL or image.owner is None:
+        held = [image for state in sorted(lifecycle.TRANSITIONAL) for image in tx.images(state=state)]
+        for image in sorted(held, key=lambda i: i.created):
+            if image.owner is None:
                 continue
             alive = ctx.store.owner_alive(image.owner)
             status = {True: "alive", False: "gone", None: "unknown"}[alive]
