@@ -81,7 +81,7 @@ def new_store(store_backend: str, tmp_path: Path, request: pytest.FixtureRequest
     else:
         from encompass_core.store import Store
 
-        store = Store(tmp_path / "metadata.json")
+        store = Store(tmp_path / "repo" / "metadata.json")
     yield store
     store.close()
 
@@ -182,23 +182,3 @@ def assert_one_line_error(result: CliResult, *words: str) -> None:
     for word in words:
         assert word in lines[0], f"{word!r} not in {lines[0]!r}"
 
-
-# -- metadata store backends ----------------------------------------------------------------
-#: The backends store and operation tests run against (the PostgreSQL helper adds its own).
-STORE_BACKENDS = ["tinydb"]
-
-
-@pytest.fixture(params=STORE_BACKENDS)
-def store_backend(request) -> str:
-    """The name of the store backend a test runs against."""
-    return request.param
-
-
-@pytest.fixture
-def new_store(store_backend: str, tmp_path: Path):
-    """An empty repository of ``store_backend``."""
-    if store_backend == "tinydb":
-        from encompass_core.store import Store
-
-        return Store(tmp_path / "repo" / "metadata.json")
-    raise NotImplementedError(store_backend)

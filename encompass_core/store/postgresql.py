@@ -189,6 +189,8 @@ class PostgresTransaction:
         duplicate = {n for n in names if names.count(n) > 1}
         if taken or duplicate:
             clash = sorted({n for (n,) in taken} | duplicate)
+            if len(clash) == 1:
+                raise Conflict(f"an image named '{clash[0]}' exists already; pick another name")
             raise Conflict(f"images named {', '.join(repr(n) for n in clash)} exist already; "
                            "pick other names")
         with self._conn.cursor() as cursor:
