@@ -1,6 +1,10 @@
 """The metadata store at 100, 1,000 and 10,000 images, in one run, one column per backend.
 
-    .venv/bin/python benchmarks/store_bench.py [--backend tinydb] [--sizes 100,1000,10000]
+    .venv/bin/python benchmarks/store_bench.py [--backend tinydb] [--backend postgresql]
+                                               [--sizes 100,1000,10000]
+
+The postgresql column runs on a private server the benchmark starts (as the tests do: Debian's
+``postgresql`` package, ``./setup_plugins --test`` installs it), a fresh database per size.
 
 For each size, a repository holding one real master (a sparse raw disk) and that many clones
 of it, each with three events, is built through the store API in batches of 1,000 (the volumes
@@ -21,6 +25,7 @@ Targets (issue 9): building grows linearly; at 10,000 images a single image's bo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -58,16 +63,23 @@ def median_of(measure, rounds: int = ROUNDS) -> float:
     return statistics.median(measure(i) for i in range(rounds))
 
 
-def configure(home: Path, backend: str) -> None:
+#: The variable the PostgreSQL repositories' [store] dsn_env names (not ENCOMPASS_*: cli_env
+#: keeps those out of the subprocesses).
+DSN_VAR = "BENCH_PG_DSN"
+
+
+def configure(home: Path, backend: str, server=None) -> None:
     subprocess.run([str(ENCOMPASS), "init"], env=cli_env(home), check=True, capture_output=True)
-    if backend != "tinydb":  # e.g. postgresql: the DSN comes from the environment
+    if backend == "postgresql":
+        # A fresh database per repository, on $ENCOMPASS_BENCH_DSN's server or a private one.
+        os.environ[DSN_VAR] = server.dsn(server.create_database("bench"))
         with open(home / "encompass.toml", "a", encoding="utf-8") as out:
-            out.write(f'\n[store]\nbackend = "{backend}"\ndsn_env = "ENCOMPASS_BENCH_DSN"\n')
+            out.write(f'\n[store]\nbackend = "postgresql"\ndsn_env = "{DSN_VAR}"\n')
 
 
 def build(ctx, size: int) -> float:
     """``size`` clones of ``base`` with three events each, through the store; seconds taken."""
-    from encompass_core.model import Event, Image, Volume
+    from encompass_core.model import Event, Image
 
     with ctx.store.snapshot() as tx:
         base = tx.image("base")
@@ -111,11 +123,11 @@ def clone_bookkeeping(ctx, name: str) -> float:
     return time.perf_counter() - started
 
 
-def measure(backend: str, size: int, workdir: Path) -> dict[str, float]:
+def measure(backend: str, size: int, workdir: Path, server=None) -> dict[str, float]:
     from encompass_core.context import Context
 
     home = workdir / f"{backend}-{size}" / "home"
-    configure(home, backend)
+    configure(home, backend, server)
     disk = home.parent / "base.raw"
     subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "64M"], check=True)
     cli(home, "master", "import", "base", str(disk))
@@ -131,6 +143,20 @@ def measure(backend: str, size: int, workdir: Path) -> dict[str, float]:
     return row
 
 
+@contextlib.contextmanager
+def postgres(backends: list[str]):
+    """A PostgreSQL server for the postgresql column: the tests' private one (initdb + pg_ctl,
+    Debian's postgresql package), stopped at the end."""
+    if "postgresql" not in backends:
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from pg_server import running_server
+
+    with running_server() as server:
+        yield server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", action="append", help="tinydb (default), postgresql; repeatable")
@@ -139,8 +165,8 @@ def main() -> None:
     args = parser.parse_args()
     backends = args.backend or ["tinydb"]
     sizes = [int(s) for s in args.sizes.split(",")]
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        results = {(b, s): measure(b, s, Path(tmp)) for b in backends for s in sizes}
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp, postgres(backends) as server:
+        results = {(b, s): measure(b, s, Path(tmp), server) for b in backends for s in sizes}
     metrics = list(next(iter(results.values())))
     header = ["images"] + [f"{m} [{b}]" if len(backends) > 1 else m for m in metrics for b in backends]
     print("| " + " | ".join(header) + " |")
