@@ -85,6 +85,7 @@ class Config:
     pools: dict[str, Section]
     platforms: dict[str, Section]
     openers: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # settings of volume openers
+    store: dict[str, Any] = attrs.field(factory=dict)  # [store]: the metadata backend (checked)
 
     @property
     def home(self) -> Path:
@@ -137,12 +138,16 @@ def load(path: Path | None = None) -> Config:
 
 
 def _parse(path: Path, data: dict[str, Any]) -> Config:
-    unknown = set(data) - {"defaults", "pools", "platforms", "openers"}
+    unknown = set(data) - {"defaults", "pools", "platforms", "openers", "store"}
     if unknown:
         raise ConfigError(
             f"{path}: unknown table(s) {', '.join(sorted(unknown))}; "
-            "expected [defaults], [pools.NAME], [platforms.NAME], [openers.NAME]"
+            "expected [defaults], [store], [pools.NAME], [platforms.NAME], [openers.NAME]"
         )
+    store = data.get("store", {})
+    if not isinstance(store, dict):
+        raise ConfigError(f"{path}: 'store' must be a table: [store] backend = \"tinydb\"")
+    _check_store(path, store)
     openers = data.get("openers", {})
     if not isinstance(openers, dict) or not all(isinstance(t, dict) for t in openers.values()):
         raise ConfigError(f"{path}: 'openers' must hold tables like [openers.loop]")
@@ -177,7 +182,7 @@ def _parse(path: Path, data: dict[str, Any]) -> Config:
             parsed[name] = Section(name=name, driver=driver, settings=settings)
         sections[kind] = parsed
     return Config(path=path, defaults=defaults, pools=sections["pools"],
-                  platforms=sections["platforms"], openers=openers)
+                  platforms=sections["platforms"], openers=openers, store=store)
 
 
 # [defaults]: each known key, what its value must be, and an example of one.
@@ -202,6 +207,54 @@ def _check_defaults(path: Path, defaults: dict[str, Any]) -> None:
             raise ConfigError(
                 f"{path}: [defaults] {key} must be {wanted}, not {value!r}; e.g. {key} = {example}"
             )
+
+
+# [store]: which backend keeps the metadata, and where a server's DSN is read from.
+_STORE_BACKENDS = ("tinydb", "postgresql")
+_STORE_KEYS = {"backend", "dsn_env", "dsn_file", "lease_seconds", "lease_renew_seconds"}
+
+
+def _check_store(path: Path, store: dict[str, Any]) -> None:
+    """Refuse unknown keys, unknown backends and a DSN written in the file (it may hold a
+    password: only its name is ever read from here, and no value is repeated in a message)."""
+    for key in store:
+        if key in ("dsn", "password", "url", "uri", "conninfo") or _looks_secret(key):
+            raise ConfigError(
+                f"{path}: [store] do not write the {key} in the file (it may hold a password); use "
+                'dsn_env = "VARIABLE" or dsn_file = "path (mode 0600)"'
+            )
+        if key not in _STORE_KEYS:
+            raise ConfigError(f"{path}: [store] has an unknown key '{key}'; known: "
+                              f"{', '.join(sorted(_STORE_KEYS))}")
+    backend = store.get("backend", "tinydb")
+    if backend not in _STORE_BACKENDS:
+        shown = repr(backend) if isinstance(backend, str) and len(backend) < 20 else "that value"
+        raise ConfigError(f"{path}: [store] backend must be \"tinydb\" or \"postgresql\", not {shown}")
+    for key in ("dsn_env", "dsn_file"):
+        if key in store and (not isinstance(store[key], str) or not store[key]):
+            raise ConfigError(f"{path}: [store] {key} must be text in quotes naming "
+                              + ("an environment variable" if key == "dsn_env" else "a file"))
+    for key in ("lease_seconds", "lease_renew_seconds"):
+        value = store.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{path}: [store] {key} must be a positive number of seconds")
+    if "dsn_env" in store and "dsn_file" in store:
+        raise ConfigError(f"{path}: [store] give dsn_env or dsn_file, not both")
+    if backend == "postgresql" and not ({"dsn_env", "dsn_file"} & set(store)):
+        raise ConfigError(f"{path}: [store] backend = \"postgresql\" needs dsn_env = \"VARIABLE\" or "
+                          'dsn_file = "path (mode 0600)" holding the connection string')
+    if backend == "tinydb" and ({"dsn_env", "dsn_file"} & set(store)):
+        raise ConfigError(f"{path}: [store] dsn_env and dsn_file are for backend = \"postgresql\"")
+
+
+def store_dsn(config: Config) -> str:
+    """The PostgreSQL connection string ``[store]`` points at (never printed)."""
+    section = Section(name="store", driver=config.store.get("backend", "tinydb"),
+                      settings=config.store)
+    value = secret(section, "dsn", config)
+    if not value:
+        raise ConfigError(f"{config.path}: [store] names no dsn_env or dsn_file")
+    return value
 
 
 # A second line of defence behind the settings drivers declare (encompass_core.settings): keys

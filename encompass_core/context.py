@@ -12,10 +12,11 @@ import attrs
 from . import config as config_mod
 from . import rundir
 from .errors import ConfigError, PluginError
-from .store import Store
+from .store import open_store
 
 if TYPE_CHECKING:
     from .plugins import PluginHost
+    from .store.protocol import Store
 
 
 @attrs.define
@@ -59,7 +60,7 @@ class Context:
 
     @cached_property
     def store(self) -> Store:
-        return Store(self.home / "metadata.json")
+        return open_store(self.home, self.config)
 
     @property
     def host(self) -> PluginHost:
@@ -148,6 +149,8 @@ class Context:
         """Let every driver built here release what it holds (the end of a command)."""
         for pool in self._pools.values():
             pool.driver.close()
+        if "store" in self.__dict__:  # built (cached_property) during this command
+            self.store.close()
 
     def _driver_record(self, records: dict[str, Any], section: config_mod.Section, what: str) -> Any:
         record = records.get(section.driver)

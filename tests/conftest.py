@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from pg_server import pg_dsn, pg_server, use_postgresql  # noqa: F401 (fixtures)
 
 ENCOMPASS = Path(sys.executable).with_name("encompass")
 MIB = 1 << 20
@@ -40,12 +41,49 @@ def cli_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str
 
 
 @pytest.fixture
-def encompass_home(tmp_path: Path) -> Path:
-    """A temporary ENCOMPASS_HOME made by ``encompass init`` (default config, local pool)."""
+def encompass_home(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A temporary ENCOMPASS_HOME made by ``encompass init`` (default config, local pool), its
+    metadata in the backend the test asks for (``store_backend``), else in
+    ``$ENCOMPASS_TEST_BACKEND`` (default ``tinydb``)."""
     home = tmp_path / "home"
     done = subprocess.run([str(ENCOMPASS), "init"], env=cli_env(home), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    if backend_of(request) == "postgresql":
+        request.getfixturevalue("pg_dsn")
+        use_postgresql(home)
     return home
+
+
+#: The backends the store and operation tests run against.
+STORE_BACKENDS = ["tinydb", "postgresql"]
+
+
+def backend_of(request: pytest.FixtureRequest) -> str:
+    """The backend a test runs on: its ``store_backend`` parameter, else $ENCOMPASS_TEST_BACKEND."""
+    if "store_backend" in request.fixturenames:
+        return request.getfixturevalue("store_backend")
+    return os.environ.get("ENCOMPASS_TEST_BACKEND", "tinydb")
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Each backend in turn: a test using it (or ``new_store``, ``encompass_home``) runs on both."""
+    return request.param
+
+
+@pytest.fixture
+def new_store(store_backend: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """An empty repository of the ``store_backend`` (a :class:`encompass_core.store.protocol.Store`)."""
+    if store_backend == "postgresql":
+        from encompass_core.store.postgresql import PostgresStore
+
+        store = PostgresStore(request.getfixturevalue("pg_dsn"))
+    else:
+        from encompass_core.store import Store
+
+        store = Store(tmp_path / "repo" / "metadata.json")
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -143,3 +181,4 @@ def assert_one_line_error(result: CliResult, *words: str) -> None:
     assert lines[0].startswith("encompass: "), lines[0]
     for word in words:
         assert word in lines[0], f"{word!r} not in {lines[0]!r}"
+

@@ -36,6 +36,7 @@ BUILTIN_COMMANDS = {
     "init": ("admin",),
     "pool": ("admin",),
     "repair": ("admin",),
+    "store": ("store_cmd",),
     "plugins": ("plugins_cmd",),
     "demo": ("demo",),
 }

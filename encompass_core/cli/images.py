@@ -122,8 +122,12 @@ def image() -> None:
 
 def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None = None) -> None:
     with ctx.store.snapshot() as tx:
-        images = [i for i in tx.images() if (kind is None or i.kind == kind)
-                  and (master_name is None or i.master == master_name or i.name == master_name)]
+        if master_name is None:
+            images = tx.images(kind=kind)
+        else:  # the master and its clones, asked as such
+            master = tx.find_image(master_name)
+            images = [i for i in ([master] if master else []) + tx.images(master=master_name)
+                      if kind is None or i.kind == kind]
     rows = [_image_row(i) for i in images]
     if as_json:
         output.emit_json(rows)
@@ -226,11 +230,16 @@ def image_tree(ctx, name) -> None:
 @image.command("history")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of events.")
+@click.option("--last", type=click.IntRange(min=1), default=None,
+              help="Only the last N events (a long history is read a page at a time).")
 @click.pass_obj
-def image_history(ctx, name, as_json) -> None:
+def image_history(ctx, name, as_json, last) -> None:
     """Show every state change and operation result of image NAME (kept after deletion)."""
     with ctx.store.snapshot() as tx:
-        events = tx.events(name)
+        if last is None:
+            events = tx.events(name)
+        else:
+            events = tx.events(name, offset=max(0, tx.count_events(name) - last), limit=last)
         if not events:
             tx.image(name)
     if as_json:

@@ -8,7 +8,7 @@ next to the work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -34,8 +34,8 @@ def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | 
     events: list = []
     held: dict[str, holding.Holding] = {}
     with ctx.store.transaction() as tx:
-        images = tx.images()
-        by_name = {i.name: i for i in images}
+        by_name = {name: image for name in names if (image := tx.find_image(name)) is not None}
+        images = _with_lineage(tx, by_name.values())
         claimed = claims.claimed_by(tx)
         for name in names:
             image = by_name.get(name)
@@ -57,6 +57,21 @@ def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | 
             held[name] = holding.Holding(image=taken, operation=op)
     holding.announce(ctx, events)
     return held, images
+
+
+def _with_lineage(tx: Transaction, images: Iterable[Image]) -> list[Image]:
+    """``images`` and their ancestors (parents up the chain, masters): what bodies look up."""
+    found: dict[str, Image] = {i.name: i for i in images}
+    todo = [n for i in found.values() for n in (i.parent, i.master) if n]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        ancestor = tx.find_image(name)
+        if ancestor is not None:
+            found[name] = ancestor
+            todo.extend(n for n in (ancestor.parent, ancestor.master) if n)
+    return list(found.values())
 
 
 def _write_back(ctx: Context, finished: list[tuple[holding.Holding, Any]]) -> None:
@@ -94,7 +109,8 @@ def run_many(ctx: Context, names: Sequence[str], op_name: str,
     back in batches. ``body`` returns a result whose ``error`` is None; a body that raises gets
     ``failed(name, reason, exit_code)`` instead, and its image is left in ``error`` if it was changed
     (``holding.dirty``) or back where it was — without stopping the others. ``images`` are
-    all images as they were when taken (for lineage lookups without the store).
+    the images taken and their ancestors, as they were when taken (for lineage lookups
+    without the store).
     """
     results: dict[str, Any] = {}
     # Ctrl-C is held back from taking the images until every job is submitted (as clone does).

@@ -106,14 +106,14 @@ def clone_images(
             owner = current_owner("clone", "new")
             master = source.name if source.is_master else source.master
             version = source.version if source.is_master else source.master_version
-            for name in names:
-                clone = Image(
-                    name=name, kind="clone", state="cloning", master=master, parent=source.name,
-                    master_version=version, hardware=source.hardware, software=source.software,
-                    inputs={} if source.is_master else source.inputs,
-                    applied={} if source.is_master else source.applied, owner=owner,
-                )
-                tx.add_image(clone)
+            clones = [Image(
+                name=name, kind="clone", state="cloning", master=master, parent=source.name,
+                master_version=version, hardware=source.hardware, software=source.software,
+                inputs={} if source.is_master else source.inputs,
+                applied={} if source.is_master else source.applied, owner=owner,
+            ) for name in names]
+            tx.add_images(clones)  # in one go: the store indexes them once
+            for clone in clones:
                 holding.record(ctx, tx, _created_event(clone, f"{mode} clone of '{source.name}' into pool "
                                                     f"'{target.name}'"), events)
     except BaseException:
@@ -248,12 +248,12 @@ def flatten_image(ctx: Context, name: str) -> Image:
 def _renumber_depths(ctx: Context, root: str) -> None:
     """After a flatten, the overlays on top of ``root`` are shallower: record it."""
     with ctx.store.transaction() as tx:
-        images = {i.name: i for i in tx.images()}
+        images = {root: tx.image(root)}
         todo = [root]
         while todo:
             parent = images[todo.pop()]
             depth_of = {v.index: v.depth for v in parent.volumes}
-            for child in images.values():
+            for child in tx.dependents(parent.name):
                 if not any(v.backing and v.backing[0] == parent.name for v in child.volumes):
                     continue
                 volumes = tuple(
@@ -261,6 +261,7 @@ def _renumber_depths(ctx: Context, root: str) -> None:
                     if v.backing and v.backing[0] == parent.name else v
                     for v in child.volumes
                 )
+                images[child.name] = child
                 if volumes != child.volumes:
                     images[child.name] = attrs.evolve(child, volumes=volumes)
                     tx.put_image(images[child.name])

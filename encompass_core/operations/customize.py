@@ -59,7 +59,7 @@ def clones_of(ctx: Context, master_name: str) -> list[str]:
     with ctx.store.snapshot() as tx:
         if not tx.image(master_name).is_master:
             raise InvalidInput(f"'{master_name}' is not a master")
-        return [i.name for i in tx.images() if i.kind == "clone" and i.master == master_name]
+        return [i.name for i in tx.images(kind="clone", master=master_name)]
 
 
 def items_of(tx: Transaction, clone: Image) -> tuple[CustomizationItem, ...]:
@@ -288,7 +288,7 @@ def _uncustomize_body(ctx: Context, work: _Work, keys: Sequence[str] | None) -> 
 
 
 def _refuse_readers(tx: Transaction, image: Image) -> None:
-    readers = [o.name for o in tx.images()
+    readers = [o.name for o in tx.dependents(image.name)
                if any(v.backing and v.backing[0] == image.name for v in o.volumes)]
     if readers:
         shown = ", ".join(readers[:5]) + (f" and {len(readers) - 5} more" if len(readers) > 5 else "")

@@ -15,16 +15,13 @@ def dependents(tx: Transaction, image: Image) -> list[str]:
     A master is kept while any clone derives from it (lineage and baselining need it). A clone
     is kept while another image still reads through one of its volumes (copy-on-write).
     """
-    names = []
-    for other in tx.images():
-        if other.name == image.name:
-            continue
-        if image.is_master and other.master == image.name:
-            names.append(other.name)
-        elif any(v.backing and v.backing[0] == image.name for v in other.volumes):
-            names.append(other.name)
-        elif other.parent == image.name and other.state == "cloning":
-            names.append(other.name)
+    names = [other.name for other in tx.dependents(image.name)
+             if other.name != image.name and (image.is_master and other.master == image.name
+                                              or any(v.backing and v.backing[0] == image.name
+                                                     for v in other.volumes))]
+    # A clone still being made from it may not have its volumes yet.
+    names += [child.name for child in tx.children(image.name)
+              if child.state == "cloning" and child.name not in names and child.name != image.name]
     return names
 
 

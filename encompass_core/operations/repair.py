@@ -15,7 +15,6 @@ from .. import lifecycle, rundir
 from ..context import Context
 from ..errors import EncompassError
 from ..model import Event, Image
-from ..store import owner_alive
 from . import holding
 from .delete import purge_leftovers
 
@@ -38,10 +37,11 @@ def find_stuck(ctx: Context) -> list[Stuck]:
     """Every image in a transitional state, with whether its owner still runs."""
     found = []
     with ctx.store.snapshot() as tx:
-        for image in tx.images():
-            if image.state not in lifecycle.TRANSITIONAL or image.owner is None:
+        held = [image for state in sorted(lifecycle.TRANSITIONAL) for image in tx.images(state=state)]
+        for image in sorted(held, key=lambda i: i.created):
+            if image.owner is None:
                 continue
-            alive = owner_alive(image.owner)
+            alive = ctx.store.owner_alive(image.owner)
             status = {True: "alive", False: "gone", None: "unknown"}[alive]
             target = "removed" if _never_made(image) else _crash_target(image)
             target += "".join(f"; storage job {job.id} on pool '{job.pool}' cancelled if running"
@@ -66,7 +66,7 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
             image = tx.find_image(name)
             if image is None or image.owner is None or image.state not in lifecycle.TRANSITIONAL:
                 continue  # changed since we looked
-            if owner_alive(image.owner) and not force:
+            if ctx.store.owner_alive(image.owner) and not force:
                 continue
             owner = image.owner
             if name in unmade and _never_made(image):
@@ -122,7 +122,7 @@ def _purge_unmade(ctx: Context, fixable: set[str], force: bool) -> set[str]:
         candidates = [tx.find_image(name) for name in fixable]
     purged = set()
     for image in candidates:
-        if image is None or not _never_made(image) or (owner_alive(image.owner) and not force):
+        if image is None or not _never_made(image) or (ctx.store.owner_alive(image.owner) and not force):
             continue
         try:
             _cancel_jobs(ctx, image)

@@ -38,3 +38,30 @@ def test_a_secret_file_must_be_private(tmp_path):
 def test_a_secret_written_in_the_file_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="do not write the secret 'password'"):
         load(tmp_path, '[pools.san]\ndriver = "ds4xxx"\npassword = "pa55"\n')
+
+
+def test_the_store_backend_is_tinydb_unless_the_file_says(tmp_path, monkeypatch):
+    from encompass_core.store import open_store
+
+    assert open_store(tmp_path, load(tmp_path, "")).backend == "tinydb"
+    loaded = load(tmp_path, '[store]\nbackend = "postgresql"\ndsn_env = "ENCOMPASS_DSN"\n')
+    assert loaded.store == {"backend": "postgresql", "dsn_env": "ENCOMPASS_DSN"}
+    monkeypatch.setenv("ENCOMPASS_DSN", "postgresql://u:pw@127.0.0.1/db")
+    assert config.store_dsn(loaded) == "postgresql://u:pw@127.0.0.1/db"
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('backend = "sqlite"', "backend must be"),
+    ('backend = "tinydb"\ncache = 3', "unknown key 'cache'"),
+    ('backend = "postgresql"', "needs dsn_env"),
+    ('backend = "postgresql"\ndsn_env = "A"\ndsn_file = "b"', "not both"),
+])
+def test_a_bad_store_table_is_refused(tmp_path, table, message):
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, f"[store]\n{table}\n")
+
+
+def test_a_dsn_written_in_the_file_is_refused_and_never_repeated(tmp_path):
+    with pytest.raises(ConfigError, match="do not write the dsn") as refused:
+        load(tmp_path, '[store]\nbackend = "postgresql"\ndsn = "postgresql://u:hunter2@h/db"\n')
+    assert "hunter2" not in str(refused.value)

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ENCOMPASS, assert_one_line_error, cli_env, image_records
 from encompass_core.model import Machine
 from encompass_core.store import Store
@@ -94,9 +96,15 @@ def write_metadata(home: Path, text: str) -> bytes:
     return (home / "metadata.json").read_bytes()
 
 
-def test_a_corrupt_metadata_file_is_named_and_left_untouched(run_cli, master, encompass_home) -> None:
+@pytest.mark.parametrize("damaged", ["metadata.json", "the shard of the master"])
+def test_a_corrupt_metadata_file_is_named_and_left_untouched(run_cli, master, encompass_home,
+                                                             damaged) -> None:
     metadata = encompass_home / "metadata.json"
-    corrupt = metadata.read_bytes()[:200]  # as if cut short by a crash of another tool
+    if damaged != "metadata.json":
+        [metadata] = [p for p in (encompass_home / "metadata.d").glob("images-*.json")
+                      if b'"base"' in p.read_bytes()]
+    whole = metadata.read_bytes()
+    corrupt = whole[:len(whole) // 2]  # as if cut short by a crash of another tool
     metadata.write_bytes(corrupt)
 
     for command in (("image", "list"), ("clone", "base", "web01"), ("repair",)):
@@ -146,6 +154,6 @@ def test_a_writer_killed_between_its_two_renames_leaves_no_stray_file(tmp_path: 
     with Store(metadata).transaction() as tx:
         tx.put_machine(Machine(name="m", platform="p"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "metadata.json", "metadata.json.bak", "metadata.json.lock"]
+        "metadata.d", "metadata.json", "metadata.json.bak", "metadata.json.lock"]
     with Store(metadata).snapshot() as tx:
         assert tx.find_machine("m") is not None

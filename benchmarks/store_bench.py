@@ -1,0 +1,183 @@
+"""The metadata store at 100, 1,000 and 10,000 images, in one run, one column per backend.
+
+    .venv/bin/python benchmarks/store_bench.py [--backend tinydb] [--backend postgresql]
+                                               [--sizes 100,1000,10000]
+
+The postgresql column runs on a private server the benchmark starts (as the tests do: Debian's
+``postgresql`` package, ``./setup_plugins --test`` installs it), a fresh database per size.
+
+For each size, a repository holding one real master (a sparse raw disk) and that many clones
+of it, each with three events, is built through the store API in batches of 1,000 (the volumes
+of those clones are never touched: only bookkeeping is timed there). Then, each the median of
+3 runs:
+
+- ``image list --json`` and ``image show``, ``image history`` (the real CLI, start-up included);
+- one more copy-on-write clone: its bookkeeping alone (the transactions ``clone`` runs:
+  take the name, record it ready, two events) in this process, and end to end through the CLI
+  (``qemu-img create`` included);
+- ``clone --count 100`` (the CLI, 100 real overlays);
+- one customize through the CLI (a master without items: taking the clone, writing it back).
+
+Targets (issue 9): building grows linearly; at 10,000 images a single image's bookkeeping takes
+<= 50 ms on TinyDB (<= 20 ms on PostgreSQL) and the listing <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import attrs
+
+ENCOMPASS = Path(sys.executable).with_name("encompass")
+ROUNDS = 3
+BATCH = 1000
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
+    env["ENCOMPASS_HOME"] = str(home)
+    env["XDG_CACHE_HOME"] = str(home.parent / "xdg-cache")
+    # PYTHONDONTWRITEBYTECODE=1 is set here: keep compiled bytecode out of the timings.
+    env["PYTHONPYCACHEPREFIX"] = str(home.parent / "pycache")
+    return env
+
+
+def cli(home: Path, *args: str) -> float:
+    started = time.perf_counter()
+    done = subprocess.run([str(ENCOMPASS), *args], env=cli_env(home), capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"store_bench: encompass {' '.join(args)} failed: {done.stderr.strip()}")
+    return elapsed
+
+
+def median_of(measure, rounds: int = ROUNDS) -> float:
+    return statistics.median(measure(i) for i in range(rounds))
+
+
+#: The variable the PostgreSQL repositories' [store] dsn_env names (not ENCOMPASS_*: cli_env
+#: keeps those out of the subprocesses).
+DSN_VAR = "BENCH_PG_DSN"
+
+
+def configure(home: Path, backend: str, server=None) -> None:
+    subprocess.run([str(ENCOMPASS), "init"], env=cli_env(home), check=True, capture_output=True)
+    if backend == "postgresql":
+        # A fresh database per repository, on $ENCOMPASS_BENCH_DSN's server or a private one.
+        os.environ[DSN_VAR] = server.dsn(server.create_database("bench"))
+        with open(home / "encompass.toml", "a", encoding="utf-8") as out:
+            out.write(f'\n[store]\nbackend = "postgresql"\ndsn_env = "{DSN_VAR}"\n')
+
+
+def build(ctx, size: int) -> float:
+    """``size`` clones of ``base`` with three events each, through the store; seconds taken."""
+    from encompass_core.model import Event, Image
+
+    with ctx.store.snapshot() as tx:
+        base = tx.image("base")
+    started = time.perf_counter()
+    for first in range(0, size, BATCH):
+        clones, events = [], []
+        for n in range(first, min(size, first + BATCH)):
+            name = f"c{n:05d}"
+            volumes = tuple(attrs.evolve(v, location=f"{v.location}.{name}.qcow2", format="qcow2",
+                                         backing=("base", v.index), depth=1) for v in base.volumes)
+            clones.append(Image(name=name, kind="clone", state="ready", master="base", parent="base",
+                                master_version=base.version, volumes=volumes))
+            events += [Event(image=name, kind="transition", message="clone started",
+                             operation="clone", from_state="new", to_state="cloning"),
+                       Event(image=name, kind="transition", message="cloned", operation="clone",
+                             from_state="cloning", to_state="ready"),
+                       Event(image=name, kind="operation", message="customized", operation="customize")]
+        with ctx.store.transaction() as tx:
+            tx.add_images(clones)
+            for event in events:
+                tx.add_event(event)
+    return time.perf_counter() - started
+
+
+def clone_bookkeeping(ctx, name: str) -> float:
+    """The store's part of one clone: take the name (cloning), then record it ready."""
+    from encompass_core.model import Event, Image
+    from encompass_core.store import current_owner
+
+    started = time.perf_counter()
+    with ctx.store.transaction() as tx:
+        base = tx.image("base")
+        clone = Image(name=name, kind="clone", state="cloning", master="base", parent="base",
+                      master_version=base.version, owner=current_owner("clone", "new"))
+        tx.add_images([clone])
+        tx.add_event(Event(image=name, kind="transition", message="clone started", operation="clone"))
+    with ctx.store.transaction() as tx:
+        clone = tx.image(name)
+        tx.put_image(attrs.evolve(clone, state="ready", owner=None, volumes=base.volumes))
+        tx.add_event(Event(image=name, kind="transition", message="cloned", operation="clone"))
+    return time.perf_counter() - started
+
+
+def measure(backend: str, size: int, workdir: Path, server=None) -> dict[str, float]:
+    from encompass_core.context import Context
+
+    home = workdir / f"{backend}-{size}" / "home"
+    configure(home, backend, server)
+    disk = home.parent / "base.raw"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "64M"], check=True)
+    cli(home, "master", "import", "base", str(disk))
+    ctx = Context(home)
+    row = {"build": build(ctx, size)}
+    row["list --json"] = median_of(lambda _i: cli(home, "image", "list", "--json"))
+    row["show"] = median_of(lambda _i: cli(home, "image", "show", f"c{size // 2:05d}"))
+    row["history"] = median_of(lambda _i: cli(home, "image", "history", f"c{size // 2:05d}"))
+    row["clone (bookkeeping)"] = median_of(lambda i: clone_bookkeeping(ctx, f"bk{i}"))
+    row["clone (CLI)"] = median_of(lambda i: cli(home, "clone", "base", f"one{i}"))
+    row["clone --count 100"] = cli(home, "clone", "base", "--count", "100", "--prefix", "many")
+    row["customize (CLI)"] = median_of(lambda _i: cli(home, "customize", "one0"))
+    return row
+
+
+@contextlib.contextmanager
+def postgres(backends: list[str]):
+    """A PostgreSQL server for the postgresql column: the tests' private one (initdb + pg_ctl,
+    Debian's postgresql package), stopped at the end."""
+    if "postgresql" not in backends:
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from pg_server import running_server
+
+    with running_server() as server:
+        yield server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", action="append", help="tinydb (default), postgresql; repeatable")
+    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--dir", type=Path, help="work directory (default: a temporary one)")
+    args = parser.parse_args()
+    backends = args.backend or ["tinydb"]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp, postgres(backends) as server:
+        results = {(b, s): measure(b, s, Path(tmp), server) for b in backends for s in sizes}
+    metrics = list(next(iter(results.values())))
+    header = ["images"] + [f"{m} [{b}]" if len(backends) > 1 else m for m in metrics for b in backends]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for size in sizes:
+        cells = [f"{size:,}"] + [f"{results[(b, size)][m] * 1000:,.0f} ms" for m in metrics
+                                 for b in backends]
+        print("| " + " | ".join(cells) + " |")
+    print("\nmedian of 3 runs except build and clone --count 100 (one run each); CLI rows include "
+          "the start-up of `encompass`")
+
+
+if __name__ == "__main__":
+    main()

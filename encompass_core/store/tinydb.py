@@ -1,0 +1,555 @@
+"""The embedded backend: the repository as TinyDB-style JSON documents in ``ENCOMPASS_HOME``.
+
+Schema 2 keeps a single-image operation cheap however many images there are:
+
+- ``metadata.json``: the schema number, the shard count, the creation counter, and two small
+  indexes: images in a transitional state (``busy``) and images on a machine (``deployed``).
+- ``metadata.d/images-NN.json``: the image documents, spread over shards by a hash of the name;
+  each shard also keeps, for each name hashed to it, the images that refer to it (as parent,
+  master or backing volume), so children and dependents are found without a scan.
+- ``metadata.d/machines.json``: the machines.
+- ``metadata.d/events-NN.jsonl``: each image's history, in the shard of its image, appended
+  (``O_APPEND``, fsync'd), never rewritten.
+
+A transaction holds an exclusive inter-process lock (``flock`` on ``metadata.json.lock``),
+reads only the shards it is asked about, converts only the documents asked for, and writes
+only what changed: one file atomically, several through a redo journal (:mod:`.files`); each
+replaced file keeps its previous version as ``.bak``. Snapshots take the lock shared. A
+repository of schema 1 (one ``metadata.json`` holding images, events and machines) is upgraded
+in place on first use (:mod:`.upgrade`), or read as it is when its directory is read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..convert import from_document, to_document
+from ..errors import Conflict, NotFound, StoreError
+from ..lifecycle import TRANSITIONAL
+from ..model import Event, Image, Machine, Owner, now
+from . import files, upgrade
+from .owners import owner_alive
+
+SCHEMA = 2
+SHARDS = 64
+T = TypeVar("T")
+_META = "_meta"
+
+# The locks this thread holds, by lock file: a snapshot taken inside a transaction of the same
+# thread must not wait for its own lock.
+_held = threading.local()
+
+
+def shard_of(name: str, shards: int) -> int:
+    """The shard an image's document (and its history) lives in."""
+    return zlib.crc32(name.encode()) % shards
+
+
+def references(doc: dict[str, Any]) -> set[str]:
+    """The images a document refers to: its parent, its master, its volumes' backing images."""
+    refs = {doc.get("parent"), doc.get("master")}
+    for volume in doc.get("volumes") or ():
+        backing = volume.get("backing") if isinstance(volume, dict) else None
+        if backing:
+            refs.add(backing[0])
+    refs.discard(None)
+    refs.discard(doc.get("name"))
+    return refs
+
+
+class Layout:
+    """Where the files of a repository live."""
+
+    def __init__(self, path: Path) -> None:
+        self.main = path
+        self.lock = path.with_name(path.name + ".lock")
+        self.dir = path.with_suffix(".d")
+        self.journal = self.dir / "journal.json"
+        self.machines = self.dir / "machines.json"
+
+    def shard(self, index: int) -> Path:
+        return self.dir / f"images-{index:02d}.json"
+
+    def events(self, index: int) -> Path:
+        return self.dir / f"events-{index:02d}.jsonl"
+
+
+def read_json(path: Path, required: bool = False) -> dict[str, Any] | None:
+    """A JSON object from ``path``; damage is a :class:`StoreError` naming the file."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise StoreError(f"metadata file {path} is missing; restore it from {path}.bak") from None
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read metadata file {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise corrupt(path, f"byte {exc.start} is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise corrupt(path, f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise corrupt(path, "it nests too deeply") from None
+    if not isinstance(data, dict):
+        raise corrupt(path, "its top level is not an object")
+    return data
+
+
+def corrupt(path: Path, what: str) -> StoreError:
+    return StoreError(
+        f"metadata file {path} is corrupt ({what}); it was left untouched. Restore it "
+        f"from {path}.bak or move it away to start afresh"
+    )
+
+
+def dumps(data: Any) -> bytes:
+    # dumps without indent runs json's C encoder: many times faster than json.dump.
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class Transaction:
+    """A consistent view of the repository under its lock; changes are written when it ends."""
+
+    def __init__(self, layout: Layout, meta: dict[str, Any], memory: upgrade.Loaded | None = None,
+                 writable: bool = True) -> None:
+        self._layout = layout
+        self._meta = meta
+        self._shard_count = int(meta["shards"])
+        self._memory = memory  # a schema-1 repository read in memory (read-only directory)
+        self._writable = writable
+        self._shards: dict[int, dict[str, Any]] = {}
+        self._dirty: set[int] = set()
+        self._meta_dirty = False
+        self._machines: dict[str, Any] | None = None
+        self._machines_dirty = False
+        self._events: list[dict[str, Any]] = []
+        self._converted: dict[str, Image] = {}
+
+    # -- loading --------------------------------------------------------------------------
+    def _shard(self, index: int) -> dict[str, Any]:
+        shard = self._shards.get(index)
+        if shard is None:
+            if self._memory is not None:
+                shard = self._memory.shards.get(index) or upgrade.empty_shard()
+            else:
+                path = self._layout.shard(index)
+                shard = read_json(path) or upgrade.empty_shard()
+                for table in ("images", "order", "referrers"):
+                    if not isinstance(shard.get(table), dict):
+                        raise corrupt(path, f"its table '{table}' is not an object")
+            self._shards[index] = shard
+        return shard
+
+    def _doc(self, name: str) -> dict[str, Any] | None:
+        return self._shard(shard_of(name, self._shard_count))["images"].get(name)
+
+    def _load(self, cls: type[T], doc: Any, where: str) -> T:
+        """A stored document as ``cls``; one that does not fit the model is refused, naming it."""
+        try:
+            return from_document(cls, doc, where)
+        except StoreError as exc:
+            raise StoreError(
+                f"metadata of {self._layout.main}: {exc}; it was left untouched: fix that document, "
+                f"or restore the file from its .bak"
+            ) from None
+
+    def _image(self, name: str, doc: dict[str, Any]) -> Image:
+        image = self._converted.get(name)
+        if image is None:
+            image = self._converted[name] = self._load(Image, doc, f"image {name!r}")
+        return image
+
+    def _all_docs(self) -> list[tuple[int, str, dict[str, Any]]]:
+        found = []
+        for index in range(self._shard_count):
+            shard = self._shard(index)
+            order = shard["order"]
+            found.extend((order.get(name, 0), name, doc) for name, doc in shard["images"].items())
+        found.sort(key=lambda entry: entry[0])
+        return found
+
+    # -- images ---------------------------------------------------------------------------
+    def find_image(self, name: str) -> Image | None:
+        """The image called ``name``, or None."""
+        doc = self._doc(name)
+        return self._image(name, doc) if doc is not None else None
+
+    def image(self, name: str) -> Image:
+        """The image called ``name``; :class:`NotFound` with a hint otherwise."""
+        found = self.find_image(name)
+        if found is None:
+            raise NotFound(f"no image named '{name}' (see: encompass image list)")
+        return found
+
+    def images(self, *, kind: str | None = None, state: str | None = None,
+               master: str | None = None, parent: str | None = None,
+               machine: str | None = None) -> list[Image]:
+        """Images matching every filter given, in creation order (see the protocol)."""
+        if machine is not None:
+            names = [n for n, m in self._meta["deployed"].items() if m == machine]
+        elif state is not None and state in TRANSITIONAL:
+            names = [n for n, s in self._meta["busy"].items() if s == state]
+        elif parent is not None or master is not None:
+            names = self._referrers(parent if parent is not None else master)
+        else:
+            names = None
+        if names is None:
+            found = [self._image(name, doc) for _seq, name, doc in self._all_docs()]
+        else:
+            found = self._images_named(names)
+        return [i for i in found if (kind is None or i.kind == kind)
+                and (state is None or i.state == state) and (master is None or i.master == master)
+                and (parent is None or i.parent == parent) and (machine is None or i.machine == machine)]
+
+    def _images_named(self, names: Sequence[str]) -> list[Image]:
+        found = []
+        for name in names:
+            doc = self._doc(name)
+            if doc is not None:
+                seq = self._shard(shard_of(name, self._shard_count))["order"].get(name, 0)
+                found.append((seq, self._image(name, doc)))
+        found.sort(key=lambda entry: entry[0])
+        return [image for _seq, image in found]
+
+    def image_names(self) -> list[str]:
+        """Every image's name, in creation order (no document is converted)."""
+        return [name for _seq, name, _doc in self._all_docs()]
+
+    def _referrers(self, name: str) -> list[str]:
+        return list(self._shard(shard_of(name, self._shard_count))["referrers"].get(name, ()))
+
+    def children(self, name: str) -> list[Image]:
+        """Clones made from image ``name``."""
+        return [i for i in self._images_named(self._referrers(name)) if i.parent == name]
+
+    def dependents(self, name: str) -> list[Image]:
+        """Clones of master ``name`` and images reading through one of its volumes."""
+        return [i for i in self._images_named(self._referrers(name))
+                if i.master == name or any(v.backing and v.backing[0] == name for v in i.volumes)]
+
+    def add_image(self, image: Image) -> None:
+        """Store a new image; a taken name is a :class:`Conflict`."""
+        self.add_images([image])
+
+    def add_images(self, images: Sequence[Image]) -> None:
+        """Store many new images at once: all or none (a taken name adds none)."""
+        names = [image.name for image in images]
+        for name in names:
+            if self._doc(name) is not None or names.count(name) > 1:
+                raise Conflict(f"an image named '{name}' exists already; pick another name")
+        for image in images:
+            doc = to_document(image)
+            index = shard_of(image.name, self._shard_count)
+            shard = self._shard(index)
+            shard["images"][image.name] = doc
+            shard["order"][image.name] = self._meta["next"]
+            self._meta["next"] += 1
+            self._meta_dirty = True
+            self._dirty.add(index)
+            self._reindex(image.name, None, doc)
+            self._converted[image.name] = image
+
+    def put_image(self, image: Image) -> None:
+        """Replace the stored image of the same name (stamping ``updated``)."""
+        old = self._doc(image.name)
+        if old is None:
+            raise NotFound(f"no image named '{image.name}' to update")
+        doc = to_document(image)
+        doc["updated"] = now()
+        index = shard_of(image.name, self._shard_count)
+        self._shard(index)["images"][image.name] = doc
+        self._dirty.add(index)
+        self._reindex(image.name, old, doc)
+        self._converted.pop(image.name, None)
+
+    def remove_image(self, name: str) -> None:
+        """Remove an image (its history stays)."""
+        index = shard_of(name, self._shard_count)
+        shard = self._shard(index)
+        old = shard["images"].pop(name, None)
+        if old is None:
+            return
+        shard["order"].pop(name, None)
+        self._dirty.add(index)
+        self._reindex(name, old, None)
+        self._converted.pop(name, None)
+
+    def _reindex(self, name: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """Keep the referrer lists and the busy/deployed indexes in step with a change."""
+        before = references(old) if old else set()
+        after = references(new) if new else set()
+        for target in before - after:
+            index = shard_of(target, self._shard_count)
+            referrers = self._shard(index)["referrers"]
+            if name in referrers.get(target, ()):
+                referrers[target].remove(name)
+                if not referrers[target]:
+                    del referrers[target]
+                self._dirty.add(index)
+        for target in after - before:
+            index = shard_of(target, self._shard_count)
+            self._shard(index)["referrers"].setdefault(target, []).append(name)
+            self._dirty.add(index)
+        for key, value in (("busy", new and new.get("state") in TRANSITIONAL and new["state"]),
+                           ("deployed", new and new.get("machine"))):
+            table = self._meta[key]
+            if value and table.get(name) != value:
+                table[name] = value
+                self._meta_dirty = True
+            elif not value and name in table:
+                del table[name]
+                self._meta_dirty = True
+
+    # -- history --------------------------------------------------------------------------
+    def add_event(self, event: Event) -> None:
+        """Append one event to its image's history (written when the transaction ends)."""
+        self._events.append(to_document(event))
+
+    def _event_docs(self, image: str | None) -> list[dict[str, Any]]:
+        if self._memory is not None:
+            docs = list(self._memory.events)
+        else:
+            indexes = [shard_of(image, self._shard_count)] if image else range(self._shard_count)
+            docs = []
+            for index in indexes:
+                docs.extend(self._read_events(self._layout.events(index)))
+        docs.extend(self._events)
+        if image:
+            docs = [d for d in docs if d.get("image") == image]
+        else:
+            docs.sort(key=lambda d: str(d.get("time", "")))
+        return docs
+
+    @staticmethod
+    def _read_events(path: Path) -> list[dict[str, Any]]:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot read metadata file {path}: {exc.strerror}") from exc
+        docs = []
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line:
+                continue
+            try:
+                doc = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                if number == len(lines):  # cut short by a killed writer: never committed
+                    continue
+                raise corrupt(path, f"line {number} is not a JSON event") from None
+            if not isinstance(doc, dict):
+                raise corrupt(path, f"line {number} is not a JSON object")
+            docs.append(doc)
+        return docs
+
+    def events(self, image: str | None = None, *, offset: int = 0,
+               limit: int | None = None) -> list[Event]:
+        """An image's history (or everyone's), oldest first; a page when ``limit`` is given."""
+        docs = self._event_docs(image)
+        page = docs[offset:offset + limit] if limit is not None else docs[offset:]
+        return [self._load(Event, d, f"event of image {d.get('image')!r}") for d in page]
+
+    def count_events(self, image: str | None = None) -> int:
+        """How many events an image's history (or everyone's) holds."""
+        return len(self._event_docs(image))
+
+    # -- machines -------------------------------------------------------------------------
+    def _machine_docs(self) -> dict[str, Any]:
+        if self._machines is None:
+            if self._memory is not None:
+                self._machines = dict(self._memory.machines)
+            else:
+                data = read_json(self._layout.machines) or {"machines": {}}
+                if not isinstance(data.get("machines"), dict):
+                    raise corrupt(self._layout.machines, "its table 'machines' is not an object")
+                self._machines = data["machines"]
+        return self._machines
+
+    def machines(self, *, platform: str | None = None, image: str | None = None) -> list[Machine]:
+        """Machines, all or those of a platform / claiming an image."""
+        return [m for m in (self._load(Machine, d, f"machine {n!r}") for n, d in self._machine_docs().items())
+                if (platform is None or m.platform == platform) and (image is None or m.image == image)]
+
+    def find_machine(self, name: str) -> Machine | None:
+        """The machine called ``name``, or None."""
+        doc = self._machine_docs().get(name)
+        return self._load(Machine, doc, f"machine {name!r}") if doc is not None else None
+
+    def put_machine(self, machine: Machine) -> None:
+        """Insert or replace the machine of the same name."""
+        self._machine_docs()[machine.name] = to_document(machine)
+        self._machines_dirty = True
+
+    def remove_machine(self, name: str) -> None:
+        """Remove a machine's record."""
+        if self._machine_docs().pop(name, None) is not None:
+            self._machines_dirty = True
+
+    # -- writing --------------------------------------------------------------------------
+    def _commit(self, create: bool) -> None:
+        """Write what changed (the store holds the exclusive lock)."""
+        layout = self._layout
+        changed: dict[Path, bytes] = {}
+        for index in sorted(self._dirty):
+            changed[layout.shard(index)] = dumps(self._shards[index])
+        if self._machines_dirty:
+            changed[layout.machines] = dumps({"machines": self._machines})
+        if self._meta_dirty or create:
+            changed[layout.main] = dumps({_META: {"1": self._meta}})
+        if changed:
+            layout.dir.mkdir(exist_ok=True)
+            files.replace_many(layout.journal, changed)
+        by_shard: dict[int, list[bytes]] = {}
+        for doc in self._events:
+            line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+            by_shard.setdefault(shard_of(doc["image"], self._shard_count), []).append(line)
+        if by_shard:
+            layout.dir.mkdir(exist_ok=True)
+        for index, lines in by_shard.items():
+            files.append_lines(layout.events(index), lines)
+
+
+def new_meta() -> dict[str, Any]:
+    return {"schema": SCHEMA, "shards": SHARDS, "next": 1, "busy": {}, "deployed": {}}
+
+
+class Store:
+    """The repository whose main file is ``<home>/metadata.json``, and its lock."""
+
+    backend = "tinydb"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.layout = Layout(self.path)
+        self.lock_path = self.layout.lock
+
+    @contextlib.contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        held = getattr(_held, "paths", None)
+        if held is None:
+            held = _held.paths = set()
+        key = str(self.lock_path)
+        if key in held:  # this thread holds it already (a snapshot inside its transaction)
+            yield
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StoreError(f"cannot open lock file {self.lock_path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, mode)
+            held.add(key)
+            try:
+                yield
+            finally:
+                held.discard(key)
+        finally:
+            os.close(fd)
+
+    def _meta(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(schema-2 meta, or None when the repository is new) and the raw schema-1 data if any."""
+        data = read_json(self.path)
+        if data is None:
+            return None, None
+        meta = data.get(_META)
+        record = meta.get("1") if isinstance(meta, dict) else None
+        schema = record.get("schema") if isinstance(record, dict) else None
+        if schema == 1:
+            return None, data
+        if schema != SCHEMA:
+            raise StoreError(
+                f"metadata file {self.path} has schema version {schema!r}, this Encompass "
+                f"understands {SCHEMA} (and upgrades 1); upgrade Encompass (or restore a matching backup)"
+            )
+        for key in ("busy", "deployed"):
+            if not isinstance(record.get(key), dict):
+                raise corrupt(self.path, f"its '{key}' index is not an object")
+        if not isinstance(record.get("shards"), int) or record["shards"] < 1:
+            raise corrupt(self.path, "its shard count is not a positive whole number")
+        return record, None
+
+    def _recover(self) -> None:
+        """Finish or sweep what a killed writer left (exclusive lock held)."""
+        files.replay(self.layout.journal)
+        files.sweep(self.path.parent, self.layout.dir)
+
+    def _write_errors(self) -> contextlib.AbstractContextManager[None]:
+        return _write_errors(self.path)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Lock, read what is asked, yield a :class:`Transaction`; write what changed if the
+        block succeeds, nothing if it raises."""
+        with self._locked(fcntl.LOCK_EX):
+            with self._write_errors():
+                self._recover()
+            meta, old = self._meta()
+            if old is not None:
+                with self._write_errors():
+                    upgrade.upgrade_in_place(self, old)
+                meta, old = self._meta()
+            tx = Transaction(self.layout, meta or new_meta())
+            yield tx
+            with self._write_errors():
+                tx._commit(create=meta is None)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """A read-only, consistent view (the lock taken shared: writers wait, readers do not)."""
+        with self._locked(fcntl.LOCK_SH):
+            needs_writer = self.layout.journal.exists()
+            if not needs_writer:
+                meta, old = self._meta()
+                needs_writer = old is not None
+            if not needs_writer:
+                yield Transaction(self.layout, meta or new_meta(), writable=False)
+                return
+        # A killed writer's journal to finish, or a schema-1 repository to upgrade: as a writer.
+        with self._locked(fcntl.LOCK_EX):
+            with self._write_errors():
+                self._recover()
+            meta, old = self._meta()
+            if old is not None:
+                try:
+                    upgrade.upgrade_in_place(self, old)
+                except OSError as exc:
+                    if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                        raise StoreError(f"cannot upgrade {self.path}: {exc.strerror}") from exc
+                    # Cannot write here: read the old layout as it is.
+                    loaded = upgrade.load_schema1(self.path, old, SHARDS)
+                    yield Transaction(self.layout, loaded.meta, memory=loaded, writable=False)
+                    return
+                meta, old = self._meta()
+            yield Transaction(self.layout, meta or new_meta(), writable=False)
+
+    def owner_alive(self, owner: Owner) -> bool | None:
+        """Whether the owning process still runs (None: it runs on another host)."""
+        return owner_alive(owner)
+
+    def close(self) -> None:
+        """Nothing is held between transactions."""
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StoreError(f"no space left to write {path}; nothing was changed") from exc
+        raise StoreError(f"cannot write {path} (or its directory {path.with_suffix('.d')}): "
+                         f"{exc.strerror}") from exc

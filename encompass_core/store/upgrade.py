@@ -1,0 +1,119 @@
+"""Schema 1 to 2 for the TinyDB backend: one ``metadata.json`` becomes shards, in place.
+
+Schema 1 kept everything in one TinyDB file: the tables ``images``, ``events`` and ``machines``
+(each ``{document id: document}``) and ``_meta`` (``{"1": {"schema": 1}}``). The upgrade writes
+the whole new ``metadata.d/`` under a temporary name, renames it into place, then replaces
+``metadata.json`` by the schema-2 one (the schema-1 file stays as ``metadata.json.bak``). That
+last rename is the commit: a crash before it leaves a schema-1 repository (and an unreferenced
+directory, rebuilt next time), a crash after it a complete schema-2 one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from . import files
+
+if TYPE_CHECKING:
+    from .tinydb import Store
+
+
+def empty_shard() -> dict[str, Any]:
+    return {"images": {}, "order": {}, "referrers": {}}
+
+
+@attrs.define
+class Loaded:
+    """A schema-1 repository rearranged as schema 2, in memory."""
+
+    meta: dict[str, Any]
+    shards: dict[int, dict[str, Any]]
+    machines: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+def _table(path: Path, data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    from .tinydb import corrupt
+
+    table = data.get(name, {})
+    if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
+        raise corrupt(path, f"its table '{name}' is not an object of documents")
+
+    def key(doc_id: str) -> tuple[int, str]:
+        return (int(doc_id), "") if doc_id.isdigit() else (0, doc_id)
+
+    return [table[doc_id] for doc_id in sorted(table, key=key)]
+
+
+def load_schema1(path: Path, data: dict[str, Any], shards: int) -> Loaded:
+    """The schema-1 file's content as schema 2 (nothing written)."""
+    from .tinydb import SCHEMA, references, shard_of
+
+    meta = {"schema": SCHEMA, "shards": shards, "next": 1, "busy": {}, "deployed": {}}
+    loaded = Loaded(meta=meta, shards={}, machines={}, events=[])
+    images = _table(path, data, "images")
+    for doc in images:
+        name = doc.get("name")
+        if not isinstance(name, str):
+            from .tinydb import corrupt
+
+            raise corrupt(path, f"an image document has no name ({str(doc)[:60]})")
+        shard = loaded.shards.setdefault(shard_of(name, shards), empty_shard())
+        shard["images"][name] = doc
+        shard["order"][name] = meta["next"]
+        meta["next"] += 1
+    for doc in images:
+        for target in sorted(references(doc)):
+            shard = loaded.shards.setdefault(shard_of(target, shards), empty_shard())
+            shard["referrers"].setdefault(target, []).append(doc["name"])
+        from ..lifecycle import TRANSITIONAL
+
+        if doc.get("state") in TRANSITIONAL:
+            meta["busy"][doc["name"]] = doc["state"]
+        if doc.get("machine"):
+            meta["deployed"][doc["name"]] = doc["machine"]
+    for doc in _table(path, data, "machines"):
+        if isinstance(doc.get("name"), str):
+            loaded.machines[doc["name"]] = doc
+    loaded.events = [doc for doc in _table(path, data, "events") if isinstance(doc.get("image"), str)]
+    return loaded
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def upgrade_in_place(store: Store, data: dict[str, Any]) -> None:
+    """Rewrite a schema-1 repository as schema 2 (the store's exclusive lock is held)."""
+    from .tinydb import SHARDS, dumps, shard_of
+
+    layout = store.layout
+    loaded = load_schema1(store.path, data, SHARDS)
+    staging = layout.dir.with_name(f".{layout.dir.name}.upgrade")
+    for leftover in (staging, layout.dir):  # from an upgrade killed before its commit
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(leftover)
+    staging.mkdir()
+    for index, shard in loaded.shards.items():
+        _write(staging / layout.shard(index).name, dumps(shard))
+    _write(staging / layout.machines.name, dumps({"machines": loaded.machines}))
+    by_shard: dict[int, list[bytes]] = {}
+    for doc in loaded.events:
+        line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        by_shard.setdefault(shard_of(doc["image"], SHARDS), []).append(line)
+    for index, lines in by_shard.items():
+        _write(staging / layout.events(index).name, b"".join(lines))
+    files.fsync_dir(staging)
+    os.rename(staging, layout.dir)
+    files.fsync_dir(layout.dir.parent)
+    files.replace_one(store.path, dumps({"_meta": {"1": loaded.meta}}))

@@ -1,0 +1,125 @@
+"""A real PostgreSQL server for tests: Debian's ``initdb`` + ``pg_ctl`` in a temporary directory.
+
+The server runs as the unprivileged ``postgres`` user (PostgreSQL refuses root), listens on
+127.0.0.1 and a free port, trusts local connections, and is stopped (``pg_ctl stop -m fast``)
+and its directory removed when the session ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+USER = "postgres"
+
+
+def binaries() -> Path | None:
+    """The newest ``/usr/lib/postgresql/*/bin`` holding initdb and pg_ctl, or None."""
+    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")]
+    found.sort(key=lambda bindir: int(bindir.parent.name) if bindir.parent.name.isdigit() else 0)
+    return found[-1] if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _as_user(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", USER, "--", *command], capture_output=True, text=True,
+                          check=False, **kwargs)
+
+
+class PostgresServer:
+    """One running server: :meth:`dsn` for a database, :meth:`create_database` for a fresh one."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+        self.data = root / "data"
+        self.log = root / "server.log"
+        self._count = 0
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user={USER} dbname={database}"
+
+    def create_database(self, prefix: str = "t") -> str:
+        """A new empty database; its name."""
+        import psycopg
+
+        self._count += 1
+        name = f"{prefix}{os.getpid()}_{self._count}"
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[PostgresServer]:
+    """Start a server in a new temporary directory; stop it and remove the directory at the end."""
+    bindir = binaries()
+    if bindir is None:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql; "
+                           "./setup_plugins --test does it)")
+    account = pwd.getpwnam(USER)
+    # /tmp itself is world-traversable; pytest's own tmp directories (0700 root) are not.
+    root = Path(tempfile.mkdtemp(prefix="encompass-pg-"))
+    os.chown(root, account.pw_uid, account.pw_gid)
+    server = PostgresServer(root, free_port())
+    started = False
+    try:
+        done = _as_user([str(bindir / "initdb"), "-D", str(server.data), "-A", "trust", "-U", USER,
+                         "--no-sync", "-E", "UTF8"])
+        if done.returncode:
+            raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
+        options = (f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c max_connections=200")
+        done = _as_user([str(bindir / "pg_ctl"), "-D", str(server.data), "-l", str(server.log),
+                         "-o", options, "-w", "-t", "60", "start"])
+        started = True  # pg_ctl may fail waiting while the postmaster runs: stop it anyway
+        if done.returncode:
+            log = server.log.read_text() if server.log.exists() else ""
+            raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()}\n{log[-2000:]}")
+        yield server
+    finally:
+        if started:
+            _as_user([str(bindir / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop"])
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- pytest fixtures (imported by tests/conftest.py) ---------------------------------------------
+#: The variable the tests' encompass.toml names in ``[store] dsn_env`` (CLI subprocesses inherit it).
+DSN_VAR = "TEST_PG_DSN"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (started when a test first needs it)."""
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The DSN of a fresh, empty database, also in ``$TEST_PG_DSN``."""
+    dsn = pg_server.dsn(pg_server.create_database())
+    monkeypatch.setenv(DSN_VAR, dsn)
+    return dsn
+
+
+def use_postgresql(home: Path, var: str = DSN_VAR) -> None:
+    """Point the repository in ``home`` at the PostgreSQL database ``$var`` names."""
+    config = home / "encompass.toml"
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f'\n[store]\nbackend = "postgresql"\ndsn_env = "{var}"\n')
