@@ -67,7 +67,7 @@ def configure(home: Path, backend: str) -> None:
 
 def build(ctx, size: int) -> float:
     """``size`` clones of ``base`` with three events each, through the store; seconds taken."""
-    from encompass_core.model import Event, Image, Volume
+    from encompass_core.model import Event, Image
 
     with ctx.store.snapshot() as tx:
         base = tx.image("base")
