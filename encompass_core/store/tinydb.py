@@ -244,10 +244,11 @@ class Transaction:
 
     def add_images(self, images: Sequence[Image]) -> None:
         """Store many new images at once: all or none (a taken name adds none)."""
-        names = [image.name for image in images]
-        for name in names:
-            if self._doc(name) is not None or names.count(name) > 1:
-                raise Conflict(f"an image named '{name}' exists already; pick another name")
+        seen: set[str] = set()
+        for image in images:
+            if self._doc(image.name) is not None or image.name in seen:
+                raise Conflict(f"an image named '{image.name}' exists already; pick another name")
+            seen.add(image.name)
         for image in images:
             doc = to_document(image)
             index = shard_of(image.name, self._shard_count)
