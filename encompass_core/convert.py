@@ -17,10 +17,20 @@ REQUIRED = "encompass.required"  # the document must hold this field, even thoug
 ONE_OF = "encompass.one_of"  # the document's value must be one of these
 
 
+_SCALARS = (str, int, float, bool, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def to_document(value: Any) -> Any:
     """Turn a model value (attrs instances, tuples, dicts) into plain JSON values."""
-    if attrs.has(type(value)):
-        return {f.name: to_document(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    names = _FIELD_NAMES.get(cls)
+    if names is None and attrs.has(cls):
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in attrs.fields(cls))
+    if names is not None:
+        return {name: to_document(getattr(value, name)) for name in names}
     if isinstance(value, tuple | list):
         return [to_document(v) for v in value]
     if isinstance(value, dict):
@@ -32,66 +42,172 @@ def from_document(cls: type[T], doc: Any, where: str = "") -> T:
     """Build a ``cls`` instance from a document, reporting the field that does not fit.
 
     Fields are checked against their types, and against the :data:`REQUIRED` and
-    :data:`ONE_OF` entries of their metadata.
+    :data:`ONE_OF` entries of their metadata. Each class's converter is built once and cached:
+    reading thousands of documents pays no type introspection.
     """
-    return _structure(cls, doc, where or cls.__name__)
+    try:
+        return _converter(cls)(doc)
+    except _Misfit as misfit:
+        raise StoreError(f"{where or cls.__name__}{''.join(reversed(misfit.path))}: "
+                         f"{misfit.message}") from None
 
 
-def _structure(tp: Any, value: Any, where: str) -> Any:
+class _Misfit(Exception):
+    """A value that does not fit; ``path`` grows (innermost first) as it propagates out."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.path: list[str] = []
+
+
+_CONVERTERS: dict[Any, Any] = {}
+
+
+def _converter(tp: Any):
+    """The function turning a document value into ``tp`` (raising :class:`_Misfit`)."""
+    try:
+        return _CONVERTERS[tp]
+    except (KeyError, TypeError):
+        pass
+    made = _make_converter(tp)
+    try:
+        _CONVERTERS[tp] = made
+    except TypeError:
+        pass  # an unhashable type: built again next time
+    return made
+
+
+def _inside(step: str, convert, value: Any) -> Any:
+    try:
+        return convert(value)
+    except _Misfit as misfit:
+        misfit.path.append(step)
+        raise
+
+
+def _make_converter(tp: Any):
     if tp is Any or tp is typing.Any:
-        return value
+        return _same
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise StoreError(f"{where}: {value!r} is not one of {typing.get_args(tp)}")
-        return value
+        return _literal(typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _structure(arg, value, where)
-            except StoreError as exc:
-                errors.append(str(exc))
-        raise StoreError(errors[0] if errors else f"{where}: unexpected {value!r}")
+        return _union(typing.get_args(tp))
     if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, list | tuple):
-            raise StoreError(f"{where}: expected a list, found {type(value).__name__}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_structure(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        pairs = enumerate(zip(args, value, strict=False))
-        return tuple(_structure(a, v, f"{where}[{i}]") for i, (a, v) in pairs)
+        return _tuple(typing.get_args(tp))
     if origin is dict:
-        if not isinstance(value, dict):
-            raise StoreError(f"{where}: expected an object, found {type(value).__name__}")
-        return dict(value)
+        return _mapping
     if isinstance(tp, type) and attrs.has(tp):
+        return _attrs_class(tp)
+    if tp in (int, float, str, bool):
+        return _scalar(tp)
+    return _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _literal(allowed: tuple[Any, ...]):
+    def convert(value: Any) -> Any:
+        if value not in allowed:
+            raise _Misfit(f"{value!r} is not one of {allowed}")
+        return value
+
+    return convert
+
+
+def _union(args: tuple[Any, ...]):
+    optional = type(None) in args
+    choices = [_converter(arg) for arg in args if arg is not type(None)]
+
+    def convert(value: Any) -> Any:
+        if value is None and optional:
+            return None
+        first = None
+        for choice in choices:
+            try:
+                return choice(value)
+            except _Misfit as misfit:
+                first = first or misfit
+        raise first or _Misfit(f"unexpected {value!r}")
+
+    return convert
+
+
+def _tuple(args: tuple[Any, ...]):
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = _converter(args[0])
+
+        def convert(value: Any) -> Any:
+            if not isinstance(value, list | tuple):
+                raise _Misfit(f"expected a list, found {type(value).__name__}")
+            return tuple(_inside(f"[{i}]", item, v) for i, v in enumerate(value))
+
+        return convert
+    items = [_converter(arg) for arg in args]
+
+    def convert_fixed(value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise _Misfit(f"expected a list, found {type(value).__name__}")
+        return tuple(_inside(f"[{i}]", c, v) for i, (c, v) in enumerate(zip(items, value, strict=False)))
+
+    return convert_fixed
+
+
+def _mapping(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise _Misfit(f"expected an object, found {type(value).__name__}")
+    return dict(value)
+
+
+def _attrs_class(tp: type):
+    attrs.resolve_types(tp)
+    fields = [(f.name, _converter(f.type), f.metadata.get(ONE_OF),
+               f.default is attrs.NOTHING or bool(f.metadata.get(REQUIRED)))
+              for f in attrs.fields(tp)]
+
+    def convert(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise StoreError(f"{where}: expected an object, found {type(value).__name__}")
-        attrs.resolve_types(tp)
+            raise _Misfit(f"expected an object, found {type(value).__name__}")
         kwargs = {}
-        for field in attrs.fields(tp):
-            if field.name in value:
-                kwargs[field.name] = _structure(field.type, value[field.name], f"{where}.{field.name}")
-                choices = field.metadata.get(ONE_OF)
-                if choices is not None and kwargs[field.name] not in choices:
-                    raise StoreError(f"{where}.{field.name}: {value[field.name]!r} is not one of "
-                                     f"{', '.join(map(str, choices))}")
-            elif field.default is attrs.NOTHING or field.metadata.get(REQUIRED):
-                raise StoreError(f"{where}: missing field '{field.name}'")
+        for name, field_converter, choices, required in fields:
+            if name in value:
+                raw = value[name]
+                try:
+                    converted = field_converter(raw)
+                except _Misfit as misfit:
+                    misfit.path.append(f".{name}")
+                    raise
+                if choices is not None and converted not in choices:
+                    misfit = _Misfit(f"{raw!r} is not one of {', '.join(map(str, choices))}")
+                    misfit.path.append(f".{name}")
+                    raise misfit
+                kwargs[name] = converted
+            elif required:
+                raise _Misfit(f"missing field '{name}'")
         try:
             return tp(**kwargs)
         except (TypeError, ValueError) as exc:
-            raise StoreError(f"{where}: {exc}") from exc
-    if tp in (int, float, str, bool):
-        if tp is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            raise _Misfit(str(exc)) from exc
+
+    return convert
+
+
+def _scalar(tp: type):
+    if tp is float:
+        def convert_float(value: Any) -> Any:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return float(value)
+            if not isinstance(value, float):
+                raise _Misfit(f"expected float, found {value!r}")
+            return value
+
+        return convert_float
+
+    def convert(value: Any) -> Any:
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise StoreError(f"{where}: expected {tp.__name__}, found {value!r}")
+            raise _Misfit(f"expected {tp.__name__}, found {value!r}")
         return value
-    return value
+
+    return convert

@@ -154,20 +154,23 @@ class Transaction:
     def _doc(self, name: str) -> dict[str, Any] | None:
         return self._shard(shard_of(name, self._shard_count))["images"].get(name)
 
-    def _load(self, cls: type[T], doc: Any, where: str) -> T:
-        """A stored document as ``cls``; one that does not fit the model is refused, naming it."""
+    def _load(self, cls: type[T], doc: Any, where: str, file: Path | None = None) -> T:
+        """A stored document as ``cls``; one that does not fit the model is refused, naming it
+        and the file that holds it."""
         try:
             return from_document(cls, doc, where)
         except StoreError as exc:
+            holder = self._layout.main if self._memory is not None or file is None else file
             raise StoreError(
-                f"metadata of {self._layout.main}: {exc}; it was left untouched: fix that document, "
+                f"metadata file {holder}: {exc}; it was left untouched: fix that document, "
                 f"or restore the file from its .bak"
             ) from None
 
     def _image(self, name: str, doc: dict[str, Any]) -> Image:
         image = self._converted.get(name)
         if image is None:
-            image = self._converted[name] = self._load(Image, doc, f"image {name!r}")
+            image = self._converted[name] = self._load(
+                Image, doc, f"image {name!r}", self._layout.shard(shard_of(name, self._shard_count)))
         return image
 
     def _all_docs(self) -> list[tuple[int, str, dict[str, Any]]]:
@@ -471,6 +474,10 @@ class Store:
         schema = record.get("schema") if isinstance(record, dict) else None
         if schema == 1:
             return None, data
+        if schema is None:  # no schema record: damage, not a version (say which table is off)
+            for table in ("images", "events", "machines"):
+                upgrade.check_table(self.path, data, table)
+            raise corrupt(self.path, "it has no schema record ('_meta')")
         if schema != SCHEMA:
             raise StoreError(
                 f"metadata file {self.path} has schema version {schema!r}, this Encompass "

@@ -39,12 +39,18 @@ class Loaded:
     events: list[dict[str, Any]]
 
 
-def _table(path: Path, data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+def check_table(path: Path, data: dict[str, Any], name: str) -> dict[str, Any]:
+    """Table ``name`` of a schema-1 file, checked to be an object of documents."""
     from .tinydb import corrupt
 
     table = data.get(name, {})
     if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
         raise corrupt(path, f"its table '{name}' is not an object of documents")
+    return table
+
+
+def _table(path: Path, data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    table = check_table(path, data, name)
 
     def key(doc_id: str) -> tuple[int, str]:
         return (int(doc_id), "") if doc_id.isdigit() else (0, doc_id)

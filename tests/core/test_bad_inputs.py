@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+
 from conftest import (
     ENCOMPASS,
     CliResult,
@@ -184,15 +185,16 @@ def test_a_damaged_metadata_file(run_cli, encompass_home, content, words) -> Non
     (lambda doc: doc.update(kind="golden"), ("image 'base'", "kind", "'golden'")),
 ])
 def test_a_stored_image_that_does_not_fit_the_model(run_cli, encompass_home, master, change, words) -> None:
-    metadata = encompass_home / "metadata.json"
-    data = json.loads(metadata.read_text())
-    (doc,) = [d for d in data["images"].values() if d["name"] == master]
-    change(doc)
-    metadata.write_text(json.dumps(data))
+    # The image's document, edited in the file that holds it (one shard of metadata.d).
+    (holder,) = [f for f in (encompass_home / "metadata.d").glob("images-*.json")
+                 if master in json.loads(f.read_text())["images"]]
+    data = json.loads(holder.read_text())
+    change(data["images"][master])
+    holder.write_text(json.dumps(data))
     for args in (("image", "list"), ("image", "show", master), ("clone", master, "web01")):
         result = run_cli(*args)
         assert result.code == 5
-        assert_one_line_error(result, str(metadata), *words)
+        assert_one_line_error(result, str(holder), *words)
 
 
 def dir_master_with_item(run_cli, tmp_path, path: str) -> None:

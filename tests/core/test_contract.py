@@ -7,7 +7,6 @@ physical machines that take SAN LUNs only, and a plugin whose registration hook 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -17,6 +16,8 @@ import pytest
 from test_plugins import fake_distribution
 
 from conftest import ENCOMPASS, assert_one_line_error, cli_env
+from encompass_core.context import Context
+from encompass_core.model import Image, Volume
 
 DATASTORE_PLUGIN = """
     import contextlib, json, os, time
@@ -118,22 +119,18 @@ def add_config(home: Path, text: str) -> None:
 
 
 def store_foreign_image(home: Path, folder: Path) -> None:
-    """A clone whose only volume is a VMDK on the fake datastore, with driver data, written
-    into the metadata as a plugin's clone would leave it."""
+    """A clone whose only volume is a VMDK on the fake datastore, with driver data, stored as a
+    plugin's clone would leave it."""
     (folder / "esx1.vmdk").write_bytes(b"KDMV")
-    path = home / "metadata.json"
-    data = json.loads(path.read_text())
-    images = data.setdefault("images", {})
-    base = next(doc for doc in images.values() if doc["name"] == "base")
-    images[str(1 + max(map(int, images)))] = {
-        "name": "esx1", "kind": "clone", "state": "ready", "master": "base", "parent": "base",
-        "master_version": 1, "volumes": [{
-            "index": 0, "pool": "ds", "format": "vmdk", "location": "[LocalDS_0] esx1/esx1.vmdk",
-            "size": 4096, "data": {"datastore": "LocalDS_0", "datacenter": "DC0", "file": "esx1.vmdk",
-                                   "uuid": "6000C29a-0001"},
-        }], "hardware": base["hardware"], "software": base["software"],
-    }
-    path.write_text(json.dumps(data))
+    store = Context(home=home).store
+    with store.transaction() as tx:
+        base = tx.image("base")
+        tx.add_image(Image(
+            name="esx1", kind="clone", state="ready", master="base", parent="base", master_version=1,
+            hardware=base.hardware, software=base.software,
+            volumes=(Volume(index=0, pool="ds", format="vmdk", location="[LocalDS_0] esx1/esx1.vmdk",
+                            size=4096, data={"datastore": "LocalDS_0", "datacenter": "DC0",
+                                             "file": "esx1.vmdk", "uuid": "6000C29a-0001"}),)))
 
 
 def test_a_volume_format_the_core_never_heard_of_keeps_every_command_working(
@@ -210,7 +207,7 @@ def test_settings_are_checked_before_anything_runs(run_cli, encompass_home, raw_
     assert result.code == 5
     assert_one_line_error(result, str(config), *words)
     assert "1234" not in result.err and "k-123" not in result.err
-    assert run_cli("image", "list", "--json").json() == []  # nothing ran
+    assert not (encompass_home / "pool" / "base").exists()  # nothing ran
 
 
 def test_a_physical_platform_refuses_new_machines_and_files_before_touching_anything(
