@@ -25,8 +25,10 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import threading
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,6 +42,9 @@ from . import files, upgrade
 from .owners import owner_alive
 
 SCHEMA = 2
+#: Key of each stored event line giving its place in everyone's history (events of different
+#: images live in different files): a nanosecond stamp taken under the lock when written.
+ORDER = "_order"
 SHARDS = 64
 T = TypeVar("T")
 _META = "_meta"
@@ -332,7 +337,7 @@ class Transaction:
         if image:
             docs = [d for d in docs if d.get("image") == image]
         else:
-            docs.sort(key=lambda d: str(d.get("time", "")))
+            docs.sort(key=lambda d: d.get(ORDER, math.inf))  # pending ones (not stamped yet) last
         return docs
 
     @staticmethod
@@ -417,8 +422,9 @@ class Transaction:
             layout.dir.mkdir(exist_ok=True)
             files.replace_many(layout.journal, changed)
         by_shard: dict[int, list[bytes]] = {}
-        for doc in self._events:
-            line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        stamp = time.time_ns()  # transactions are serialized by the lock: a global order
+        for position, doc in enumerate(self._events):
+            line = json.dumps({**doc, ORDER: stamp + position}, separators=(",", ":")).encode() + b"\n"
             by_shard.setdefault(shard_of(doc["image"], self._shard_count), []).append(line)
         if by_shard:
             layout.dir.mkdir(exist_ok=True)

@@ -114,8 +114,10 @@ def upgrade_in_place(store: Store, data: dict[str, Any]) -> None:
         _write(staging / layout.shard(index).name, dumps(shard))
     _write(staging / layout.machines.name, dumps({"machines": loaded.machines}))
     by_shard: dict[int, list[bytes]] = {}
-    for doc in loaded.events:
-        line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    from .tinydb import ORDER
+
+    for position, doc in enumerate(loaded.events):  # their order across shards: see tinydb.ORDER
+        line = json.dumps({**doc, ORDER: position}, separators=(",", ":")).encode() + b"\n"
         by_shard.setdefault(shard_of(doc["image"], SHARDS), []).append(line)
     for index, lines in by_shard.items():
         _write(staging / layout.events(index).name, b"".join(lines))
