@@ -126,8 +126,8 @@ def main() -> None:
                         help="also run both sides with P clones at once (default 1: serial only)")
     parser.add_argument("--skip-virt-customize", action="store_true")
     args = parser.parse_args()
-    clones = args.clones or (2 if args.quick else 5)
-    rounds = args.rounds or (2 if args.quick else 3)
+    clones = args.clones if args.clones is not None else (2 if args.quick else 5)
+    rounds = args.rounds if args.rounds is not None else (2 if args.quick else 3)
     if clones < 1 or rounds < 1 or args.parallel < 1:
         parser.error("--clones, --rounds and --parallel must be at least 1")
 
