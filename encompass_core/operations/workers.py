@@ -18,7 +18,10 @@ from typing import Any
 
 from ..errors import EncompassError
 
-BATCH_SECONDS = 0.25  # how often finished jobs are written back
+BATCH_SECONDS = 0.25  # how often finished jobs are written back, at the least
+#: A write-back may take this share of the run at most: the next one waits this many times as
+#: long as the last took (a repository whose writes are slow is written less often).
+WRITE_BACK_SHARE = 0.1
 
 #: (image name, the job's result or None, the error or None, the error's exit code or 0)
 Finished = tuple[str, Any, str | None, int]
@@ -76,10 +79,16 @@ def run_jobs(
     finished: list[Finished] = []
     handled: set[str] = set()  # collected into `finished` (written back, or about to be)
 
+    interval = BATCH_SECONDS
+
     def flush() -> None:
+        nonlocal interval
         if finished:
+            started = time.monotonic()
             write_back(list(finished))
             finished.clear()
+            took = time.monotonic() - started
+            interval = max(BATCH_SECONDS, took / WRITE_BACK_SHARE)
 
     last_flush = time.monotonic()
     try:
@@ -93,7 +102,7 @@ def run_jobs(
             for future in done:
                 handled.add(futures[future])
                 finished.append(_outcome(futures[future], future, False))
-            if not pending or time.monotonic() - last_flush >= BATCH_SECONDS:
+            if not pending or time.monotonic() - last_flush >= interval:
                 flush()
                 last_flush = time.monotonic()
     except KeyboardInterrupt:

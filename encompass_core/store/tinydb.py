@@ -2,14 +2,16 @@
 
 Schema 2 keeps a single-image operation cheap however many images there are:
 
-- ``metadata.json``: the schema number, the shard count, the creation counter, and two small
-  indexes: images in a transitional state (``busy``) and images on a machine (``deployed``).
+- ``metadata.json``: the schema number, the shard count, and a small index of the images on a
+  machine (``deployed``), which only deploy and undeploy change.
 - ``metadata.d/images-NN.json``: the image documents, spread over shards by a hash of the name;
-  each shard also keeps, for each name hashed to it, the images that refer to it (as parent,
-  master or backing volume), so children and dependents are found without a scan.
+  each shard also keeps their creation stamps (``order``), those of its images held by an
+  operation (``busy``), and, for each name hashed to it, the images that refer to it (as
+  parent, master or backing volume), so children and dependents are found without a scan. An
+  operation on one image rewrites one shard (two when it makes a clone: the parent's too).
 - ``metadata.d/machines.json``: the machines.
-- ``metadata.d/events-NN.jsonl``: each image's history, in the shard of its image, appended
-  (``O_APPEND``, fsync'd), never rewritten.
+- ``metadata.d/events.jsonl``: everyone's history, appended (``O_APPEND``, fsync'd once per
+  transaction), never rewritten; each line is stamped with its place (``ORDER``).
 
 A transaction holds an exclusive inter-process lock (``flock`` on ``metadata.json.lock``),
 reads only the shards it is asked about, converts only the documents asked for, and writes
@@ -80,12 +82,11 @@ class Layout:
         self.dir = path.with_suffix(".d")
         self.journal = self.dir / "journal.json"
         self.machines = self.dir / "machines.json"
+        self.events = self.dir / "events.jsonl"
 
     def shard(self, index: int) -> Path:
         return self.dir / f"images-{index:02d}.json"
 
-    def events(self, index: int) -> Path:
-        return self.dir / f"events-{index:02d}.jsonl"
 
 
 def read_json(path: Path, required: bool = False) -> dict[str, Any] | None:
@@ -150,7 +151,7 @@ class Transaction:
             else:
                 path = self._layout.shard(index)
                 shard = read_json(path) or upgrade.empty_shard()
-                for table in ("images", "order", "referrers"):
+                for table in ("images", "order", "referrers", "busy"):
                     if not isinstance(shard.get(table), dict):
                         raise corrupt(path, f"its table '{table}' is not an object")
             self._shards[index] = shard
@@ -206,8 +207,9 @@ class Transaction:
         """Images matching every filter given, in creation order (see the protocol)."""
         if machine is not None:
             names = [n for n, m in self._meta["deployed"].items() if m == machine]
-        elif state is not None and state in TRANSITIONAL:
-            names = [n for n, s in self._meta["busy"].items() if s == state]
+        elif state is not None and state in TRANSITIONAL:  # every shard's busy list (repair)
+            names = [n for index in range(self._shard_count)
+                     for n, s in self._shard(index)["busy"].items() if s == state]
         elif parent is not None or master is not None:
             names = self._referrers(parent if parent is not None else master)
         else:
@@ -257,14 +259,13 @@ class Transaction:
             if self._doc(image.name) is not None or image.name in seen:
                 raise Conflict(f"an image named '{image.name}' exists already; pick another name")
             seen.add(image.name)
-        for image in images:
+        stamp = time.time_ns()  # creation order: transactions are serialized by the lock
+        for position, image in enumerate(images):
             doc = to_document(image)
             index = shard_of(image.name, self._shard_count)
             shard = self._shard(index)
             shard["images"][image.name] = doc
-            shard["order"][image.name] = self._meta["next"]
-            self._meta["next"] += 1
-            self._meta_dirty = True
+            shard["order"][image.name] = stamp + position
             self._dirty.add(index)
             self._reindex(image.name, None, doc)
             self._converted[image.name] = image
@@ -310,15 +311,24 @@ class Transaction:
             index = shard_of(target, self._shard_count)
             self._shard(index)["referrers"].setdefault(target, []).append(name)
             self._dirty.add(index)
-        for key, value in (("busy", new and new.get("state") in TRANSITIONAL and new["state"]),
-                           ("deployed", new and new.get("machine"))):
-            table = self._meta[key]
-            if value and table.get(name) != value:
-                table[name] = value
-                self._meta_dirty = True
-            elif not value and name in table:
-                del table[name]
-                self._meta_dirty = True
+        # Images held by an operation, in their own shard (a state change writes one file);
+        # images on a machine, in metadata.json (they change with deploy and undeploy only).
+        index = shard_of(name, self._shard_count)
+        busy = self._shard(index)["busy"]
+        state = new and new.get("state") in TRANSITIONAL and new["state"]
+        if state and busy.get(name) != state:
+            busy[name] = state
+            self._dirty.add(index)
+        elif not state and name in busy:
+            del busy[name]
+            self._dirty.add(index)
+        deployed, machine = self._meta["deployed"], new and new.get("machine")
+        if machine and deployed.get(name) != machine:
+            deployed[name] = machine
+            self._meta_dirty = True
+        elif not machine and name in deployed:
+            del deployed[name]
+            self._meta_dirty = True
 
     # -- history --------------------------------------------------------------------------
     def add_event(self, event: Event) -> None:
@@ -329,19 +339,17 @@ class Transaction:
         if self._memory is not None:
             docs = list(self._memory.events)
         else:
-            indexes = [shard_of(image, self._shard_count)] if image else range(self._shard_count)
-            docs = []
-            for index in indexes:
-                docs.extend(self._read_events(self._layout.events(index)))
+            docs = self._read_events(self._layout.events, image)
         docs.extend(self._events)
         if image:
             docs = [d for d in docs if d.get("image") == image]
-        else:
-            docs.sort(key=lambda d: d.get(ORDER, math.inf))  # pending ones (not stamped yet) last
+        docs.sort(key=lambda d: d.get(ORDER, math.inf))  # pending ones (not stamped yet) last
         return docs
 
     @staticmethod
-    def _read_events(path: Path) -> list[dict[str, Any]]:
+    def _read_events(path: Path, image: str | None = None) -> list[dict[str, Any]]:
+        # One image's lines are picked out before parsing: names need no JSON escaping.
+        mark = f'"image":"{image}"'.encode() if image else None
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -351,7 +359,7 @@ class Transaction:
         docs = []
         lines = raw.split(b"\n")
         for number, line in enumerate(lines, 1):
-            if not line:
+            if not line or (mark is not None and mark not in line and number != len(lines)):
                 continue
             try:
                 doc = json.loads(line)
@@ -421,19 +429,16 @@ class Transaction:
         if changed:
             layout.dir.mkdir(exist_ok=True)
             files.replace_many(layout.journal, changed)
-        by_shard: dict[int, list[bytes]] = {}
         stamp = time.time_ns()  # transactions are serialized by the lock: a global order
-        for position, doc in enumerate(self._events):
-            line = json.dumps({**doc, ORDER: stamp + position}, separators=(",", ":")).encode() + b"\n"
-            by_shard.setdefault(shard_of(doc["image"], self._shard_count), []).append(line)
-        if by_shard:
+        lines = [json.dumps({**doc, ORDER: stamp + position}, separators=(",", ":")).encode() + b"\n"
+                 for position, doc in enumerate(self._events)]
+        if lines:
             layout.dir.mkdir(exist_ok=True)
-        for index, lines in by_shard.items():
-            files.append_lines(layout.events(index), lines)
+            files.append_lines(layout.events, lines)
 
 
 def new_meta() -> dict[str, Any]:
-    return {"schema": SCHEMA, "shards": SHARDS, "next": 1, "busy": {}, "deployed": {}}
+    return {"schema": SCHEMA, "shards": SHARDS, "deployed": {}}
 
 
 class Store:
@@ -489,9 +494,8 @@ class Store:
                 f"metadata file {self.path} has schema version {schema!r}, this Encompass "
                 f"understands {SCHEMA} (and upgrades 1); upgrade Encompass (or restore a matching backup)"
             )
-        for key in ("busy", "deployed"):
-            if not isinstance(record.get(key), dict):
-                raise corrupt(self.path, f"its '{key}' index is not an object")
+        if not isinstance(record.get("deployed"), dict):
+            raise corrupt(self.path, "its 'deployed' index is not an object")
         if not isinstance(record.get("shards"), int) or record["shards"] < 1:
             raise corrupt(self.path, "its shard count is not a positive whole number")
         return record, None

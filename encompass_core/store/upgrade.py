@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def empty_shard() -> dict[str, Any]:
-    return {"images": {}, "order": {}, "referrers": {}}
+    return {"images": {}, "order": {}, "referrers": {}, "busy": {}}
 
 
 @attrs.define
@@ -62,10 +62,10 @@ def load_schema1(path: Path, data: dict[str, Any], shards: int) -> Loaded:
     """The schema-1 file's content as schema 2 (nothing written)."""
     from .tinydb import SCHEMA, references, shard_of
 
-    meta = {"schema": SCHEMA, "shards": shards, "next": 1, "busy": {}, "deployed": {}}
+    meta = {"schema": SCHEMA, "shards": shards, "deployed": {}}
     loaded = Loaded(meta=meta, shards={}, machines={}, events=[])
     images = _table(path, data, "images")
-    for doc in images:
+    for position, doc in enumerate(images, 1):  # creation order: before any stamp of schema 2
         name = doc.get("name")
         if not isinstance(name, str):
             from .tinydb import corrupt
@@ -73,8 +73,7 @@ def load_schema1(path: Path, data: dict[str, Any], shards: int) -> Loaded:
             raise corrupt(path, f"an image document has no name ({str(doc)[:60]})")
         shard = loaded.shards.setdefault(shard_of(name, shards), empty_shard())
         shard["images"][name] = doc
-        shard["order"][name] = meta["next"]
-        meta["next"] += 1
+        shard["order"][name] = position
     for doc in images:
         for target in sorted(references(doc)):
             shard = loaded.shards.setdefault(shard_of(target, shards), empty_shard())
@@ -82,7 +81,7 @@ def load_schema1(path: Path, data: dict[str, Any], shards: int) -> Loaded:
         from ..lifecycle import TRANSITIONAL
 
         if doc.get("state") in TRANSITIONAL:
-            meta["busy"][doc["name"]] = doc["state"]
+            loaded.shards[shard_of(doc["name"], shards)]["busy"][doc["name"]] = doc["state"]
         if doc.get("machine"):
             meta["deployed"][doc["name"]] = doc["machine"]
     for doc in _table(path, data, "machines"):
@@ -101,7 +100,7 @@ def _write(path: Path, data: bytes) -> None:
 
 def upgrade_in_place(store: Store, data: dict[str, Any]) -> None:
     """Rewrite a schema-1 repository as schema 2 (the store's exclusive lock is held)."""
-    from .tinydb import SHARDS, dumps, shard_of
+    from .tinydb import SHARDS, dumps
 
     layout = store.layout
     loaded = load_schema1(store.path, data, SHARDS)
@@ -113,14 +112,11 @@ def upgrade_in_place(store: Store, data: dict[str, Any]) -> None:
     for index, shard in loaded.shards.items():
         _write(staging / layout.shard(index).name, dumps(shard))
     _write(staging / layout.machines.name, dumps({"machines": loaded.machines}))
-    by_shard: dict[int, list[bytes]] = {}
     from .tinydb import ORDER
 
-    for position, doc in enumerate(loaded.events):  # their order across shards: see tinydb.ORDER
-        line = json.dumps({**doc, ORDER: position}, separators=(",", ":")).encode() + b"\n"
-        by_shard.setdefault(shard_of(doc["image"], SHARDS), []).append(line)
-    for index, lines in by_shard.items():
-        _write(staging / layout.events(index).name, b"".join(lines))
+    lines = [json.dumps({**doc, ORDER: position}, separators=(",", ":")).encode() + b"\n"
+             for position, doc in enumerate(loaded.events)]  # their order: see tinydb.ORDER
+    _write(staging / layout.events.name, b"".join(lines))
     files.fsync_dir(staging)
     os.rename(staging, layout.dir)
     files.fsync_dir(layout.dir.parent)
