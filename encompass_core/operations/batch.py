@@ -80,8 +80,8 @@ def _write_back(ctx: Context, finished: list[tuple[holding.Holding, Any]]) -> No
     with ctx.store.transaction() as tx:
         for held, result in finished:
             current = tx.find_image(held.image.name)
-            if current is None:
-                continue
+            if current is None or not holding.owned_by(current, held.image.owner):
+                continue  # gone, or taken over by repair: nothing of ours to record
             op = held.operation
             if result.error is None:
                 done = attrs.evolve(held.image, state=op.success, owner=None, error=None)

@@ -141,7 +141,7 @@ def clone_images(
         interrupt_pending()
         raise
     never_begun = workers_mod.run_jobs(
-        names, work, workers, lambda finished: _write_back(ctx, finished, results, on_done, mode),
+        names, work, workers, lambda finished: _write_back(ctx, finished, results, on_done, mode, owner),
         "clone", held_back=interrupt_pending)
     if never_begun is not None:
         _cancel(ctx, never_begun, results, on_done)
@@ -193,12 +193,14 @@ def _clone_volume(
         return target.driver.write_volume(name, volume.index, ref, volume.size, progress.advance)
 
 
-def _write_back(ctx, finished, results, on_done, mode) -> None:
+def _write_back(ctx, finished, results, on_done, mode, owner) -> None:
     events: list = []
     with ctx.store.transaction() as tx:
         for name, volumes, error, _code in finished:
             image = tx.find_image(name)
-            if image is None:
+            if image is None or not holding.owned_by(image, owner):
+                # Gone, or taken over by repair: nothing of ours to record.
+                results[name] = CloneResult(name, "error", "taken over by encompass repair meanwhile")
                 continue
             if error is None:
                 done = attrs.evolve(image, state="ready", owner=None, volumes=tuple(volumes), jobs=())

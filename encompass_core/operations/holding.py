@@ -16,8 +16,8 @@ import attrs
 
 from .. import lifecycle
 from ..context import Context
-from ..errors import EncompassError
-from ..model import Event, Image
+from ..errors import Conflict, EncompassError
+from ..model import Event, Image, Owner
 from ..store import Transaction, current_owner
 from . import claims
 
@@ -77,6 +77,7 @@ def finish(ctx: Context, holding: Holding) -> Image:
     op = holding.operation
     with ctx.store.transaction() as tx:
         current = tx.image(holding.image.name)
+        _still_ours(current, holding)
         if holding.removed:
             record(ctx, tx, transition_event(current, "deleted", holding.message or f"{op.name} done",
                                              op.name, kind="operation"), events)
@@ -92,14 +93,31 @@ def finish(ctx: Context, holding: Holding) -> Image:
     return done
 
 
+def owned_by(current: Image, owner: Owner | None) -> bool:
+    """Whether ``current`` is still held by ``owner`` (repair on another utility server may
+    have reclaimed it after the owner's lease expired)."""
+    theirs = current.owner
+    return owner is not None and theirs is not None and (
+        theirs.host, theirs.pid, theirs.started) == (owner.host, owner.pid, owner.started)
+
+
+def _still_ours(current: Image, holding: Holding) -> None:
+    """Refuse to finish an operation whose image was taken from this process meanwhile."""
+    if not owned_by(current, holding.image.owner):
+        raise Conflict(
+            f"image '{current.name}' is no longer held by this {holding.operation.name} (it is "
+            f"{current.state} now, after encompass repair took it over); what was done is not "
+            f"recorded: check it (encompass image show {current.name})")
+
+
 def fail(ctx: Context, holding: Holding, reason: str) -> Image:
     """Leave the held image back where it was (nothing changed) or in ``error``."""
     events: list[Event] = []
     op = holding.operation
     with ctx.store.transaction() as tx:
         current = tx.find_image(holding.image.name)
-        if current is None:
-            return holding.image
+        if current is None or not owned_by(current, holding.image.owner):
+            return current or holding.image  # gone, or taken over: nothing of ours to record
         previous = current.owner.previous_state if current.owner else "error"
         if holding.dirty:
             failed = attrs.evolve(holding.image, state="error", owner=None, error=f"{op.name}: {reason}")
