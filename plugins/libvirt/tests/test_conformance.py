@@ -53,7 +53,19 @@ def clone_of_demo(folder: Path, demo_master, platform: LibvirtPlatformDriver, cm
     return image, [pool.attach(volume, machine, request)]
 
 
-class TestKvmConformance(PlatformDriverSuite, PeerDownSuite):
+class DemoClone:
+    """The suite's ``image`` and ``attachments``, from a subclass's ``deployable`` fixture."""
+
+    @pytest.fixture
+    def image(self, deployable):
+        return deployable[0]
+
+    @pytest.fixture
+    def attachments(self, deployable):
+        return deployable[1]
+
+
+class TestKvmConformance(DemoClone, PlatformDriverSuite, PeerDownSuite):
     @pytest.fixture
     def folder(self, base_dir: Path) -> Path:
         # Under the session's base directory: the daemon's user (nobody) reaches the files.
@@ -77,19 +89,11 @@ class TestKvmConformance(PlatformDriverSuite, PeerDownSuite):
         return clone_of_demo(folder, demo_master, driver, demo_master.cmdline)
 
     @pytest.fixture
-    def image(self, deployable):
-        return deployable[0]
-
-    @pytest.fixture
-    def attachments(self, deployable):
-        return deployable[1]
-
-    @pytest.fixture
     def down_driver(self, tmp_path):
         return make_driver(tmp_path, "kvm", {"uri": f"qemu+unix:///session?{NO_SOCKET}"})
 
 
-class TestXenConformance(PlatformDriverSuite, PeerDownSuite):
+class TestXenConformance(DemoClone, PlatformDriverSuite, PeerDownSuite):
     @pytest.fixture
     def driver(self, tmp_path):
         driver = make_driver(tmp_path, "xen", {"uri": XEN_HOST_URI, "shutdown_timeout": 0,
@@ -104,14 +108,6 @@ class TestXenConformance(PlatformDriverSuite, PeerDownSuite):
     @pytest.fixture
     def deployable(self, tmp_path, demo_master, driver):
         return clone_of_demo(tmp_path, demo_master, driver, "console=hvc0 root=/dev/xvda rw")
-
-    @pytest.fixture
-    def image(self, deployable):
-        return deployable[0]
-
-    @pytest.fixture
-    def attachments(self, deployable):
-        return deployable[1]
 
     @pytest.fixture
     def down_driver(self, tmp_path):
