@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import attrs
-from conftest import ENCOMPASS, cli_env, image_records, volume_path
 
+from conftest import ENCOMPASS, cli_env, image_records, volume_path
 from encompass_core.context import Context
 from encompass_core.model import Machine
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     ENCOMPASS,
     MIB,
@@ -21,7 +22,6 @@ from conftest import (
     sha256,
     volume_path,
 )
-
 from encompass_core.store import Store
 
 

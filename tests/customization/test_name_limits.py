@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import assert_one_line_error, volume_path
 from test_customize_roundtrip import fsck_clean, make_master
+
+from conftest import assert_one_line_error, volume_path
 
 LONGEST = "n" * 255
 TOO_LONG = "x" * 256
