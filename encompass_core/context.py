@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import config as config_mod
-from . import rundir
 from .errors import ConfigError, PluginError
 from .store import open_store
 
@@ -48,7 +47,6 @@ class Context:
     def __init__(self, home: Path | None = None,
                  host: PluginHost | Callable[[], PluginHost] | None = None) -> None:
         self.home = Path(home) if home else config_mod.home()
-        rundir.use_home(self.home)  # helpers' work files and records go under the home
         self._host = host
         self._pools: dict[str, Pool] = {}
         self._platforms: dict[str, Platform] = {}
@@ -137,6 +135,9 @@ class Context:
         return attrs.evolve(section, settings=check_table(where, section.settings, record.settings))
 
     def _build(self, record: Any, section: config_mod.Section, base: type) -> Any:
+        from . import rundir  # imported when a driver is first built: it costs start-up
+
+        rundir.use_home(self.home)  # the helpers drivers start record themselves under the home
         driver = record.factory(section, self.config)
         if not isinstance(driver, base):
             plugin = self.host.provider_of(record) or "?"
