@@ -66,6 +66,13 @@ def _fallback_base() -> Path:
     return Path(tempfile.gettempdir()) / f"encompass-run-{os.getuid()}"
 
 
+def _default_base() -> Path:
+    """Where run directories go when no Context said (``use_home``): under ``$ENCOMPASS_HOME``
+    when it is set, else a private folder of the temporary directory."""
+    home = os.environ.get("ENCOMPASS_HOME")
+    return Path(home).expanduser() / "run" if home else _fallback_base()
+
+
 def use_home(home: Path | str) -> None:
     """Make run directories under ``home/run`` (before this process makes its own)."""
     with _lock:
@@ -82,7 +89,7 @@ def current() -> Path:
     with _lock:
         if _state["dir"] is not None and _state["pid"] == os.getpid():
             return _state["dir"]
-        base = _state["base"] or _fallback_base()
+        base = _state["base"] or _default_base()
         base.mkdir(mode=0o700, parents=True, exist_ok=True)
         pid = os.getpid()
         path = base / _owner_name(pid, process_start_time(pid) or 0.0)
