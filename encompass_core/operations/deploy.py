@@ -117,6 +117,9 @@ def undeploy(ctx: Context, clone: str, remove_machine: bool = False) -> Image:
             target = tx.find_machine(name) if name else None
         if target is not None:
             driver = ctx.platform(target.platform).driver
+            if remove_machine:  # refused before the machine is touched, not after
+                check_capability(driver, "create_machines", f"remove machine '{target.name}'; "
+                                 f"undeploy without --remove-machine")
             held.dirty = True
             stopped = driver.undeploy(target, held.image)
             for volume in held.image.volumes:

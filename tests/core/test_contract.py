@@ -81,6 +81,23 @@ DATASTORE_PLUGIN = """
                             host_ports=(HostPort("fc", "21000024ff000001"),),
                             addresses=("192.0.2.10",))]
 
+    class FileBlades(PlatformDriver):
+        '''Physical machines that boot disk files (as a PXE-booted NFS client would).'''
+        capabilities = PlatformCapabilities(kind="physical", attach_kinds=("file",), boot_modes=("disk",))
+
+        def __init__(self, section, config):
+            self.platform = section.name
+
+        def discover(self):
+            return [Machine(name="pc1", platform=self.platform, kind="physical", power="off")]
+
+        def deploy(self, machine, image, attachments):
+            return Machine(name=machine.name, platform=self.platform, kind="physical", power="on",
+                           disks=tuple(a.address for a in attachments))
+
+        def undeploy(self, machine, image):
+            return Machine(name=machine.name, platform=self.platform, kind="physical", power="off")
+
     @hookimpl
     def encompass_storage_drivers():
         yield StorageDriverRecord(name="fakeds", factory=Datastore, settings=(
@@ -89,6 +106,7 @@ DATASTORE_PLUGIN = """
     @hookimpl
     def encompass_platform_drivers():
         yield PlatformDriverRecord(name="fakechassis", factory=Chassis)
+        yield PlatformDriverRecord(name="fakeblades", factory=FileBlades)
 """
 
 FAILING_HOOK = """
@@ -258,3 +276,20 @@ def test_repair_cancels_the_storage_job_of_a_killed_clone(run_cli, master, encom
     assert repaired.code == 0, repaired.err
     assert job.read_text() == "cancelled"
     assert "copy1" not in {row["name"] for row in run_cli("image", "list", "--json").json()}
+
+
+def test_removing_a_physical_machine_is_refused_before_it_is_undeployed(
+        run_cli, master, encompass_home, plugin_env) -> None:
+    add_config(encompass_home, '[platforms.office]\ndriver = "fakeblades"')
+    assert run_cli("clone", "base", "web1", env=plugin_env).code == 0
+    assert run_cli("discover", "--platform", "office", env=plugin_env).code == 0
+    deployed = run_cli("deploy", "web1", "pc1", env=plugin_env)
+    assert deployed.code == 0, deployed.err
+
+    removed = run_cli("undeploy", "web1", "--remove-machine", env=plugin_env)
+
+    assert removed.code == 4
+    assert_one_line_error(removed, "platform 'office' cannot remove machine 'pc1'")
+    assert run_cli("image", "show", "web1", "--json").json()["state"] == "deployed"
+    assert run_cli("machine", "show", "pc1", "--json", env=plugin_env).json()["image"] == "web1"
+    assert run_cli("undeploy", "web1", env=plugin_env).code == 0
