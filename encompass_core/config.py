@@ -17,6 +17,7 @@ import attrs
 
 from .errors import ConfigError, NotFound
 from .model import validate_name
+from .settings import TYPE_NAMES, Setting, check_table
 
 CONFIG_NAME = "encompass.toml"
 
@@ -53,8 +54,7 @@ def home() -> Path:
 
 
 # How a setting's expected type is named in messages.
-_KIND_NAMES = {int: "a whole number", float: "a number", str: "text in quotes", bool: "true or false",
-               list: "a list", dict: "a table"}
+_KIND_NAMES = TYPE_NAMES
 
 
 @attrs.frozen
@@ -185,33 +185,27 @@ def _parse(path: Path, data: dict[str, Any]) -> Config:
                   platforms=sections["platforms"], openers=openers, store=store)
 
 
-# [defaults]: each known key, what its value must be, and an example of one.
-_DEFAULTS = {
-    "pool": (lambda v: isinstance(v, str) and v != "", "a pool name", '"local"'),
-    "clone_mode": (lambda v: v in ("cow", "full"), '"cow" or "full"', '"cow"'),
-    "parallel": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                 "a whole number from 1", "4"),
-}
+# [defaults]: what each key may hold (checked like a driver's settings).
+DEFAULTS_SETTINGS = (
+    Setting("pool", str, help="the pool imports and clones go to unless --pool says"),
+    Setting("clone_mode", str, choices=("cow", "full"), help="how clones are made unless --mode says"),
+    Setting("parallel", int, minimum=1, help="clones made at once unless --parallel says"),
+)
 
 
 def _check_defaults(path: Path, defaults: dict[str, Any]) -> None:
     """Refuse unknown keys and values of the wrong type in ``[defaults]``: each is used far
     from here, where a bad one would fail without naming the file."""
-    for key, value in defaults.items():
-        if key not in _DEFAULTS:
-            raise ConfigError(
-                f"{path}: [defaults] has an unknown key '{key}'; known: {', '.join(_DEFAULTS)}"
-            )
-        fits, wanted, example = _DEFAULTS[key]
-        if not fits(value):
-            raise ConfigError(
-                f"{path}: [defaults] {key} must be {wanted}, not {value!r}; e.g. {key} = {example}"
-            )
+    check_table(f"{path}: [defaults]", defaults, DEFAULTS_SETTINGS, ignore=())
 
 
 # [store]: which backend keeps the metadata, and where a server's DSN is read from.
-_STORE_BACKENDS = ("tinydb", "postgresql")
-_STORE_KEYS = {"backend", "dsn_env", "dsn_file", "lease_seconds", "lease_renew_seconds"}
+STORE_SETTINGS = (
+    Setting("backend", str, "tinydb", choices=("tinydb", "postgresql"), help="where the metadata lives"),
+    Setting("dsn", secret=True, help="the PostgreSQL connection string"),
+    Setting("lease_seconds", float, minimum=1, help="how long a dead server's operations stay held"),
+    Setting("lease_renew_seconds", float, minimum=0.1, help="how often a live process renews its lease"),
+)
 
 
 def _check_store(path: Path, store: dict[str, Any]) -> None:
@@ -223,21 +217,8 @@ def _check_store(path: Path, store: dict[str, Any]) -> None:
                 f"{path}: [store] do not write the {key} in the file (it may hold a password); use "
                 'dsn_env = "VARIABLE" or dsn_file = "path (mode 0600)"'
             )
-        if key not in _STORE_KEYS:
-            raise ConfigError(f"{path}: [store] has an unknown key '{key}'; known: "
-                              f"{', '.join(sorted(_STORE_KEYS))}")
+    check_table(f"{path}: [store]", store, STORE_SETTINGS, ignore=())
     backend = store.get("backend", "tinydb")
-    if backend not in _STORE_BACKENDS:
-        shown = repr(backend) if isinstance(backend, str) and len(backend) < 20 else "that value"
-        raise ConfigError(f"{path}: [store] backend must be \"tinydb\" or \"postgresql\", not {shown}")
-    for key in ("dsn_env", "dsn_file"):
-        if key in store and (not isinstance(store[key], str) or not store[key]):
-            raise ConfigError(f"{path}: [store] {key} must be text in quotes naming "
-                              + ("an environment variable" if key == "dsn_env" else "a file"))
-    for key in ("lease_seconds", "lease_renew_seconds"):
-        value = store.get(key, 1)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"{path}: [store] {key} must be a positive number of seconds")
     if "dsn_env" in store and "dsn_file" in store:
         raise ConfigError(f"{path}: [store] give dsn_env or dsn_file, not both")
     if backend == "postgresql" and not ({"dsn_env", "dsn_file"} & set(store)):

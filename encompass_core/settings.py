@@ -20,7 +20,8 @@ import attrs
 
 from .errors import ConfigError
 
-_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+#: How a setting's expected type is named in messages.
+TYPE_NAMES = {str: "text in quotes", int: "a whole number", float: "a number", bool: "true or false",
                list: "a list", dict: "a table"}
 
 
@@ -45,10 +46,17 @@ class Setting:
 
     def describe(self) -> str:
         """One line for ``--help`` pages and the plugin guide."""
-        kind = "secret (KEY_env or KEY_file)" if self.secret else _TYPE_NAMES.get(self.type, "a value")
+        kind = "secret (KEY_env or KEY_file)" if self.secret else TYPE_NAMES.get(self.type, "a value")
         extra = f", one of {', '.join(map(str, self.choices))}" if self.choices else ""
         default = f", default {self.default!r}" if self.default is not None and not self.secret else ""
         return f"{self.name}: {kind}{extra}{default}. {self.help}".rstrip(". ") + "."
+
+
+def _shown(value: Any) -> str:
+    """A value as messages repeat it: a long one (a connection string put in the wrong key,
+    say) is not repeated, as it may hold a secret."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"a value of {len(text)} characters (not shown)"
 
 
 def _fits(setting: Setting, value: Any) -> bool:
@@ -76,7 +84,7 @@ def check_table(where: str, table: Mapping[str, Any], declared: Sequence[Setting
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{where}: '{key}' should name "
                                   + ("an environment variable" if key.endswith("_env") else "a file")
-                                  + f", found {value!r}")
+                                  + f", found {_shown(value)}")
             result[key] = value
             continue
         setting = known.get(key)
@@ -87,13 +95,14 @@ def check_table(where: str, table: Mapping[str, Any], declared: Sequence[Setting
             raise ConfigError(f"{where}: do not write the secret '{key}' in the file; use "
                               f"{key}_env = \"VARIABLE\" or {key}_file = \"path (mode 0600)\"")
         if not _fits(setting, value):
-            raise ConfigError(f"{where}: '{key}' should be {_TYPE_NAMES.get(setting.type, 'a value')}, "
-                              f"found {value!r}")
+            raise ConfigError(f"{where}: '{key}' should be {TYPE_NAMES.get(setting.type, 'a value')}, "
+                              f"found {_shown(value)}")
         if setting.choices and value not in setting.choices:
             raise ConfigError(f"{where}: '{key}' should be one of "
-                              f"{', '.join(map(str, setting.choices))}, found {value!r}")
+                              f"{', '.join(map(str, setting.choices))}, found {_shown(value)}")
         if setting.minimum is not None and value < setting.minimum:
-            raise ConfigError(f"{where}: '{key}' should be at least {setting.minimum:g}, found {value!r}")
+            raise ConfigError(f"{where}: '{key}' should be at least {setting.minimum:g}, "
+                              f"found {_shown(value)}")
         result[key] = value
     for setting in declared:
         if setting.secret:
@@ -103,7 +112,7 @@ def check_table(where: str, table: Mapping[str, Any], declared: Sequence[Setting
             continue
         if setting.name not in result:
             if setting.required:
-                what = setting.help or _TYPE_NAMES.get(setting.type, "a value")
+                what = setting.help or TYPE_NAMES.get(setting.type, "a value")
                 raise ConfigError(f"{where}: needs the setting '{setting.name}' ({what})")
             if setting.default is not None:
                 result[setting.name] = setting.default

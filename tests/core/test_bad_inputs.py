@@ -137,11 +137,11 @@ def test_init_on_a_read_only_file_system(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("line, words", [
-    ('parallel = "four"', ("[defaults] parallel", "'four'", "whole number")),
-    ("parallel = 0", ("[defaults] parallel", "whole number from 1")),
-    ('clone_mode = "copy"', ("[defaults] clone_mode", '"cow" or "full"', "'copy'")),
-    ("pool = 3", ("[defaults] pool", "pool name")),
-    ('poool = "local"', ("[defaults]", "unknown key 'poool'", "pool, clone_mode, parallel")),
+    ('parallel = "four"', ("[defaults]: 'parallel'", "'four'", "whole number")),
+    ("parallel = 0", ("[defaults]: 'parallel'", "at least 1")),
+    ('clone_mode = "copy"', ("[defaults]: 'clone_mode'", "cow, full", "'copy'")),
+    ("pool = 3", ("[defaults]: 'pool'", "text in quotes")),
+    ('poool = "local"', ("[defaults]", "unknown setting 'poool'", "clone_mode, parallel, pool")),
 ])
 def test_a_bad_value_in_defaults(run_cli, encompass_home, master, line, words) -> None:
     write_config(encompass_home, f'[defaults]\n{line}\n\n[pools.local]\ndriver = "local"\npath = "pool"\n')

@@ -51,8 +51,9 @@ def test_the_store_backend_is_tinydb_unless_the_file_says(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize(("table", "message"), [
-    ('backend = "sqlite"', "backend must be"),
-    ('backend = "tinydb"\ncache = 3', "unknown key 'cache'"),
+    ('backend = "sqlite"', "'backend' should be one of tinydb, postgresql"),
+    ('backend = "tinydb"\ncache = 3', "unknown setting 'cache'"),
+    ('backend = "postgresql://admin:hunter2@db/encompass"', "not shown"),
     ('backend = "postgresql"', "needs dsn_env"),
     ('backend = "postgresql"\ndsn_env = "A"\ndsn_file = "b"', "not both"),
 ])
