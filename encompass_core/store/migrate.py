@@ -25,6 +25,7 @@ from ..config import CONFIG_NAME, Config
 from ..convert import to_document
 from ..errors import Conflict, InvalidInput, StoreError
 from ..model import now
+from . import files
 from .protocol import Store
 
 BACKENDS = ("tinydb", "postgresql")
@@ -269,17 +270,8 @@ def switch_config(path: Path, lines: list[str]) -> bool:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
+    """Replace ``encompass.toml`` the store's way (the previous one kept as ``.bak``), keeping
+    its mode."""
+    mode = path.stat().st_mode & 0o777
+    files.replace_one(path, text.encode("utf-8"))
+    os.chmod(path, mode)
