@@ -141,7 +141,7 @@ def test_a_killed_customize_leaves_nothing_behind(run_cli, encompass_home, clone
     # Nothing is locked any more: every clone is customized again, and reads back.
     again = run_cli("customize", *clones, "--parallel", "3", "--set", "hostname={clone}",
                     "--set", f"rootpw={SECRET}", "--json", env={"TMPDIR": str(private_tmp)})
-    assert again.code == 0, again.err
+    assert again.code == 0, again.out + again.err
     assert {row["state"] for row in again.json()} == {"ready"}
     for name in ("q2", "r3"):
         assert run_cli("image", "cat", name, "/etc/hostname").out == f"{name}\n"

@@ -57,7 +57,7 @@ def debugfs_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return counter
 
 
-def test_a_whole_customization_starts_debugfs_twice(image: Path, debugfs_starts: Path) -> None:
+def test_a_whole_customization_starts_debugfs_three_times(image: Path, debugfs_starts: Path) -> None:
     with ExtFsOpener().open(VolumeRef(str(image), "raw"), writable=True) as fs:
         fs.write("/etc/hostname", b"web01\n")
         hosts = fs.read("/etc/hosts").replace(b"master", b"web01")
@@ -69,8 +69,11 @@ def test_a_whole_customization_starts_debugfs_twice(image: Path, debugfs_starts:
         fs.write("/etc/systemd/system/multi-user.target.d/firstboot.conf", b"[Unit]\n")
         fs.remove("/etc/hostname")
         fs.write("/etc/hostname", b"web01\n")
-    # One session does the work; a second, read-only one checks it in the image.
-    assert [line.split()[0] for line in debugfs_starts.read_text().splitlines()] == ["-w", "-c"]
+    # The filesystem is marked "not clean" on disk; one session does the work (and marks it
+    # clean again last); a read-only one checks the work in the image.
+    starts = [" ".join(line.split()[:3]) for line in debugfs_starts.read_text().splitlines()]
+    assert starts == ["-w -R ssv", "-w -f -", "-c -f -"]
+    assert "Filesystem state:         clean" in run("dumpe2fs", "-h", image)
     assert run(REAL_DEBUGFS, "-R", "cat /etc/hosts", image) == "127.0.0.1\tlocalhost\n127.0.1.1\tweb01\n"
     assert run(REAL_DEBUGFS, "-R", "cat /etc/hostname", image) == "web01\n"
     assert "Mode:  0755" in run(REAL_DEBUGFS, "-R", "stat /usr/local/sbin/firstboot", image)
@@ -108,3 +111,63 @@ def test_a_full_filesystem_fails_the_write_and_closing_does_not_hide_it(tmp_path
     assert run(REAL_DEBUGFS, "-R", "cat /etc/hostname", image) == "master\n"
     done = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def superblock_state(image: Path) -> str:
+    return next(line.split(":", 1)[1].strip() for line in run("dumpe2fs", "-h", image).splitlines()
+                if line.startswith("Filesystem state:"))
+
+
+def test_a_writer_killed_mid_way_leaves_the_filesystem_marked_and_the_next_one_repairs_it(
+    image: Path,
+) -> None:
+    fs = ExtFsOpener().open(VolumeRef(str(image), "raw"), writable=True)
+    fs.write("/etc/hostname", b"web01\n")
+    fs._session._process.kill()  # what SIGKILL of the customizing process does to its debugfs
+    fs._session._process.wait()
+    with pytest.raises(DriverError):
+        fs.close()
+    assert superblock_state(image) == "not clean"
+
+    with ExtFsOpener().open(VolumeRef(str(image), "raw"), writable=True) as again:
+        again.write("/etc/hostname", b"web02\n")
+        assert again._session.repaired
+    assert superblock_state(image) == "clean"
+    assert run(REAL_DEBUGFS, "-R", "cat /etc/hostname", image) == "web02\n"
+    done = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_a_superblock_half_written_by_a_killed_writer_is_repaired_before_writing(image: Path) -> None:
+    # A writer killed while libext2fs wrote the superblock: new fields, the old checksum.
+    with open(image, "r+b") as disk:
+        disk.seek(1024 + 0x0C)  # s_free_blocks_count_lo
+        count = int.from_bytes(disk.read(4), "little")
+        disk.seek(1024 + 0x0C)
+        disk.write((count - 7).to_bytes(4, "little"))
+    assert subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True).returncode != 0
+
+    with ExtFsOpener().open(VolumeRef(str(image), "raw"), writable=True) as fs:
+        fs.write("/etc/hostname", b"web01\n")
+        assert fs._session.repaired
+    done = subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert run(REAL_DEBUGFS, "-R", "cat /etc/hostname", image) == "web01\n"
+
+
+def test_a_filesystem_e2fsck_cannot_repair_is_not_written(
+    image: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open(image, "r+b") as disk:  # the state says "errors detected"
+        disk.seek(1024 + 58)
+        disk.write((0x2).to_bytes(2, "little"))
+    failing = tmp_path / "bin" / "e2fsck"  # an e2fsck that gives up, as on a wrecked filesystem
+    failing.parent.mkdir()
+    failing.write_text("#!/bin/sh\necho 'e2fsck: cannot continue, aborting.'\nexit 8\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{failing.parent}:{os.environ['PATH']}")
+    with pytest.raises(DriverError, match=r"e2fsck could not repair it \(exit status 8: "
+                       r"e2fsck: cannot continue, aborting.\); un-customize"):
+        with ExtFsOpener().open(VolumeRef(str(image), "raw"), writable=True) as fs:
+            fs.write("/etc/hostname", b"web01\n")
+    assert run(REAL_DEBUGFS, "-R", "cat /etc/hostname", image).endswith("\nmaster\n")

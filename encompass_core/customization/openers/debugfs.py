@@ -29,6 +29,7 @@ import attrs
 
 from encompass_core import rundir
 from encompass_core.customization.openers.base import kind_of_mode
+from encompass_core.customization.openers.extstate import CLEAN_AGAIN, prepare_for_writing
 from encompass_core.customization.openers.resolve import NAME_MAX, Entry
 from encompass_core.errors import DriverError, InvalidInput
 
@@ -119,6 +120,16 @@ class BatchResult:
     errors: list[str]
 
 
+def _ended(process: subprocess.Popen[bytes]) -> str:
+    """How a debugfs that printed nothing useful went: its exit status or signal."""
+    code = process.poll()
+    if code is None:
+        return "debugfs printed nothing it was expected to"
+    if code < 0:
+        return f"debugfs was killed by signal {code * -1}"
+    return f"debugfs exited with status {code}"
+
+
 def _error_lines(stderr: bytes) -> list[str]:
     return [
         os.fsdecode(line).strip()
@@ -143,6 +154,8 @@ class DebugfsSession:
         self.timeout = timeout  # seconds one request (or writing the changes out) may take
         self._process: subprocess.Popen[bytes] | None = None
         self.failed = False  # a request could not run: its caller got the error already
+        self.repaired = False  # e2fsck repaired what a writer killed earlier left (extstate)
+        self._image = (image_path, offset)
         self._linkdir: str | None = None
         if "?" in image_path:  # unix_io would read the rest as its options: hide it
             self._linkdir = rundir.make_dir("debugfs-")
@@ -154,6 +167,9 @@ class DebugfsSession:
     def _start(self) -> subprocess.Popen[bytes]:
         if self._process is None:
             mode = "-w" if self.writable else "-c"
+            if self.writable:
+                self.repaired = prepare_for_writing(self.executable, self.device, self._image,
+                                                    self.label, self.timeout)
             self._process = rundir.start(
                 [self.executable, mode, "-f", "-", self.device],
                 "debugfs",
@@ -190,7 +206,8 @@ class DebugfsSession:
             end = stdout.find(marker, position)
             echo = _ECHO + command + b"\n"
             if end < 0 or not stdout.startswith(echo, position):
-                errors = "; ".join(_error_lines(stderr)) or "debugfs stopped"
+                said = _error_lines(stderr) or _error_lines(stdout[position:].split(_ECHO, 1)[0])
+                errors = "; ".join(said) or _ended(process)
                 raise DriverError(f"debugfs on {self.label} did not run {os.fsdecode(command)!r}: {errors}")
             outputs.append(stdout[position + len(echo) : end])
             position = end + len(marker)
@@ -254,7 +271,8 @@ class DebugfsSession:
         if process is None:
             return []
         try:
-            _, stderr = process.communicate(timeout=self.timeout)
+            ending = f"{CLEAN_AGAIN}\n".encode() if self.writable else None
+            _, stderr = process.communicate(ending, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             rundir.stop(process, grace=2.0)
             return [f"debugfs did not finish in {self.timeout:g} s"]

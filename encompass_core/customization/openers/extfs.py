@@ -11,7 +11,9 @@ its directory in the same request, and forgets the inode it removed.
 
 A write removes the old file, writes the new one, sets its mode and owner (``sif``), then
 lists the directory and reads the file back, in one request: debugfs reports failures on
-stderr with exit status 0, so only the read-back tells that a write happened. When the
+stderr with exit status 0, so only the read-back tells that a write happened. The
+filesystem is marked "not clean" on disk while a writable session runs, and repaired first
+when a killed writer left it so (:mod:`.extstate`). When the
 volume is closed, debugfs writes the changes out and exits; a second, read-only debugfs then
 checks every change from the image itself, so :meth:`ExtFsAccess.close` fails when one did
 not reach it. A replaced file keeps its mode and owner unless new ones are given; a new file
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import os
 import stat as stat_module
-import struct
 
 import attrs
 
@@ -39,31 +40,16 @@ from encompass_core.customization.openers.debugfs import (
     quote,
     quote_source,
 )
+from encompass_core.customization.openers.extstate import ext_superblock
 from encompass_core.customization.openers.partitions import find_partition
 from encompass_core.customization.openers.resolve import Entry, Resolved
 from encompass_core.errors import Conflict, DriverError, InvalidInput, NotFound
 from encompass_core.settings import Setting
 
 ROOT_INODE = 2
-_EXT_MAGIC = 0xEF53
 _INCOMPAT_RECOVER = 0x4  # the journal holds transactions not yet written to the filesystem
 _FAST_LINK_MARKER = b'Fast link dest: "'
 _FAST_LINK_LIMIT = 60  # shorter targets live in the inode itself
-
-
-def ext_superblock(image_path: str, offset: int = 0) -> tuple[int, int] | None:
-    """``(incompat features, state)`` of the ext superblock at ``offset``, None if none is."""
-    try:
-        with open(image_path, "rb") as stream:
-            stream.seek(offset + 1024)
-            block = stream.read(1024)
-    except OSError:
-        return None
-    if len(block) < 1024 or struct.unpack_from("<H", block, 56)[0] != _EXT_MAGIC:
-        return None
-    (incompat,) = struct.unpack_from("<I", block, 96)
-    (state,) = struct.unpack_from("<H", block, 58)
-    return incompat, state
 
 
 # Contents read or written up to this size are kept for the session (a file is often read
