@@ -41,34 +41,78 @@ def cli_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str
 
 
 @pytest.fixture
-def encompass_home(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+def encompass_home(tmp_path: Path, store_backend: str, request: pytest.FixtureRequest) -> Path:
     """A temporary ENCOMPASS_HOME made by ``encompass init`` (default config, local pool), its
-    metadata in the backend the test asks for (``store_backend``), else in
-    ``$ENCOMPASS_TEST_BACKEND`` (default ``tinydb``)."""
+    metadata in the ``store_backend`` the test runs on (a fresh PostgreSQL database for
+    ``postgresql``)."""
     home = tmp_path / "home"
     done = subprocess.run([str(ENCOMPASS), "init"], env=cli_env(home), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    if backend_of(request) == "postgresql":
+    if store_backend == "postgresql":
         request.getfixturevalue("pg_dsn")
         use_postgresql(home)
     return home
 
 
+# -- which backend a test runs on ----------------------------------------------------------------
 #: The backends the store and operation tests run against.
 STORE_BACKENDS = ["tinydb", "postgresql"]
 
-
-def backend_of(request: pytest.FixtureRequest) -> str:
-    """The backend a test runs on: its ``store_backend`` parameter, else $ENCOMPASS_TEST_BACKEND."""
-    if "store_backend" in request.fixturenames:
-        return request.getfixturevalue("store_backend")
-    return os.environ.get("ENCOMPASS_TEST_BACKEND", "tinydb")
+#: Where a test touching the repository runs once per backend (the store and operation tests);
+#: elsewhere (scenarios, slow tests) it runs once, on the default backend.
+_TESTS = Path(__file__).resolve().parent
+EVERY_BACKEND_UNDER = (_TESTS / "core", _TESTS / "customization")
 
 
-@pytest.fixture(params=STORE_BACKENDS)
+def backends_for(item: pytest.Item | pytest.Function) -> list[str]:
+    """The backends a test runs on.
+
+    ``@pytest.mark.tinydb_only`` (a test of the embedded backend's files): TinyDB alone;
+    ``@pytest.mark.postgresql_only``: PostgreSQL alone.
+    ``$ENCOMPASS_TEST_BACKEND`` set: that backend alone (a quick run by hand).
+    Otherwise both for the store and operation tests that are not slow, TinyDB for the others.
+    """
+    if item.get_closest_marker("tinydb_only"):
+        return ["tinydb"]
+    if item.get_closest_marker("postgresql_only"):
+        return ["postgresql"]
+    chosen = os.environ.get("ENCOMPASS_TEST_BACKEND")
+    if chosen:
+        if chosen not in STORE_BACKENDS:
+            raise pytest.UsageError(f"ENCOMPASS_TEST_BACKEND should be one of {STORE_BACKENDS}, "
+                                    f"not {chosen!r}")
+        return [chosen]
+    if item.get_closest_marker("slow") or not any(
+            Path(item.path).is_relative_to(top) for top in EVERY_BACKEND_UNDER):
+        return ["tinydb"]
+    return list(STORE_BACKENDS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that reaches the repository (``store_backend``, ``new_store``, ``encompass_home``
+    and every fixture built on them) runs once per backend :func:`backends_for` names."""
+    if "store_backend" in metafunc.fixturenames:
+        backends = backends_for(metafunc.definition)
+        if len(backends) > 1:
+            metafunc.parametrize("store_backend", backends)
+
+
+@pytest.fixture
 def store_backend(request: pytest.FixtureRequest) -> str:
-    """Each backend in turn: a test using it (or ``new_store``, ``encompass_home``) runs on both."""
-    return request.param
+    """The backend the test runs on: its parameter, or the one backend :func:`backends_for` gives."""
+    return getattr(request, "param", None) or backends_for(request.node)[0]
+
+
+@pytest.fixture
+def repository(encompass_home: Path):
+    """The repository of ``encompass_home``, opened on the backend its ``encompass.toml`` names
+    (as the CLI opens it), for a test to read what the CLI wrote; closed at the end."""
+    from encompass_core import config
+    from encompass_core.store import open_store
+
+    store = open_store(encompass_home, config.load(encompass_home / config.CONFIG_NAME))
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -164,6 +164,7 @@ def test_a_setting_of_the_wrong_type_is_named_plainly(run_cli, encompass_home, r
     assert_one_line_error(result, "'max_chain_depth'", "should be a whole number", "True")
 
 
+@pytest.mark.tinydb_only
 @pytest.mark.parametrize("content, words", [
     (b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage", ("corrupt", "not UTF-8")),
     (b'{"_meta": {"1": {"schema": 1}}, "images": "x"}', ("corrupt", "table 'images'")),
@@ -179,6 +180,7 @@ def test_a_damaged_metadata_file(run_cli, encompass_home, content, words) -> Non
     assert metadata.read_bytes() == content
 
 
+@pytest.mark.tinydb_only
 @pytest.mark.parametrize("change, words", [
     (lambda doc: doc.pop("volumes"), ("image 'base'", "missing field 'volumes'")),
     (lambda doc: doc.update(state="bogus"), ("image 'base'", "state", "'bogus'", "ready")),

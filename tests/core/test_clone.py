@@ -22,7 +22,6 @@ from conftest import (
     sha256,
     volume_path,
 )
-from encompass_core.store import Store
 
 
 @pytest.mark.parametrize("disk", ["raw_disk", "qcow2_disk"])
@@ -119,7 +118,7 @@ def test_one_clone_failing_leaves_the_others_ready(run_cli, master, pool_dir) ->
     assert not list(pool_dir.rglob(".*.partial"))  # nothing half-made left behind
 
 
-def test_ctrl_c_leaves_no_clone_stuck_in_cloning(run_cli, encompass_home, tmp_path) -> None:
+def test_ctrl_c_leaves_no_clone_stuck_in_cloning(run_cli, encompass_home, repository, tmp_path) -> None:
     disk = tmp_path / "full.raw"
     block = os.urandom(MIB)
     with disk.open("wb") as out:
@@ -127,10 +126,9 @@ def test_ctrl_c_leaves_no_clone_stuck_in_cloning(run_cli, encompass_home, tmp_pa
             out.write(block)  # no holes: every clone copies 200 MiB
     assert run_cli("master", "import", "big", disk).code == 0
     disk.unlink()
-    store = Store(encompass_home / "metadata.json")
 
     def clone_records() -> list:
-        with store.snapshot() as tx:
+        with repository.snapshot() as tx:  # the backend the CLI writes to, whichever it is
             return [i for i in tx.images() if not i.is_master]
 
     cloning = subprocess.Popen(

@@ -96,6 +96,7 @@ def write_metadata(home: Path, text: str) -> bytes:
     return (home / "metadata.json").read_bytes()
 
 
+@pytest.mark.tinydb_only
 @pytest.mark.parametrize("damaged", ["metadata.json", "the shard of the master"])
 def test_a_corrupt_metadata_file_is_named_and_left_untouched(run_cli, master, encompass_home,
                                                              damaged) -> None:
@@ -114,6 +115,7 @@ def test_a_corrupt_metadata_file_is_named_and_left_untouched(run_cli, master, en
         assert metadata.read_bytes() == corrupt
 
 
+@pytest.mark.tinydb_only  # PostgreSQL: test_a_database_of_a_newer_schema_is_refused
 def test_an_unknown_schema_version_is_refused(run_cli, encompass_home) -> None:
     before = write_metadata(encompass_home, json.dumps({"_meta": {"1": {"schema": 99}}, "images": {}}))
 

@@ -89,7 +89,8 @@ def test_a_lease_is_live_while_renewed_and_gone_once_expired(pg_dsn, monkeypatch
 LEASE = 4
 
 
-ON_POSTGRESQL = pytest.mark.parametrize("store_backend", ["postgresql"])
+#: Tests of what PostgreSQL alone does (leases across hosts, its schema version).
+ON_POSTGRESQL = pytest.mark.postgresql_only
 
 
 @pytest.fixture
@@ -181,6 +182,7 @@ def test_a_database_of_a_newer_schema_is_refused(store_backend, run_cli, pg_dsn,
     assert_one_line_error(result, "schema version 99", "upgrade Encompass")
 
 
+@pytest.mark.tinydb_only  # starts from a TinyDB home and points it at a missing database
 def test_the_dsn_password_never_shows(run_cli, pg_server, encompass_home, monkeypatch) -> None:
     monkeypatch.setenv("TEST_PG_DSN", f"host=127.0.0.1 port={pg_server.port} user=postgres "
                        f"dbname=missing password={SECRET}")
