@@ -162,6 +162,19 @@ def _mapping(value: Any) -> Any:
 
 
 def _attrs_class(tp: type):
+    careful = _careful_attrs_class(tp)
+    fast = _fast_attrs_class(tp)
+
+    def convert(value: Any) -> Any:
+        try:
+            return fast(value)
+        except (_Slow, _Misfit, TypeError, ValueError):
+            return careful(value)  # says which field does not fit, or accepts what fast did not
+
+    return convert
+
+
+def _careful_attrs_class(tp: type):
     attrs.resolve_types(tp)
     fields = [(f.name, _converter(f.type), f.metadata.get(ONE_OF),
                f.default is attrs.NOTHING or bool(f.metadata.get(REQUIRED)))
@@ -211,3 +224,109 @@ def _scalar(tp: type):
         return value
 
     return convert
+
+
+# -- the fast path -------------------------------------------------------------------------------
+# Reading a listing converts thousands of documents; the careful converters above cost a Python
+# call or two per field. Each attrs class also gets one function generated for it that checks
+# the usual shapes inline (exact JSON types, None, literals, lists of classes) and gives up
+# (:class:`_Slow`) on anything else: then the careful converter runs and decides, so what is
+# accepted and every message stay the careful converter's.
+
+
+class _Slow(Exception):
+    """The fast path met a value it does not check itself."""
+
+
+_FAST: dict[type, Any] = {}
+
+
+def _fast_attrs_class(tp: type):
+    """The generated fast converter of attrs class ``tp`` (cached)."""
+    made = _FAST.get(tp)
+    if made is None:
+        _FAST[tp] = _careful_only(tp)  # a class reached again while being built takes this
+        made = _FAST[tp] = _generate(tp)
+    return made
+
+
+def _careful_only(tp: type):
+    def convert(value: Any) -> Any:
+        return _converter(tp)(value)
+
+    return convert
+
+
+def _generate(tp: type):
+    attrs.resolve_types(tp)
+    namespace: dict[str, Any] = {"_Slow": _Slow, "TP": tp}
+    lines = ["def convert(value):",
+             "    if value.__class__ is not dict:",
+             "        raise _Slow",
+             "    kw = {}"]
+    for number, field in enumerate(attrs.fields(tp)):
+        required = field.default is attrs.NOTHING or bool(field.metadata.get(REQUIRED))
+        lines.append(f"    if {field.name!r} in value:")
+        lines.append(f"        x = value[{field.name!r}]")
+        lines += _checks(field.type, "x", namespace, "        ", f"f{number}")
+        choices = field.metadata.get(ONE_OF)
+        if choices is not None:
+            namespace[f"one_of_{number}"] = frozenset(choices)
+            lines.append(f"        if x not in one_of_{number}:")
+            lines.append("            raise _Slow")
+        lines.append(f"        kw[{field.name!r}] = x")
+        if required:
+            lines.append("    else:")
+            lines.append("        raise _Slow")
+    lines.append("    return TP(**kw)")
+    exec(compile("\n".join(lines), f"<fast converter of {tp.__name__}>", "exec"), namespace)  # noqa: S102
+    return namespace["convert"]
+
+
+_EXACT = {str: "str", bool: "bool", int: "int"}
+
+
+def _checks(tp: Any, var: str, namespace: dict[str, Any], indent: str, key: str) -> list[str]:
+    """Source lines leaving in ``var`` the value of type ``tp`` it holds, or raising _Slow."""
+    if tp is Any or tp is typing.Any:
+        return []
+    if tp in _EXACT:  # exact classes: a bool is not taken for an int, nor a subclass for a str
+        return [f"{indent}if {var}.__class__ is not {_EXACT[tp]}:", f"{indent}    raise _Slow"]
+    if tp is float:
+        return [f"{indent}if {var}.__class__ is int:", f"{indent}    {var} = float({var})",
+                f"{indent}elif {var}.__class__ is not float:", f"{indent}    raise _Slow"]
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType) and type(None) in args and len(args) == 2:
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        body = _checks(inner, var, namespace, indent + "    ", key)
+        return [f"{indent}if {var} is not None:", *body] if body else []
+    if origin is typing.Literal:
+        namespace[f"literal_{key}"] = frozenset(args)
+        return [f"{indent}if {var} not in literal_{key}:", f"{indent}    raise _Slow"]
+    if origin is dict:
+        return [f"{indent}if {var}.__class__ is not dict:", f"{indent}    raise _Slow",
+                f"{indent}{var} = dict({var})"]
+    if isinstance(tp, type) and attrs.has(tp):
+        namespace[f"class_{key}"] = _fast_attrs_class(tp)
+        return [f"{indent}{var} = class_{key}({var})"]
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        lines = [f"{indent}if {var}.__class__ is not list and {var}.__class__ is not tuple:",
+                 f"{indent}    raise _Slow"]
+        item = args[0]
+        if isinstance(item, type) and attrs.has(item):
+            namespace[f"item_{key}"] = _fast_attrs_class(item)
+            return [*lines, f"{indent}{var} = tuple([item_{key}(v) for v in {var}])"]
+        if item in _EXACT:
+            return [*lines, f"{indent}for v in {var}:", f"{indent}    if v.__class__ is not {_EXACT[item]}:",
+                    f"{indent}        raise _Slow", f"{indent}{var} = tuple({var})"]
+    if origin is tuple and args and all(arg in _EXACT for arg in args):  # (image, index)
+        lines = [f"{indent}if ({var}.__class__ is not list and {var}.__class__ is not tuple)"
+                 f" or len({var}) != {len(args)}:", f"{indent}    raise _Slow"]
+        for place, arg in enumerate(args):
+            lines += [f"{indent}if {var}[{place}].__class__ is not {_EXACT[arg]}:",
+                      f"{indent}    raise _Slow"]
+        return [*lines, f"{indent}{var} = tuple({var})"]
+    # Anything else (unions of several types...): the careful converter of that type.
+    namespace[f"careful_{key}"] = _converter(tp)
+    return [f"{indent}{var} = careful_{key}({var})"]

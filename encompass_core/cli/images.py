@@ -9,6 +9,7 @@ import click
 from ..operations import clone as clone_op
 from ..operations import delete as delete_op
 from ..operations import holding, importing, lineage, profiles
+from ..store.bulk import collector_paused
 from . import output
 
 
@@ -121,16 +122,18 @@ def image() -> None:
 
 
 def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None = None) -> None:
-    with ctx.store.snapshot() as tx:
+    # Thousands of images and their rows are objects that live until the listing is printed:
+    # the cycle collector would only walk them again and again.
+    with collector_paused(), ctx.store.snapshot() as tx:
         if master_name is None:
             images = tx.images(kind=kind)
         else:  # the master and its clones, asked as such
             master = tx.find_image(master_name)
             images = [i for i in ([master] if master else []) + tx.images(master=master_name)
                       if kind is None or i.kind == kind]
-    rows = [_image_row(i) for i in images]
+        rows = [_image_row(i) for i in images]
     if as_json:
-        output.emit_json(rows)
+        output.emit_rows(rows)
         return
     if not rows:
         output.note("no images yet: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")

@@ -33,6 +33,7 @@ from ..convert import from_document, to_document
 from ..errors import ConfigError, Conflict, NotFound, StoreError
 from ..model import Event, Image, Machine, Owner, now
 from . import pg_lease, pg_schema
+from .bulk import collector_paused
 from .owners import process_start_time
 
 T = TypeVar("T")
@@ -140,8 +141,9 @@ class PostgresTransaction:
                              "(it was left untouched)") from None
 
     def _images(self, sql: str, params: Sequence[Any] = ()) -> list[Image]:
-        rows = self._conn.execute(sql, params).fetchall()
-        return [self._load(Image, doc, f"image {doc.get('name')!r}") for (doc,) in rows]
+        with collector_paused():
+            rows = self._conn.execute(sql, params).fetchall()
+            return [self._load(Image, doc, f"image {doc.get('name')!r}") for (doc,) in rows]
 
     # -- images -----------------------------------------------------------------------------
     def find_image(self, name: str) -> Image | None:

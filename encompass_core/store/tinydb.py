@@ -41,6 +41,7 @@ from ..errors import Conflict, NotFound, StoreError
 from ..lifecycle import TRANSITIONAL
 from ..model import Event, Image, Machine, Owner, now
 from . import files, upgrade
+from .bulk import collector_paused
 from .owners import owner_alive
 
 SCHEMA = 2
@@ -160,13 +161,15 @@ class Transaction:
     def _doc(self, name: str) -> dict[str, Any] | None:
         return self._shard(shard_of(name, self._shard_count))["images"].get(name)
 
-    def _load(self, cls: type[T], doc: Any, where: str, file: Path | None = None) -> T:
+    def _load(self, cls: type[T], doc: Any, where: str, image: str | None = None) -> T:
         """A stored document as ``cls``; one that does not fit the model is refused, naming it
-        and the file that holds it."""
+        and the file that holds it (the shard of ``image``, else the main file)."""
         try:
             return from_document(cls, doc, where)
         except StoreError as exc:
-            holder = self._layout.main if self._memory is not None or file is None else file
+            # The shard is worked out only here: reading thousands of images pays nothing for it.
+            in_shard = self._memory is None and image is not None
+            holder = self._layout.shard(shard_of(image, self._shard_count)) if in_shard else self._layout.main
             raise StoreError(
                 f"metadata file {holder}: {exc}; it was left untouched: fix that document, "
                 f"or restore the file from its .bak"
@@ -175,8 +178,7 @@ class Transaction:
     def _image(self, name: str, doc: dict[str, Any]) -> Image:
         image = self._converted.get(name)
         if image is None:
-            image = self._converted[name] = self._load(
-                Image, doc, f"image {name!r}", self._layout.shard(shard_of(name, self._shard_count)))
+            image = self._converted[name] = self._load(Image, doc, f"image {name!r}", name)
         return image
 
     def _all_docs(self) -> list[tuple[int, str, dict[str, Any]]]:
@@ -214,10 +216,11 @@ class Transaction:
             names = self._referrers(parent if parent is not None else master)
         else:
             names = None
-        if names is None:
-            found = [self._image(name, doc) for _seq, name, doc in self._all_docs()]
-        else:
-            found = self._images_named(names)
+        with collector_paused():
+            if names is None:
+                found = [self._image(name, doc) for _seq, name, doc in self._all_docs()]
+            else:
+                found = self._images_named(names)
         return [i for i in found if (kind is None or i.kind == kind)
                 and (state is None or i.state == state) and (master is None or i.master == master)
                 and (parent is None or i.parent == parent) and (machine is None or i.machine == machine)]
