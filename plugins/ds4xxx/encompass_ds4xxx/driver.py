@@ -46,6 +46,16 @@ from .smcli import Smcli, SmcliError, quote
 FORMAT = "raw"  # a LUN holds a raw disk
 
 
+class UtilityMapping:
+    """A logical drive mapped to the utility host: its address, the commands to run with the
+    unmapping (``after``) and that call's output."""
+
+    def __init__(self, address: lunaccess.LunAddress) -> None:
+        self.address = address
+        self.after: list[str] = []
+        self.output = ""
+
+
 class Ds4xxxStorageDriver(StorageDriver):
     """A pool in one array of a DS4000-series subsystem, driven through SMcli."""
 
@@ -144,25 +154,25 @@ class Ds4xxxStorageDriver(StorageDriver):
             if label in profile.drives:
                 self._delete_label(profile, label)
 
-    def _create(self, label: str, capacity: int) -> None:
-        self.smcli.run(f"create logicalDrive array={self.array} capacity={capacity} Bytes "
-                       f"userLabel={quote(label)};")
-
-    def _write_new(self, label: str, final: str, source: Path, source_format: str, size: int,
-                   progress: Progress | None) -> None:
-        """Create ``label``, copy ``source`` onto it through the utility host, rename it
-        ``final``; nothing is left when any step fails."""
-        self._create(label, size)
+    def _write_new(self, profile: Profile, label: str, final: str, source: Path, source_format: str,
+                   size: int, progress: Progress | None) -> Profile:
+        """Create ``label`` mapped to the utility host, copy ``source`` onto it, unmap it and
+        rename it ``final`` (three SMcli calls); nothing is left when any step fails. Returns
+        the profile showing the new logical drive."""
+        create = (f"create logicalDrive array={self.array} capacity={size} Bytes "
+                  f"userLabel={quote(label)};")
         try:
-            with self._on_utility(label) as address:
-                lunaccess.write_to_lun(source, source_format, address, self.copy_timeout,
+            with self._on_utility(label, profile, before=[create]) as mapped:
+                lunaccess.write_to_lun(source, source_format, mapped.address, self.copy_timeout,
                                        f"[pools.{self.pool}] copy_timeout")
-            self.smcli.run(f"set logicalDrive [{quote(label)}] userLabel={quote(final)};")
+                mapped.after = [f"set logicalDrive [{quote(label)}] userLabel={quote(final)};",
+                                f"show logicalDrive [{quote(final)}];"]
         except BaseException:
             self._discard(label)
             raise
         if progress is not None:
             progress(size)
+        return parse_profile(mapped.output)
 
     # -- import, write -------------------------------------------------------------------------
     def inspect_source(self, source: Path) -> None:
@@ -179,8 +189,8 @@ class Ds4xxxStorageDriver(StorageDriver):
         profile = self._profile()
         label = self._free_label(profile, image, index)
         final = labels.master(label)
-        self._write_new(labels.partial(label), final, Path(source), fmt, size, progress)
-        return self._volume(final, index, size, self._profile(), readonly=True)
+        made = self._write_new(profile, labels.partial(label), final, Path(source), fmt, size, progress)
+        return self._volume(final, index, size, made, readonly=True)
 
     def write_volume(self, image: str, index: int, source: VolumeRef, size: int,
                      progress: Progress | None = None) -> Volume:
@@ -189,9 +199,11 @@ class Ds4xxxStorageDriver(StorageDriver):
                                f"drives, not {source.format} volumes")
         if size <= 0:
             raise InvalidInput(f"pool '{self.pool}': a logical drive needs a size above 0")
-        label = self._free_label(self._profile(), image, index)
-        self._write_new(labels.partial(label), label, Path(source.path), source.format, size, progress)
-        return self._volume(label, index, size, self._profile())
+        profile = self._profile()
+        label = self._free_label(profile, image, index)
+        made = self._write_new(profile, labels.partial(label), label, Path(source.path), source.format,
+                               size, progress)
+        return self._volume(label, index, size, made)
 
     # -- clones --------------------------------------------------------------------------------
     def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
@@ -221,28 +233,30 @@ class Ds4xxxStorageDriver(StorageDriver):
         if source.depth + 1 > request.max_depth:
             raise Conflict(f"a FlashCopy would be {source.depth + 1} deep, over the limit of "
                            f"{request.max_depth}; clone with --mode full")
-        self.smcli.run(f"create FlashCopyLogicalDrive baseLogicalDrive={quote(base.label)} "
-                       f"userLabel={quote(label)} repositoryUserLabel={quote(labels.repository(label))} "
-                       f"repositoryPercentOfBase={self.repository_percent};")
-        size = source.size or base.capacity
-        made = self._volume(label, request.index, size, self._profile(), depth=source.depth + 1)
-        return made
+        shown = self.smcli.run(
+            f"create FlashCopyLogicalDrive baseLogicalDrive={quote(base.label)} userLabel={quote(label)} "
+            f"repositoryUserLabel={quote(labels.repository(label))} "
+            f"repositoryPercentOfBase={self.repository_percent};", f"show logicalDrive [{quote(label)}];")
+        return self._volume(label, request.index, source.size or base.capacity, parse_profile(shown),
+                            depth=source.depth + 1)
 
     def _volume_copy(self, source: Volume, base: Drive, label: str, progress: CloneProgress) -> Volume:
         target = labels.partial(label)
         capacity = max(source.size, base.capacity)
-        self._create(target, capacity)
         try:
-            self.smcli.run(f"create volumeCopy source={quote(base.label)} target={quote(target)} "
+            self.smcli.run(f"create logicalDrive array={self.array} capacity={capacity} Bytes "
+                           f"userLabel={quote(target)};",
+                           f"create volumeCopy source={quote(base.label)} target={quote(target)} "
                            f"copyPriority={self.copy_priority} targetReadOnlyEnabled=FALSE;")
             progress.started_job(target, f"VolumeCopy of logical drive {base.label} to {target}")
             self._wait_for_copy(base.label, target, capacity, progress)
-            self.smcli.run(f"remove volumeCopy target [{quote(target)}];",
-                           f"set logicalDrive [{quote(target)}] userLabel={quote(label)};")
+            shown = self.smcli.run(f"remove volumeCopy target [{quote(target)}];",
+                                   f"set logicalDrive [{quote(target)}] userLabel={quote(label)};",
+                                   f"show logicalDrive [{quote(label)}];")
         except BaseException:
             self._discard(target)
             raise
-        return self._volume(label, source.index, capacity, self._profile())
+        return self._volume(label, source.index, capacity, parse_profile(shown))
 
     def _wait_for_copy(self, source: str, target: str, capacity: int, progress: CloneProgress) -> None:
         deadline = time.monotonic() + self.copy_timeout
@@ -335,11 +349,13 @@ class Ds4xxxStorageDriver(StorageDriver):
 
     # -- the utility server --------------------------------------------------------------------
     @contextlib.contextmanager
-    def _on_utility(self, label: str) -> Iterator[lunaccess.LunAddress]:
-        """The logical drive mapped to the utility server's host for the block, unmapped after
-        (unless another exposure of this process still uses the mapping)."""
+    def _on_utility(self, label: str, profile: Profile, before: list[str] | None = None
+                    ) -> Iterator[UtilityMapping]:
+        """The logical drive mapped to the utility server's host for the block and unmapped
+        after it (unless another exposure of this process still uses the mapping). ``before``
+        runs in the same SMcli call as the mapping; ``after``, set in the block, in the same
+        call as the unmapping when the block succeeds (its output is kept)."""
         with self._utility_lock:
-            profile = self._profile()
             host = self.hosts.ensure(profile, self.utility_host, [self.utility_initiator])
             if host not in profile.hosts:  # just made: read its target
                 profile = self._profile()
@@ -350,35 +366,44 @@ class Ds4xxxStorageDriver(StorageDriver):
                                "to one host: detach it there first")
             if mapping is None:
                 lun = self.hosts.free_lun(profile, host)
-                self.smcli.run(f"set logicalDrive [{quote(label)}] logicalUnitNumber={lun} "
-                               f"host={quote(host)};")
-                self._utility_users[label] = 0
+                self.smcli.run(*(before or []), f"set logicalDrive [{quote(label)}] "
+                               f"logicalUnitNumber={lun} host={quote(host)};")
             else:
                 lun = mapping.lun
+                if before:
+                    self.smcli.run(*before)
             self._utility_users[label] = self._utility_users.get(label, 0) + 1
-            address = lunaccess.LunAddress(self._portal(profile), self._target(profile, host),
-                                           lun + self.lun_offset, self.utility_initiator)
+            mapped = UtilityMapping(lunaccess.LunAddress(
+                self._portal(profile), self._target(profile, host), lun + self.lun_offset,
+                self.utility_initiator))
+        unmap = [f"remove logicalDrive [{quote(label)}] lunMapping host={quote(host)};"]
         try:
-            yield address
+            yield mapped
+        except BaseException:
+            mapped.after = []
+            raise
         finally:
             with self._utility_lock:
                 self._utility_users[label] -= 1
-                if self._utility_users[label] == 0:
+                last = self._utility_users[label] == 0
+                if last:
                     del self._utility_users[label]
-                    self.smcli.run(f"remove logicalDrive [{quote(label)}] lunMapping host={quote(host)};")
+                commands = (unmap if last else []) + mapped.after
+                if commands:
+                    mapped.output = self.smcli.run(*commands)
 
     @contextlib.contextmanager
     def expose(self, volume: Volume, writable: bool) -> Iterator[VolumeRef]:
         """The logical drive mapped to the utility host and exported as a raw file (FUSE);
         unmapped afterwards."""
-        _, drive = self._require(volume)
+        profile, drive = self._require(volume)
         parsed = labels.parse(drive.label)
         if writable and (volume.readonly or (parsed is not None and parsed.readonly)):
             raise Conflict(f"logical drive '{drive.label}' of pool '{self.pool}' is a master's "
                            "(read-only)")
-        with self._on_utility(drive.label) as address:
-            export = lunaccess.export(address, writable, f"logical drive {drive.label} of pool "
-                                                         f"'{self.pool}'")
+        with self._on_utility(drive.label, profile) as mapped:
+            export = lunaccess.export(mapped.address, writable, f"logical drive {drive.label} of pool "
+                                                                f"'{self.pool}'")
             try:
                 yield VolumeRef(path=export.raw_path, format=FORMAT)
             finally:

@@ -9,8 +9,7 @@ parenthesised list (``drives=(1,1 1,2)``).
 from __future__ import annotations
 
 import re
-
-import attrs
+from typing import NamedTuple
 
 _TOKEN = re.compile(r'\s+|"((?:[^"\\]|\\.)*)"|([\[\]();=,])|([^\s\[\]();=",]+)')
 UNITS = ("bytes", "kb", "mb", "gb", "tb")
@@ -20,23 +19,22 @@ class ScriptSyntaxError(Exception):
     """A script SMcli would refuse at its syntax check."""
 
 
-@attrs.frozen
-class Token:
+class Token(NamedTuple):
     kind: str  # word | string | punct
     text: str
 
 
-@attrs.define
 class Command:
     """One parsed command: its keywords, label lists (by the keyword before each) and
     parameters (names lowercased)."""
 
-    line: int
-    text: str
-    keywords: list[str] = attrs.Factory(list)
-    lists: dict[str, list[str]] = attrs.Factory(dict)
-    params: dict[str, str] = attrs.Factory(dict)
-    flags: list[str] = attrs.Factory(list)  # keywords after the first parameter or list
+    def __init__(self, line: int, text: str) -> None:
+        self.line = line
+        self.text = text
+        self.keywords: list[str] = []
+        self.lists: dict[str, list[str]] = {}
+        self.params: dict[str, str] = {}
+        self.flags: list[str] = []  # keywords after the first parameter or list
 
     def verb(self, size: int) -> tuple[str, ...]:
         return tuple(self.keywords[:size])
