@@ -38,10 +38,11 @@ def volume_label(pool: str, image: str, index: int) -> str:
     """``IMAGE_INDEX``, checked to fit with every suffix the pool adds."""
     label = f"{image}_{index}"
     if len(label) + 3 > MAX_LABEL:
+        longest = MAX_LABEL - 4 - len(str(index))
         raise InvalidInput(
             f"pool '{pool}' names logical drives IMAGE_INDEX (30 characters at most with its "
-            f"suffixes): image name '{image}' is {len(image)} characters long, {MAX_LABEL - 4 - len(str(index))} "
-            "at most here; choose a shorter name"
+            f"suffixes): image name '{image}' is {len(image)} characters long, {longest} at most "
+            "here; choose a shorter name"
         )
     return label
 

@@ -120,9 +120,10 @@ def topology(state: dict[str, Any]) -> str:
                   f"         Host type:               {host['type']}",
                   f"         iSCSI target name:       {host['target']}"]
         for identifier, port in sorted(host["ports"].items()):
+            interface = "iSCSI" if port["interface"] == "ISCSI" else port["interface"]
             lines += [f"         Host port identifier:    {identifier}",
                       f"            Alias:                {port['label']}",
-                      f"            Interface type:       {'iSCSI' if port['interface'] == 'ISCSI' else port['interface']}"]
+                      f"            Interface type:       {interface}"]
         lines.append("")
     return "\n".join(lines) + "\n"
 
