@@ -80,10 +80,13 @@ class Ds4xxxStorageDriver(StorageDriver):
         self.hosts = HostMaker(self.pool, self.smcli, value(settings, "host_type"))
         self._utility_lock = threading.Lock()  # LUN choices on the utility host, in this process
         self._utility_users: dict[str, int] = {}  # exposures sharing a mapping, by label
+        self._subsystem = ""  # its name, from the last profile read
 
     # -- reading the subsystem -----------------------------------------------------------------
     def _profile(self) -> Profile:
-        return parse_profile(self.smcli.run("show storageSubsystem;"))
+        profile = parse_profile(self.smcli.run("show storageSubsystem;"))
+        self._subsystem = profile.name
+        return profile
 
     def _require(self, volume: Volume) -> tuple[Profile, Drive]:
         profile = self._profile()
@@ -120,7 +123,7 @@ class Ds4xxxStorageDriver(StorageDriver):
 
     def _volume(self, label: str, index: int, size: int, profile: Profile, **kw: Any) -> Volume:
         drive = profile.drives.get(label)
-        data = {"subsystem": profile.name, "array": self.array}
+        data = {"subsystem": profile.name or self._subsystem, "array": self.array}
         if drive is not None:
             data.update(wwn=drive.wwn, owner=drive.owner)
         return Volume(index=index, pool=self.pool, format=FORMAT, location=label, size=size,

@@ -4,9 +4,9 @@ whose logical drives are tgt iSCSI LUNs, read and written through QEMU's iSCSI d
 from __future__ import annotations
 
 import pytest
+from ds4xxx_testing import make_driver
 from encompass_ds4xxx import plugin
 
-from conftest import make_driver
 from encompass_core.testing import PeerDownSuite, StorageDriverSuite
 
 
