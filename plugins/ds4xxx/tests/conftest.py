@@ -63,6 +63,6 @@ def simulator(tmp_path: Path, tgtd: Tgtd, monkeypatch) -> Simulator:
 
 @pytest.fixture
 def driver(tmp_path: Path, simulator: Simulator) -> Iterator[Ds4xxxStorageDriver]:
-    made = make_driver(tmp_path, simulator)
+    made = make_driver(tmp_path)
     yield made
     made.close()

@@ -93,12 +93,12 @@ class Simulator:
         return done.stdout
 
 
-def make_driver(folder: Path, sim: Simulator | None, name: str = "san", **settings: Any
+def make_driver(folder: Path, reachable: bool = True, name: str = "san", **settings: Any
                 ) -> Ds4xxxStorageDriver:
-    """A ds4xxx pool on the simulator (``sim`` None: on controllers nobody answers at)."""
+    """A ds4xxx pool on the simulator (not ``reachable``: on controllers nobody answers at)."""
     table = {"smcli": str(SMCLI), "controllers": list(CONTROLLERS), "array": "1",
              "utility_initiator": UTILITY_INITIATOR, "lun_offset": 1, "poll_interval": 0.05}
-    if sim is None:
+    if not reachable:
         table["controllers"] = ["192.0.2.1", "192.0.2.2"]
     table.update(settings)
     section = Section(name, "ds4xxx", table)

@@ -17,4 +17,4 @@ class TestDs4xxxConformance(StorageDriverSuite, PeerDownSuite):
 
     @pytest.fixture
     def down_driver(self, tmp_path, simulator):
-        return make_driver(tmp_path, None)
+        return make_driver(tmp_path, reachable=False)

@@ -140,7 +140,7 @@ def test_a_machine_without_an_initiator_name_is_refused(driver, simulator, maste
 
 def test_a_password_protected_subsystem_needs_the_password(tmp_path, simulator, monkeypatch, source):
     simulator.set(subsystem__password="s3cret-pw")
-    without = make_driver(tmp_path, simulator)
+    without = make_driver(tmp_path)
     with pytest.raises(DriverError) as refused:
         without.import_volume("debian", 0, source)
     message = one_line(refused.value)
@@ -148,7 +148,7 @@ def test_a_password_protected_subsystem_needs_the_password(tmp_path, simulator, 
     assert simulator.labels() == set()
 
     monkeypatch.setenv("SAN_PASSWORD", "s3cret-pw")
-    with_password = make_driver(tmp_path, simulator, password_env="SAN_PASSWORD")
+    with_password = make_driver(tmp_path, password_env="SAN_PASSWORD")
     volume = with_password.import_volume("debian", 0, source)
     assert volume.location in simulator.labels()
     assert "s3cret-pw" not in repr(volume)
@@ -160,7 +160,7 @@ def test_a_password_protected_subsystem_needs_the_password(tmp_path, simulator, 
 
 
 def test_a_missing_smcli_is_one_line(tmp_path, simulator):
-    broken = make_driver(tmp_path, simulator, smcli=str(tmp_path / "no-SMcli"))
+    broken = make_driver(tmp_path, smcli=str(tmp_path / "no-SMcli"))
     with pytest.raises(DriverError) as refused:
         broken.discover()
     assert "SMcli not found" in one_line(refused.value)
