@@ -104,10 +104,8 @@ def run_demo(
             importing.import_master(
                 ctx, "demo", [built.disk],
                 hardware=HardwareProfile(memory_mib=256, cpus=1),
-                software=SoftwareProfile(
-                    os="busybox", description="Encompass demo guest",
-                    extra={"kernel": "/boot/vmlinuz", "initrd": "/boot/initrd.img",
-                           "cmdline": built.cmdline}),
+                # No kernel in the profile: the machine's firmware boots the disk (syslinux).
+                software=SoftwareProfile(os="busybox", description="Encompass demo guest"),
             )
             say("imported master 'demo' (version 1)")
         started = time.monotonic()

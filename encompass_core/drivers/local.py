@@ -34,7 +34,7 @@ from ..errors import Conflict, DriverError, InvalidInput, NotFound, NotSupported
 from ..model import Machine, Volume
 from ..records import CloneRequest, StorageDriverRecord
 from ..settings import Setting
-from . import qemuimg
+from . import qemuimg, streaming
 from .sparsecopy import copy_sparse, try_reflink
 
 _SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
@@ -147,8 +147,14 @@ class LocalStorageDriver(StorageDriver):
     # -- clones -----------------------------------------------------------------------------
     def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
                      progress: CloneProgress) -> Volume | None:
+        """Native clones of this pool's volumes; from another local pool copy-on-write overlays
+        (a qcow2 file may be backed by a file anywhere on this host) and trees. A full copy of a
+        file from any other pool returns None: the core streams it (:meth:`write_volume`), with
+        progress."""
         if not isinstance(source_driver, LocalStorageDriver) or source.format not in _SUFFIX:
             return None  # not a file of ours: the core copies it through expose/write_volume
+        if source.pool != self.pool and request.mode == "full" and source.format != "dir":
+            return None
         self._check_ours(source)  # qemu-img -u would make an overlay of a missing file
         return self._clone(source, request.image, request.index, request.mode, request.max_depth)
 
@@ -241,18 +247,39 @@ class LocalStorageDriver(StorageDriver):
 
     def write_volume(self, image: str, index: int, source: VolumeRef, size: int,
                      progress: Progress | None = None) -> Volume:
+        """A new volume from one another pool exposes: a tree is copied with ``cp -a``, a raw
+        file or device streamed keeping holes (:func:`.streaming.stream_raw`), a qcow2 chain or
+        a URL read through ``qemu-img convert``. Written under a ``.partial`` name: a failed or
+        interrupted copy leaves nothing that looks like a volume (``repair`` removes the rest)."""
         if source.format == "dir":
             target = self._target(image, index, "dir")
             self._copy_tree(Path(source.path), target)
             _make_writable_top(target)
+            if progress:
+                progress(size)
             return self._volume(index, "dir", target)
-        if source.format not in _SUFFIX:
-            raise NotSupported(f"pool '{self.pool}' (local) keeps raw, qcow2 and dir volumes, not "
-                               f"{source.format}")
-        target = self._target(image, index, source.format)
+        fmt = _stream_format(source)
+        if fmt is None:
+            raise NotSupported(f"pool '{self.pool}' (local) keeps raw, qcow2 and dir volumes; it cannot "
+                               f"read a {source.format} volume at {source.path}")
+        target = self._target(image, index, fmt)
+        if os.path.lexists(target):
+            raise Conflict(f"{target} exists already in pool '{self.pool}'")
         with self._writing(target, 0o644) as partial:
-            _copy_volume_file(source.path, partial, source.format, self.copy_timeout, self._copy_setting)
-        return self._volume(index, source.format, target, size=size)
+            if fmt == "raw" and not streaming.is_url(source.path):
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    streaming.stream_raw(source.path, fd, size, progress)
+                except OSError as exc:
+                    raise DriverError(f"cannot copy {source.path} into pool '{self.pool}': "
+                                      f"{exc.strerror or exc}") from exc
+                finally:
+                    os.close(fd)
+            else:
+                streaming.convert(source.path, "raw" if source.format not in _SUFFIX else source.format,
+                                  str(partial), fmt, size, progress, self.copy_timeout,
+                                  self._copy_setting)
+        return self._volume(index, fmt, target, size=size)
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         self._check_ours(volume)
@@ -333,6 +360,19 @@ def _copy_volume_file(source: str, partial: Path, fmt: str, timeout: float, sett
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()  # e.g. no O_DIRECT on this filesystem (tmpfs): copy by hand
     copy_sparse(source, str(partial))
+
+
+def _stream_format(source: VolumeRef) -> str | None:
+    """The format a volume streamed from ``source`` is kept in here: its own when raw or qcow2;
+    raw for what QEMU reads by URL or a block device (a mapped LUN); None when unreadable."""
+    if source.format in ("raw", "qcow2"):
+        return source.format
+    if streaming.is_url(source.path):
+        return "raw"
+    with contextlib.suppress(OSError):
+        if stat.S_ISBLK(os.stat(source.path).st_mode):
+            return "raw"
+    return None
 
 
 def _is_readonly(path: Path) -> bool:
