@@ -8,6 +8,7 @@ delete --mode system`` ends it).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -17,7 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ds4xxx_testing import ARRAY_SIZE, CONTROLLERS, SMCLI, Simulator, Tgtd, free_port, make_driver
+from ds4xxx_testing import (
+    ARRAY_SIZE,
+    CONTROLLERS,
+    SMCLI,
+    UTILITY_INITIATOR,
+    Simulator,
+    Tgtd,
+    free_port,
+    make_driver,
+)
 from encompass_ds4xxx.driver import Ds4xxxStorageDriver
 
 _controls = itertools.count(7000 + os.getpid() % 1000 * 10)
@@ -66,3 +76,25 @@ def driver(tmp_path: Path, simulator: Simulator) -> Iterator[Ds4xxxStorageDriver
     made = make_driver(tmp_path)
     yield made
     made.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path, simulator: Simulator) -> Path:
+    """An ENCOMPASS_HOME whose default pool 'san' is on the simulator."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "encompass.toml").write_text(f"""\
+[defaults]
+pool = "san"
+clone_mode = "cow"
+
+[pools.san]
+driver = "ds4xxx"
+smcli = "{SMCLI}"
+controllers = {json.dumps(CONTROLLERS)}
+array = "1"
+utility_initiator = "{UTILITY_INITIATOR}"
+lun_offset = 1
+poll_interval = 0.1
+""")
+    return folder

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ SMCLI = HERE / "SMcli"
 CONTROLLERS = ["127.0.0.2", "127.0.0.3"]
 UTILITY_INITIATOR = "iqn.2024-01.org.encompass:utility"
 ARRAY_SIZE = "256 MB"
+ENCOMPASS = Path(sys.executable).with_name("encompass")
 
 
 def free_port() -> int:
@@ -106,3 +108,21 @@ def make_driver(folder: Path, reachable: bool = True, name: str = "san", **setti
     return Ds4xxxStorageDriver(section, config)
 
 
+def cli_env(home: Path) -> dict[str, str]:
+    """The environment of an ``encompass`` run in ``home`` (no user allow-list)."""
+    values = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
+    values.update(ENCOMPASS_HOME=str(home), XDG_CACHE_HOME=str(home.parent / "xdg-cache"), COLUMNS="200")
+    return values
+
+
+def encompass(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the ``encompass`` command in ``home``."""
+    return subprocess.run([str(ENCOMPASS), *args], env=cli_env(home), capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def ok(home: Path, *args: str) -> str:
+    """Run ``encompass``, check it succeeded, return what it printed."""
+    done = encompass(home, *args)
+    assert done.returncode == 0, f"encompass {' '.join(args)}: {done.stderr}"
+    return done.stdout

@@ -4,59 +4,16 @@ after a clone process was killed in the middle of its VolumeCopy."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
-from ds4xxx_testing import CONTROLLERS, SMCLI, UTILITY_INITIATOR
+from ds4xxx_testing import ENCOMPASS, cli_env, encompass, ok
 
 from encompass_core.testing import make_source_image
 
-ENCOMPASS = Path(sys.executable).with_name("encompass")
 MIB = 1 << 20
-
-
-@pytest.fixture
-def home(tmp_path: Path, simulator) -> Path:
-    folder = tmp_path / "home"
-    folder.mkdir()
-    (folder / "encompass.toml").write_text(f"""\
-[defaults]
-pool = "san"
-clone_mode = "cow"
-
-[pools.san]
-driver = "ds4xxx"
-smcli = "{SMCLI}"
-controllers = {json.dumps(CONTROLLERS)}
-array = "1"
-utility_initiator = "{UTILITY_INITIATOR}"
-lun_offset = 1
-poll_interval = 0.1
-""")
-    return folder
-
-
-def env(home: Path) -> dict[str, str]:
-    values = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
-    values.update(ENCOMPASS_HOME=str(home), XDG_CACHE_HOME=str(home.parent / "xdg-cache"), COLUMNS="200")
-    return values
-
-
-def encompass(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ENCOMPASS), *args], env=env(home), capture_output=True, text=True,
-                          timeout=300, check=False)
-
-
-def ok(home: Path, *args: str) -> str:
-    done = encompass(home, *args)
-    assert done.returncode == 0, f"encompass {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 def test_import_clone_customize_read_and_delete_on_the_san(home, simulator, tmp_path):
@@ -84,7 +41,7 @@ def test_a_clone_killed_during_its_volume_copy_is_repaired(home, simulator, tmp_
     ok(home, "master", "import", "debian", str(make_source_image(tmp_path / "debian.raw")))
     simulator.set(copy_rate=MIB // 8)  # a minute for 8 MiB
     clone = subprocess.Popen([str(ENCOMPASS), "clone", "debian", "web03", "--mode", "full"],
-                             env=env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=cli_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
         deadline = time.monotonic() + 120
