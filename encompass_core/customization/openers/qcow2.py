@@ -48,7 +48,10 @@ def _mounted(path: str) -> bool:
 class FuseExport:
     """A qcow2 image (and its backing chain) exported as a raw file by qemu-storage-daemon."""
 
-    def __init__(self, image_path: str, writable: bool, label: str, timeout: float = _START_TIMEOUT) -> None:
+    def __init__(self, image_path: str, writable: bool, label: str, timeout: float = _START_TIMEOUT,
+                 blockdevs: list[dict] | None = None) -> None:
+        """Export ``image_path`` (qcow2 over a file) or, when given, ``blockdevs`` instead: block
+        nodes as ``--blockdev`` takes them, the last one named ``disk`` (an iSCSI LUN, say)."""
         executable = storage_daemon_path()
         if executable is None:
             raise DriverError(
@@ -66,15 +69,15 @@ class FuseExport:
         # path could be too long), and nobody else can reach it.
         monitor, daemon_end = socket.socketpair()
         read_only = not writable
+        if blockdevs is None:
+            blockdevs = [
+                {"driver": "file", "node-name": "file", "filename": os.path.abspath(image_path),
+                 "read-only": read_only},
+                {"driver": "qcow2", "node-name": "disk", "file": "file", "read-only": read_only},
+            ]
         command = [
             executable,
-            "--blockdev", json.dumps({
-                "driver": "file", "node-name": "file", "filename": os.path.abspath(image_path),
-                "read-only": read_only,
-            }),
-            "--blockdev", json.dumps({
-                "driver": "qcow2", "node-name": "disk", "file": "file", "read-only": read_only,
-            }),
+            *[arg for node in blockdevs for arg in ("--blockdev", json.dumps(node))],
             "--export", json.dumps({
                 "type": "fuse", "id": "raw", "node-name": "disk", "mountpoint": self.raw_path,
                 "writable": writable, "allow-other": "off",

@@ -1,0 +1,34 @@
+"""The ``ds4xxx`` entry point: IBM DS4000-series subsystems through SMcli, as storage pools.
+
+Nothing heavy is imported here: ``encompass plugins`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from encompass_core import hookimpl
+from encompass_core.records import StorageDriverRecord
+
+from .settings import SETTINGS
+
+DEBIAN_PACKAGES = ("qemu-utils", "qemu-block-extra", "qemu-system-common", "e2fsprogs", "fuse3")
+
+
+def _factory(section: Any, config: Any) -> Any:
+    from .driver import Ds4xxxStorageDriver
+
+    return Ds4xxxStorageDriver(section, config)
+
+
+@hookimpl
+def encompass_storage_drivers() -> Iterator[StorageDriverRecord]:
+    yield StorageDriverRecord(
+        name="ds4xxx",
+        factory=_factory,
+        description="IBM DS4000-series SAN logical drives through SMcli (FlashCopy, VolumeCopy, "
+                    "iSCSI LUN mappings)",
+        debian_packages=DEBIAN_PACKAGES,
+        settings=SETTINGS,
+    )

@@ -1,0 +1,100 @@
+"""Fixtures: a tgt daemon on 127.0.0.1, the SMcli simulator in front of it, ds4xxx pools.
+
+Each test gets its own tgtd (its own port and control socket) and its own simulated subsystem,
+torn down at the end: targets deleted, then the daemon (tgtd ignores SIGTERM; ``tgtadm --op
+delete --mode system`` ends it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ds4xxx_testing import (
+    ARRAY_SIZE,
+    CONTROLLERS,
+    SMCLI,
+    UTILITY_INITIATOR,
+    Simulator,
+    Tgtd,
+    free_port,
+    make_driver,
+)
+from encompass_ds4xxx.driver import Ds4xxxStorageDriver
+
+_controls = itertools.count(7000 + os.getpid() % 1000 * 10)
+
+if shutil.which("tgtd") is None or shutil.which("iscsi-ls") is None:
+    pytest.skip("tgt and libiscsi-bin are not installed (apt-get install tgt libiscsi-bin "
+                "qemu-block-extra)", allow_module_level=True)
+
+
+@pytest.fixture
+def tgtd(tmp_path: Path) -> Iterator[Tgtd]:
+    """A tgt daemon serving iSCSI on 127.0.0.1, ready when yielded."""
+    control, port = next(_controls), free_port()
+    log = open(tmp_path / "tgtd.log", "wb")  # noqa: SIM115 - closed at the end
+    process = subprocess.Popen(["tgtd", "-f", "--iscsi", f"portal=127.0.0.1:{port}", "-C", str(control)],
+                               stdout=log, stderr=subprocess.STDOUT)
+    daemon = Tgtd(process, control, port)
+    deadline = time.monotonic() + 20
+    while daemon.tgtadm("--op", "show", "--mode", "sys").returncode != 0:
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.close()
+            pytest.fail(f"tgtd did not start: {(tmp_path / 'tgtd.log').read_text()}")
+        time.sleep(0.05)
+    with socket.create_connection(("127.0.0.1", port), timeout=10):
+        pass  # the portal listens
+    yield daemon
+    daemon.stop()
+    log.close()
+
+
+@pytest.fixture
+def simulator(tmp_path: Path, tgtd: Tgtd, monkeypatch) -> Simulator:
+    """A DS4700 with one array of 256 MB, no logical drives, no hosts."""
+    state = tmp_path / "sim" / "state.json"
+    state.parent.mkdir()
+    monkeypatch.setenv("SMCLI_SIM_STATE", str(state))
+    subprocess.run([str(SMCLI), "--sim-init", "name=DS4700-sim", f"controllers={','.join(CONTROLLERS)}",
+                    f"arrays=1:{ARRAY_SIZE}", f"portal=127.0.0.1:{tgtd.port}",
+                    f"tgt_control={tgtd.control}", f"data_dir={tmp_path / 'sim' / 'drives'}"],
+                   check=True)
+    return Simulator(state, tgtd)
+
+
+@pytest.fixture
+def driver(tmp_path: Path, simulator: Simulator) -> Iterator[Ds4xxxStorageDriver]:
+    made = make_driver(tmp_path)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def home(tmp_path: Path, simulator: Simulator) -> Path:
+    """An ENCOMPASS_HOME whose default pool 'san' is on the simulator."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "encompass.toml").write_text(f"""\
+[defaults]
+pool = "san"
+clone_mode = "cow"
+
+[pools.san]
+driver = "ds4xxx"
+smcli = "{SMCLI}"
+controllers = {json.dumps(CONTROLLERS)}
+array = "1"
+utility_initiator = "{UTILITY_INITIATOR}"
+lun_offset = 1
+poll_interval = 0.1
+""")
+    return folder

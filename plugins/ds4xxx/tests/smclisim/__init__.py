@@ -1,0 +1,1 @@
+"""The SMcli simulator (run it as tests/SMcli)."""
