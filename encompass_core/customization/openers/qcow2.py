@@ -48,7 +48,11 @@ def _mounted(path: str) -> bool:
 class FuseExport:
     """A qcow2 image (and its backing chain) exported as a raw file by qemu-storage-daemon."""
 
-    def __init__(self, image_path: str, writable: bool, label: str, timeout: float = _START_TIMEOUT) -> None:
+    def __init__(self, image_path: str, writable: bool, label: str, timeout: float = _START_TIMEOUT,
+                 blockdevs: list[dict] | None = None) -> None:
+        """Export ``image_path`` (a qcow2 file), or the block graph ``blockdevs`` (QEMU
+        ``--blockdev`` objects, the last one named ``disk``: a disk on an NFS server, its backing
+        chain spelled out) when given; ``image_path`` then only names it in messages."""
         executable = storage_daemon_path()
         if executable is None:
             raise DriverError(
@@ -68,13 +72,11 @@ class FuseExport:
         read_only = not writable
         command = [
             executable,
-            "--blockdev", json.dumps({
-                "driver": "file", "node-name": "file", "filename": os.path.abspath(image_path),
-                "read-only": read_only,
-            }),
-            "--blockdev", json.dumps({
-                "driver": "qcow2", "node-name": "disk", "file": "file", "read-only": read_only,
-            }),
+            *(arg for node in blockdevs or [
+                {"driver": "file", "node-name": "file", "filename": os.path.abspath(image_path),
+                 "read-only": read_only},
+                {"driver": "qcow2", "node-name": "disk", "file": "file", "read-only": read_only},
+            ] for arg in ("--blockdev", json.dumps(node))),
             "--export", json.dumps({
                 "type": "fuse", "id": "raw", "node-name": "disk", "mountpoint": self.raw_path,
                 "writable": writable, "allow-other": "off",
