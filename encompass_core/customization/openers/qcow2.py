@@ -51,7 +51,8 @@ class FuseExport:
     def __init__(self, image_path: str, writable: bool, label: str, timeout: float = _START_TIMEOUT,
                  blockdevs: list[dict] | None = None) -> None:
         """Export ``image_path`` (qcow2 over a file) or, when given, ``blockdevs`` instead: block
-        nodes as ``--blockdev`` takes them, the last one named ``disk`` (an iSCSI LUN, say)."""
+        nodes as ``--blockdev`` takes them, the last one named ``disk`` (an iSCSI LUN, a disk on
+        an NFS server with its backing chain spelled out); ``image_path`` then only names it."""
         executable = storage_daemon_path()
         if executable is None:
             raise DriverError(

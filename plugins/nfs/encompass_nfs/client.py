@@ -1,0 +1,292 @@
+"""An export reached through libnfs (the PyPI ``libnfs`` binding on Debian's libnfs), no mount.
+
+Facts this module is built on (libnfs 4.0, tried against nfs-ganesha):
+
+* Every call answers a negative errno; after a *failed mount* a context must not be used again
+  (the next call hangs or crashes), so the server's port is tried first for a clear message,
+  and a failed mount destroys the context at once.
+* NFSv4 writes above about 3.5 KB fail ("ZDR error: Failed to encode COMPOUND4args"): over v4
+  writes go in 3 KiB pieces (slow); NFSv3 (the default) writes up to the server's maximum.
+* Over NFSv4 it cannot change a folder's mode or owner (NFS4ERR_ISDIR, whatever the folder):
+  folders keep the server's default mode, and such pools hold no directory trees.
+* Writes want a ``bytearray``. The binding does not expose ``nfs_set_timeout`` and
+  ``nfs_set_autoreconnect``: they are called through ctypes on the same context, so a server
+  that goes away fails the call instead of hanging it.
+
+A context is not thread-safe: every call holds the client's lock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import threading
+import warnings
+from typing import Any
+
+from encompass_core.errors import DriverError, NotFound
+
+from .files import Entry, entry_of, error_for
+from .nfsurl import NfsUrl
+
+V4_WRITE_PIECE = 3 << 10  # bytes: libnfs 4.0 cannot encode a larger NFSv4 WRITE
+CONNECT_TIMEOUT = 10.0  # seconds to wait for the server's port to answer
+
+
+def _libnfs() -> Any:
+    try:
+        with warnings.catch_warnings():  # its SWIG loader imports imp (deprecated, still there)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import libnfs.libnfs as binding  # the SWIG module: every call answers its status
+    except ImportError as exc:
+        raise DriverError("the libnfs Python binding is not installed: pip install libnfs "
+                          "(it builds on the Debian package libnfs-dev)") from exc
+    return binding
+
+
+def _native() -> Any:
+    library = ctypes.CDLL("libnfs.so.13")
+    library.nfs_set_timeout.argtypes = (ctypes.c_void_p, ctypes.c_int)
+    library.nfs_set_autoreconnect.argtypes = (ctypes.c_void_p, ctypes.c_int)
+    return library
+
+
+class _Writer:
+    def __init__(self, client: LibnfsExport, handle: Any, rel: str, mode: int | None = None) -> None:
+        self.client, self.handle, self.rel = client, handle, rel
+        self.mode = mode  # given once the file is closed (an NFSv4 open would lose its state)
+        self.piece = V4_WRITE_PIECE if client.url.version == 4 else client.write_max
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        client, view = self.client, memoryview(data)
+        while view:
+            piece = bytearray(view[: self.piece])
+            with client.lock:
+                done = client.nfs.nfs_pwrite(client.context, self.handle, offset, len(piece), piece)
+            if done <= 0:
+                raise client.failed(done or -errno.EIO, "write", self.rel)
+            view, offset = view[done:], offset + done
+
+    def truncate(self, size: int) -> None:
+        client = self.client
+        with client.lock:
+            status = client.nfs.nfs_ftruncate(client.context, self.handle, size)
+        if status < 0:
+            raise client.failed(status, "set the size of", self.rel)
+
+    def close(self) -> None:
+        client = self.client
+        with client.lock:
+            synced = client.nfs.nfs_fsync(client.context, self.handle)
+            closed = client.nfs.nfs_close(client.context, self.handle)
+        if synced < 0 or closed < 0:
+            raise client.failed(min(synced, closed), "write", self.rel)
+        if self.mode is not None:
+            client.chmod(self.rel, self.mode)
+
+
+class _Reader:
+    def __init__(self, client: LibnfsExport, handle: Any, rel: str, size: int) -> None:
+        self.client, self.handle, self.rel, self.size = client, handle, rel, size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        client, parts = self.client, []
+        while length > 0:
+            buffer = bytearray(min(length, client.read_max))
+            with client.lock:
+                done = client.nfs.nfs_pread(client.context, self.handle, offset, len(buffer), buffer)
+            if done < 0:
+                raise client.failed(done, "read", self.rel)
+            if done == 0:
+                break
+            parts.append(bytes(buffer[:done]))
+            offset, length = offset + done, length - done
+        return b"".join(parts)
+
+    def close(self) -> None:
+        client = self.client
+        with client.lock:
+            client.nfs.nfs_close(client.context, self.handle)
+
+
+class LibnfsExport:
+    """The files of ``url``'s export over libnfs; connects on first use."""
+
+    def __init__(self, url: NfsUrl, pool: str, timeout: float = 60.0) -> None:
+        self.url = url
+        self.pool = pool
+        self.label = url.plain
+        self.timeout = timeout
+        self.lock = threading.RLock()
+        self.nfs: Any = None
+        self._context: Any = None
+        self.read_max = self.write_max = 1 << 20
+        #: Whether a folder's mode and owner can be set (not over NFSv4 with libnfs 4.0).
+        self.folder_modes = url.version == 3
+
+    # -- the connection --------------------------------------------------------------------
+    @property
+    def context(self) -> Any:
+        with self.lock:
+            if self._context is None:
+                self._connect()
+            return self._context
+
+    def _connect(self) -> None:
+        url, port = self.url, self.url.service_port()
+        try:
+            with socket.create_connection((url.host, port), timeout=CONNECT_TIMEOUT):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            service = "NFS" if port != 111 else "rpcbind (portmapper)"
+            raise DriverError(
+                f"pool '{self.pool}': cannot reach the NFS server {url.host} ({service} port {port}: "
+                f"{reason.lower()}); check that it runs and that this host may reach it") from exc
+        nfs = _libnfs()
+        context = nfs.nfs_init_context()
+        if context is None:
+            raise DriverError(f"pool '{self.pool}': libnfs could not make a context")
+        native = _native()
+        native.nfs_set_timeout(ctypes.c_void_p(int(context)), int(self.timeout * 1000))
+        native.nfs_set_autoreconnect(ctypes.c_void_p(int(context)), 0)
+        parsed = nfs.nfs_parse_url_dir(context, url.text)
+        if parsed is None:
+            message = nfs.nfs_get_error(context)
+            nfs.nfs_destroy_context(context)
+            raise DriverError(f"pool '{self.pool}': libnfs refuses the url {url.plain}: {message}")
+        status = nfs.nfs_mount(context, parsed.server, parsed.path)
+        nfs.nfs_destroy_url(parsed)
+        if status != 0:
+            message = (nfs.nfs_get_error(context) or os.strerror(-status)).strip()
+            nfs.nfs_destroy_context(context)  # a context whose mount failed is never used again
+            if status in (-errno.EACCES, -errno.ENOENT, -errno.EPERM):
+                raise NotFound(f"pool '{self.pool}': the NFS server {url.host} does not export "
+                               f"{url.export} to this host ({message}); check the url")
+            raise DriverError(f"pool '{self.pool}': cannot mount {url.plain}: {message}")
+        self.nfs = nfs
+        self._context = context
+        if url.version == 3:
+            self.read_max = max(4096, min(nfs.nfs_get_readmax(context) or 0, 1 << 20))
+            self.write_max = max(4096, min(nfs.nfs_get_writemax(context) or 0, 1 << 20))
+
+    def close(self) -> None:
+        """Unmount and free the context. Idempotent."""
+        with self.lock:
+            context, self._context = self._context, None
+            if context is not None:
+                self.nfs.nfs_destroy_context(context)
+
+    def failed(self, status: int, what: str, rel: str) -> Exception:
+        """The error for a negative ``status`` of a call on ``rel``."""
+        detail = ""
+        with self.lock:
+            if self._context is not None:
+                detail = (self.nfs.nfs_get_error(self._context) or "").strip()
+        code = -status if status < 0 else errno.EIO
+        if "nfs_service failed" in detail or code in (errno.EIO, errno.ETIMEDOUT, errno.ECONNRESET) \
+                and not detail.startswith("NFS"):
+            detail = f"the NFS server {self.url.host} stopped answering ({detail or os.strerror(code)})"
+        else:
+            detail = detail.split(" failed with ")[-1].strip('"') if " failed with " in detail else detail
+        return error_for(self, code, what, rel, detail)
+
+    def _call(self, what: str, rel: str, function: str, *args: Any) -> int:
+        context = self.context  # connects on first use
+        with self.lock:
+            status = getattr(self.nfs, function)(context, *args)
+        if status < 0:
+            raise self.failed(status, what, rel)
+        return status
+
+    @staticmethod
+    def _path(rel: str) -> str:
+        return "/" + rel
+
+    # -- ExportFiles -------------------------------------------------------------------------
+    def lstat(self, rel: str) -> Entry | None:
+        context = self.context
+        info = self.nfs.nfs_stat_64()
+        with self.lock:
+            status = self.nfs.nfs_lstat64(context, self._path(rel), info)
+        if status == -errno.ENOENT:
+            return None
+        if status < 0:
+            raise self.failed(status, "look up", rel)
+        return entry_of(info.nfs_mode, info.nfs_size, info.nfs_uid, info.nfs_gid, info.nfs_rdev)
+
+    def listdir(self, rel: str) -> list[str]:
+        context, nfs = self.context, self.nfs
+        names = []
+        with self.lock:
+            pointer = nfs.new_NFSDirHandle()
+            status = nfs.nfs_opendir(context, self._path(rel), pointer)
+            if status < 0:
+                raise self.failed(status, "list", rel)
+            handle = nfs.NFSDirHandle_value(pointer)
+            try:
+                while (entry := nfs.nfs_readdir(context, handle)) is not None:
+                    if entry.name not in (".", ".."):
+                        names.append(entry.name)
+            finally:
+                nfs.nfs_closedir(context, handle)
+        return sorted(names)
+
+    def mkdir(self, rel: str, mode: int = 0o755) -> None:
+        self._call("make the folder", rel, "nfs_mkdir", self._path(rel))
+        if self.folder_modes:
+            self.chmod(rel, mode)
+
+    def rmdir(self, rel: str) -> None:
+        self._call("remove the folder", rel, "nfs_rmdir", self._path(rel))
+
+    def unlink(self, rel: str) -> None:
+        self._call("remove", rel, "nfs_unlink", self._path(rel))
+
+    def rename(self, source: str, target: str) -> None:
+        self._call(f"rename {source} to", target, "nfs_rename", self._path(source), self._path(target))
+
+    def chmod(self, rel: str, mode: int) -> None:
+        self._call("change the mode of", rel, "nfs_chmod", self._path(rel), mode & 0o7777)
+
+    def chown(self, rel: str, uid: int, gid: int) -> None:
+        self._call("change the owner of", rel, "nfs_lchown", self._path(rel), uid, gid)
+
+    def symlink(self, target: str, rel: str) -> None:
+        self._call("make the link", rel, "nfs_symlink", target, self._path(rel))
+
+    def readlink(self, rel: str) -> str:
+        buffer = bytearray(4096)
+        self._call("read the link", rel, "nfs_readlink", self._path(rel), buffer, len(buffer))
+        return os.fsdecode(bytes(buffer).split(b"\0", 1)[0])
+
+    def mknod(self, rel: str, mode: int, device: int) -> None:
+        self._call("make the node", rel, "nfs_mknod", self._path(rel), mode, device)
+
+    def create(self, rel: str, mode: int = 0o644) -> _Writer:
+        context, nfs = self.context, self.nfs
+        with self.lock:
+            pointer = nfs.new_NFSFileHandle()
+            status = nfs.nfs_create(context, self._path(rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                    mode, pointer)
+            if status < 0:  # the handle was never set: it is not used
+                raise self.failed(status, "create", rel)
+            handle = nfs.NFSFileHandle_value(pointer)
+        if self.url.version == 4:  # NFSv4 creates files 0600 whatever the mode asked
+            return _Writer(self, handle, rel, mode)
+        return _Writer(self, handle, rel)
+
+    def open_read(self, rel: str) -> _Reader:
+        entry = self.lstat(rel)
+        if entry is None:
+            raise error_for(self, errno.ENOENT, "open", rel)
+        context, nfs = self.context, self.nfs
+        with self.lock:
+            pointer = nfs.new_NFSFileHandle()
+            status = nfs.nfs_open(context, self._path(rel), os.O_RDONLY, pointer)
+            if status < 0:
+                raise self.failed(status, "open", rel)
+            handle = nfs.NFSFileHandle_value(pointer)
+        return _Reader(self, handle, rel, entry.size)

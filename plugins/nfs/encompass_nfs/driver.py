@@ -1,0 +1,412 @@
+"""The ``nfs`` storage driver: volumes are files and directory trees on an NFS export.
+
+Layout on the export, as the local pool's: ``<image>/vol<index>.raw|.qcow2`` or
+``<image>/vol<index>/`` for a tree (an NFS root). A volume is written under a hidden
+``.vol<index>….partial`` name and renamed when whole, so a half-written volume is never taken
+for one, and a failed copy removes it (or, when the server went away, ``cleanup`` does once it
+is back). Masters are made read-only. Clones are the server's: a qcow2 overlay whose backing
+file is named relative to it (``../master/vol0.raw``: right wherever the export is mounted),
+or a full copy made within the export.
+
+The export is reached through a mount of it on this host (``path``: copies are the kernel's,
+reflink or ``copy_file_range``) or through libnfs (``url`` alone: no mount needed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from encompass_core import rundir
+from encompass_core.config import Config, Section
+from encompass_core.contracts import (
+    Attachment,
+    AttachRequest,
+    CloneProgress,
+    DiscoveredVolume,
+    Progress,
+    StorageCapabilities,
+    StorageDriver,
+)
+from encompass_core.customization.access import VolumeRef
+from encompass_core.drivers import qemuimg
+from encompass_core.drivers.local import inspect_file
+from encompass_core.errors import (
+    ConfigError,
+    Conflict,
+    DriverError,
+    EncompassError,
+    InvalidInput,
+    NotFound,
+    NotSupported,
+)
+from encompass_core.model import Machine, Volume
+from encompass_core.records import CloneRequest
+from encompass_core.settings import Setting
+
+from . import copying, expose
+from .client import LibnfsExport
+from .files import ExportFiles, MountedExport
+from .nfsurl import NfsUrl, parse_nfs_url
+from .qcow2 import backing_path, make_overlay, read_header
+
+_SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
+_VOLUME_NAME = re.compile(r"^vol(\d+)(\.raw|\.qcow2)?$")
+
+SETTINGS = (
+    Setting("url", str, help="the export, nfs://HOST/EXPORT (libnfs; add ?version=4, or "
+                             "?nfsport=P&mountport=M to skip the portmapper)"),
+    Setting("path", str, help="where this host has the export mounted (copies stay on the server); "
+                              "with url, the same export"),
+    Setting("mounts", dict, help="where each hypervisor host sees the export mounted: host name "
+                                 "(or platform name, or \"*\") = mount point"),
+    Setting("max_chain_depth", int, 8, "clones of clones of ... before a full clone or flatten is "
+                                       "needed", minimum=1),
+    Setting("concurrency", int, 4, "clones made in this pool at once, at the most", minimum=1),
+    Setting("copy_timeout", int, 3600, "seconds a whole-volume copy may take", minimum=1),
+    Setting("timeout", int, 60, "seconds one NFS request may wait for the server (libnfs)", minimum=1),
+)
+
+
+class NfsStorageDriver(StorageDriver):
+    """A pool on one NFS export."""
+
+    def __init__(self, section: Section, config: Config) -> None:
+        self.pool = section.name
+        where = f"{config.path}: [pools.{self.pool}]"
+        url = section.setting("url", None, str)
+        path = section.setting("path", None, str)
+        if not url and not path:
+            raise ConfigError(f"{where}: needs 'url' (nfs://HOST/EXPORT) or 'path' (where this "
+                              "host has the export mounted)")
+        self.url: NfsUrl | None = parse_nfs_url(url, where) if url else None
+        self.mounts: dict[str, str] = dict(section.setting("mounts", {}, dict))
+        for host, point in self.mounts.items():
+            if not isinstance(point, str) or not point.startswith("/"):
+                raise ConfigError(f"{where}: mounts.{host} should be an absolute path, found {point!r}")
+        self.max_chain_depth = section.setting("max_chain_depth", 8, int)
+        self.concurrency = section.setting("concurrency", 4, int)
+        self.copy_timeout = section.setting("copy_timeout", 3600, int)
+        self._copy_setting = f"[pools.{self.pool}] copy_timeout"
+        self.files: ExportFiles
+        if path:
+            self.files = MountedExport(config.resolve_path(path), self.pool)
+        else:
+            assert self.url is not None
+            self.files = LibnfsExport(self.url, self.pool, section.setting("timeout", 60, int))
+        kinds = ("file", "dir") if (path or self.mounts) else ()
+        # libnfs 4.0 cannot set a folder's mode or owner over NFSv4: no trees there.
+        formats = ("raw", "qcow2", "dir") if self.files.folder_modes else ("raw", "qcow2")
+        self.capabilities = StorageCapabilities(  # type: ignore[misc]  # per pool: what it is set up for
+            formats=formats, clone_modes=("cow", "full"),
+            attach_kinds=kinds + (("nfs",) if self.url else ()))
+
+    @property
+    def mounted(self) -> bool:
+        return isinstance(self.files, MountedExport)
+
+    # -- places -------------------------------------------------------------------------------
+    def _location(self, rel: str) -> str:
+        if isinstance(self.files, MountedExport):
+            return str(self.files.local(rel))
+        assert self.url is not None
+        return self.url.of(rel)
+
+    def _rel(self, volume: Volume) -> str:
+        top = self._location("") + "/"
+        if not volume.location.startswith(top):
+            raise NotFound(f"volume {volume.location} is not on the export of pool '{self.pool}' "
+                           f"({self.files.label})")
+        return volume.location[len(top):]
+
+    def _volume(self, index: int, fmt: str, rel: str, **kw: Any) -> Volume:
+        return Volume(index=index, pool=self.pool, format=fmt, location=self._location(rel), **kw)
+
+    def _existing(self, volume: Volume) -> str:
+        """The volume's path in the export; NotFound when it is not there."""
+        if volume.format not in _SUFFIX:
+            raise NotSupported(f"pool '{self.pool}' (nfs) does not handle {volume.format} volumes")
+        rel = self._rel(volume)
+        if self.files.lstat(rel) is None:
+            raise NotFound(f"volume {volume.location} of pool '{self.pool}' is missing on the export")
+        return rel
+
+    @contextlib.contextmanager
+    def _writing(self, image: str, index: int, fmt: str, mode: int) -> Iterator[str]:
+        """Yield the hidden partial path of a new volume; when the block ends well, give it
+        ``mode`` and its name. On failure nothing is left: the partial copy goes, and the
+        image's folder too when this made it."""
+        rel = f"{image}/vol{index}{_SUFFIX[fmt]}"
+        partial = f"{image}/.vol{index}{_SUFFIX[fmt]}.partial"
+        made_folder = False
+        if self.files.lstat(image) is None:
+            self.files.mkdir(image, 0o755)
+            made_folder = True
+        elif self.files.lstat(rel) is not None:
+            raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
+        try:
+            copying.remove_tree(self.files, partial)  # a killed copy's leftover
+            yield partial
+            self.files.chmod(partial, mode)
+            if self.files.lstat(rel) is not None:  # made meanwhile by another process
+                raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
+            self.files.rename(partial, rel)
+        except BaseException as failure:
+            try:
+                copying.remove_tree(self.files, partial)
+                if made_folder and not self.files.listdir(image):
+                    self.files.rmdir(image)
+            except EncompassError:
+                if isinstance(failure, DriverError):
+                    raise DriverError(f"{failure}; the half-written {self._location(partial)} stays "
+                                      "until the server answers again (encompass repair removes "
+                                      "it)") from failure
+            raise
+
+    # -- import ---------------------------------------------------------------------------------
+    def inspect_source(self, source: Path) -> None:
+        """Refuse, before anything is recorded, a source this pool cannot import."""
+        if Path(source).is_dir():
+            self._check_trees()
+        else:
+            inspect_file(Path(source))
+
+    def _check_trees(self) -> None:
+        if not self.files.folder_modes:
+            raise NotSupported(f"pool '{self.pool}' reaches its export over NFSv4 through libnfs, "
+                               "which cannot set a folder's mode or owner: directory trees need "
+                               "NFSv3 (drop ?version=4 from its url) or a mounted path")
+
+    def import_volume(self, image: str, index: int, source: Path,
+                      progress: Progress | None = None) -> Volume:
+        source = Path(source)
+        if source.is_dir():
+            self._check_trees()
+            with self._writing(image, index, "dir", 0o555) as partial:
+                copying.upload_tree(source, self.files, partial, self.copy_timeout, self._copy_setting)
+            return self._volume(index, "dir", f"{image}/vol{index}", readonly=True)
+        fmt, size = inspect_file(source)
+        with self._writing(image, index, fmt, 0o444) as partial:
+            copying.upload_file(source, self.files, partial, 0o644, progress)
+        return self._volume(index, fmt, f"{image}/vol{index}{_SUFFIX[fmt]}", size=size, readonly=True)
+
+    # -- clones ---------------------------------------------------------------------------------
+    def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
+                     progress: CloneProgress) -> Volume | None:
+        if not isinstance(source_driver, NfsStorageDriver) or source.format not in _SUFFIX \
+                or source_driver.files.label != self.files.label:
+            return None  # not on this export: the core copies it through expose/write_volume
+        source_rel = self._existing(source)
+        image, index = request.image, request.index
+        if request.mode not in ("cow", "full"):
+            raise InvalidInput(f"unknown clone mode '{request.mode}': use cow or full")
+        if source.format == "dir":
+            with self._writing(image, index, "dir", 0o755) as partial:
+                copying.copy_tree(self.files, source_rel, partial, self.copy_timeout, self._copy_setting)
+            return self._volume(index, "dir", f"{image}/vol{index}")
+        if request.mode == "cow":
+            return self._overlay(source, source_rel, image, index, request.max_depth)
+        return self._full_copy(source, source_rel, image, index, progress)
+
+    def _overlay(self, source: Volume, source_rel: str, image: str, index: int,
+                 max_depth: int) -> Volume:
+        depth = source.depth + 1
+        if depth > max_depth:
+            raise Conflict(
+                f"a copy-on-write clone would be {depth} overlays deep, over the limit of {max_depth} "
+                f"(max_chain_depth of pool '{self.pool}'); clone with --mode full, or make the "
+                "source independent first (encompass image flatten SOURCE)")
+        backing = posixpath.relpath(source_rel, image)  # ../master/vol0.raw
+        with self._writing(image, index, "qcow2", 0o644) as partial:
+            if isinstance(self.files, MountedExport):
+                make_overlay(str(self.files.local(partial)), backing, source.format, source.size)
+            else:
+                with tempfile.TemporaryDirectory(dir=rundir.current()) as work:
+                    made = Path(work, "overlay.qcow2")
+                    make_overlay(str(made), backing, source.format, source.size)
+                    copying.upload_file(made, self.files, partial)
+        return self._volume(index, "qcow2", f"{image}/vol{index}.qcow2", size=source.size,
+                            depth=depth)
+
+    def _full_copy(self, source: Volume, source_rel: str, image: str, index: int,
+                   progress: CloneProgress) -> Volume:
+        layered = source.format == "qcow2" and source.depth > 0
+        if not layered:
+            with self._writing(image, index, source.format, 0o644) as partial:
+                copying.copy_file(self.files, source_rel, partial, 0o644, progress.advance)
+            return self._volume(index, source.format, f"{image}/vol{index}{_SUFFIX[source.format]}",
+                                size=source.size)
+        if isinstance(self.files, MountedExport):  # the copy reads through the chain
+            with self._writing(image, index, "qcow2", 0o644) as partial:
+                qemuimg.qemu_img("convert", "-q", "-W", "-O", "qcow2", str(self.files.local(source_rel)),
+                                 str(self.files.local(partial)), timeout=self.copy_timeout,
+                                 setting=self._copy_setting)
+            return self._volume(index, "qcow2", f"{image}/vol{index}.qcow2", size=source.size)
+        # Through libnfs: the chain's raw view, read on the server by QEMU, written back sparse.
+        with expose.exposed_file(self.files, source_rel, "qcow2", False) as ref, \
+                self._writing(image, index, "raw", 0o644) as partial:
+            copying.upload_file(Path(ref.path), self.files, partial, 0o644, progress.advance)
+        return self._volume(index, "raw", f"{image}/vol{index}.raw", size=source.size)
+
+    def flatten_volume(self, volume: Volume) -> Volume:
+        """Make an overlay independent: a full copy replaces it (on the server when mounted)."""
+        if volume.format != "qcow2" or volume.depth == 0:
+            return volume
+        rel = self._existing(volume)
+        image, name = rel.rsplit("/", 1)
+        index = int(_VOLUME_NAME.match(name).group(1))  # type: ignore[union-attr]
+        flat_image = f"{image}/.flatten"
+        copying.remove_tree(self.files, flat_image)
+        try:
+            made = self._full_copy(volume, rel, flat_image, index, CloneProgress())
+            made_rel = self._rel(made)
+            target = f"{image}/vol{index}{_SUFFIX[made.format]}"
+            self.files.rename(made_rel, target)
+            if target != rel:
+                self.files.unlink(rel)
+        finally:
+            copying.remove_tree(self.files, flat_image)
+        return self._volume(index, made.format, target, size=volume.size)
+
+    # -- life and death -------------------------------------------------------------------------
+    def delete_volume(self, volume: Volume) -> None:
+        rel = self._rel(volume)
+        copying.remove_tree(self.files, rel)
+        folder = posixpath.dirname(rel)
+        with contextlib.suppress(EncompassError):
+            if folder and not self.files.listdir(folder):
+                self.files.rmdir(folder)  # the image's folder, once empty
+
+    def cleanup(self, image: str) -> list[str]:
+        """Remove whatever is left of ``image`` on the export (half-written volumes)."""
+        entry = self.files.lstat(image)
+        if entry is None or entry.kind != "dir":
+            return []
+        copying.remove_tree(self.files, image)
+        return [f"removed {self._location(image)}"]
+
+    # -- on the utility server ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def expose(self, volume: Volume, writable: bool) -> Iterator[VolumeRef]:
+        """The file or tree itself when mounted; else a FUSE view (files) or a copy (trees)."""
+        rel = self._existing(volume)
+        if writable and volume.readonly:
+            raise Conflict(f"volume {volume.location} of pool '{self.pool}' is read-only (a master's)")
+        if isinstance(self.files, MountedExport):
+            yield VolumeRef(path=str(self.files.local(rel)), format=volume.format)
+        elif volume.format == "dir":
+            with expose.exposed_tree(self.files, rel, writable, self.copy_timeout,
+                                     self._copy_setting) as ref:
+                yield ref
+        else:
+            with expose.exposed_file(self.files, rel, volume.format, writable) as ref:
+                yield ref
+
+    def write_volume(self, image: str, index: int, source: VolumeRef, size: int,
+                     progress: Progress | None = None) -> Volume:
+        if source.format == "dir":
+            self._check_trees()
+            with self._writing(image, index, "dir", 0o755) as partial:
+                copying.upload_tree(Path(source.path), self.files, partial, self.copy_timeout,
+                                    self._copy_setting)
+            return self._volume(index, "dir", f"{image}/vol{index}")
+        if source.format not in ("raw", "qcow2"):
+            raise NotSupported(f"pool '{self.pool}' (nfs) keeps raw, qcow2 and dir volumes, not "
+                               f"{source.format}")
+        fmt = source.format
+        layered = fmt == "qcow2" and qemuimg.info(source.path).get("backing-filename")
+        with self._writing(image, index, fmt, 0o644) as partial:
+            if not layered:
+                copying.upload_file(Path(source.path), self.files, partial, 0o644, progress)
+            elif isinstance(self.files, MountedExport):
+                qemuimg.qemu_img("convert", "-q", "-W", "-O", "qcow2", source.path,
+                                 str(self.files.local(partial)), timeout=self.copy_timeout,
+                                 setting=self._copy_setting)
+            else:  # an overlay of this host: made independent here, then sent
+                with tempfile.TemporaryDirectory(dir=rundir.current()) as work:
+                    flat = Path(work, "flat.qcow2")
+                    qemuimg.qemu_img("convert", "-q", "-O", "qcow2", source.path, str(flat),
+                                     timeout=self.copy_timeout, setting=self._copy_setting)
+                    copying.upload_file(flat, self.files, partial, 0o644, progress)
+        return self._volume(index, fmt, f"{image}/vol{index}{_SUFFIX[fmt]}", size=size)
+
+    # -- machines -------------------------------------------------------------------------------
+    def _mount_for(self, machine: Machine) -> str | None:
+        """Where the machine's hypervisor host sees the export, if this pool knows."""
+        host = machine.extra.get("host")
+        hostname = host.get("hostname") if isinstance(host, dict) else host
+        for key in (hostname, machine.platform, "*"):
+            if key and key in self.mounts:
+                return self.mounts[key].rstrip("/") or "/"
+        if isinstance(self.files, MountedExport):
+            return str(self.files.root)  # the host that mounts it here runs the machine
+        return None
+
+    def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
+        rel = self._existing(volume)
+        fits = {"dir": ("dir", "nfs")}.get(volume.format, ("file", "nfs"))
+        for kind in request.kinds:
+            if kind not in fits or kind not in self.capabilities.attach_kinds:
+                continue
+            details: dict[str, Any] = {}
+            if kind == "nfs":
+                assert self.url is not None
+                path = f"{self.url.export}/{rel}"
+                address = f"{self.url.host}:{path}"
+                details = {"server": self.url.host, "export": self.url.export, "path": path,
+                           "url": self.url.of(rel), "version": self.url.version}
+                if volume.format == "dir":  # a kernel mounts it as its root
+                    details["nfsroot"] = f"{address},vers={self.url.version},tcp"
+            else:
+                mount = self._mount_for(machine)
+                if mount is None:
+                    continue
+                address = f"{mount}/{rel}"
+            return Attachment(index=volume.index, kind=kind, address=address, format=volume.format,
+                              readonly=volume.readonly, boot=request.boot, lun=request.lun,
+                              details=details)
+        offered = [kind for kind in fits if kind in self.capabilities.attach_kinds]
+        hint = "" if self.mounts or self.mounted else \
+            " (set mounts = {HOST = \"/mount/point\"} for file access)"
+        raise NotSupported(f"pool '{self.pool}' offers its {volume.format} volumes as "
+                           f"{', '.join(offered) or 'nothing'} to machine '{machine.name}'; the machine "
+                           f"takes {', '.join(request.kinds)}{hint}")
+
+    def detach(self, volume: Volume, machine: Machine) -> None:
+        """Nothing to undo: machines reach the export themselves."""
+
+    # -- discovery ------------------------------------------------------------------------------
+    def discover(self) -> list[DiscoveredVolume]:
+        """Every complete volume on the export (hidden and partial files are not volumes)."""
+        found = []
+        for image in self.files.listdir(""):
+            entry = self.files.lstat(image)
+            if image.startswith(".") or entry is None or entry.kind != "dir":
+                continue
+            for name in self.files.listdir(image):
+                match = _VOLUME_NAME.match(name)
+                rel = f"{image}/{name}"
+                item = self.files.lstat(rel) if match else None
+                if item is None or (item.kind == "dir") != (match.group(2) is None):
+                    continue
+                fmt = (match.group(2) or ".dir")[1:]
+                size, backing = (0 if fmt == "dir" else item.size), None
+                if fmt == "qcow2":
+                    header = read_header(self.files, rel)
+                    if header is None:
+                        continue
+                    size = header.size
+                    below = backing_path(rel, header.backing) if header.backing else None
+                    backing = self._location(below) if below else header.backing
+                volume = self._volume(int(match.group(1)), fmt, rel, size=size,
+                                      readonly=not item.mode & 0o222)
+                found.append(DiscoveredVolume(image, volume, backing))
+        return found
+
+    def close(self) -> None:
+        self.files.close()

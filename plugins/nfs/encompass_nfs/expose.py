@@ -1,0 +1,113 @@
+"""Volumes of an export reached through libnfs, made reachable on this host for the openers.
+
+A disk file (raw, or a qcow2 with its chain of backing files) is exported by
+qemu-storage-daemon, whose NFS driver (Debian package qemu-block-extra; NFSv3 through the
+server's portmapper) reads it on the server, as a raw file through FUSE: any raw opener then
+reaches its files, and writes go to the top file only. The backing chain is read from the
+qcow2 headers and spelled out node by node: QEMU 7.2 resolves a relative backing name of an
+``nfs://`` file wrongly (it mounts ``…/vol0.qcow2/../master`` as an export).
+
+A directory tree is copied to a folder of this host; a writable one is copied back when the
+block ends, beside the old tree, which it then replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from encompass_core import rundir
+from encompass_core.customization.access import VolumeRef
+from encompass_core.customization.openers.qcow2 import FuseExport
+from encompass_core.errors import DriverError
+
+from . import copying
+from .client import LibnfsExport
+from .qcow2 import backing_path, read_header
+
+MAX_CHAIN = 64  # backing files followed at the most (a loop would be endless)
+
+
+def chain(files: LibnfsExport, rel: str, fmt: str) -> list[tuple[str, str]]:
+    """``(path, format)`` of ``rel`` and of each file it reads through, top first."""
+    layers = [(rel, fmt)]
+    while fmt == "qcow2":
+        header = read_header(files, rel)
+        if header is None:
+            raise DriverError(f"pool '{files.pool}': {files.label}/{rel} is not a qcow2 file")
+        if not header.backing:
+            break
+        below = backing_path(rel, header.backing)
+        if below is None or len(layers) >= MAX_CHAIN:
+            raise DriverError(f"pool '{files.pool}': {files.label}/{rel} reads through "
+                              f"{header.backing}, which is not a file of this export")
+        rel, fmt = below, header.backing_format or "raw"
+        layers.append((rel, fmt))
+    return layers
+
+
+def blockdevs(files: LibnfsExport, rel: str, fmt: str, writable: bool) -> list[dict]:
+    """QEMU ``--blockdev`` objects for ``rel`` and its chain, the top one named ``disk``."""
+    layers = chain(files, rel, fmt)
+    nodes: list[dict] = []
+    below: str | None = None
+    for depth in range(len(layers) - 1, -1, -1):
+        path, layer_format = layers[depth]
+        read_only = not (writable and depth == 0)
+        name = "disk" if depth == 0 else f"layer{depth}"
+        nodes.append({"driver": "nfs", "node-name": f"{name}-file", "read-only": read_only,
+                      "server": {"type": "inet", "host": files.url.host},
+                      "path": f"{files.url.export}/{path}"})
+        node = {"driver": layer_format, "node-name": name, "file": f"{name}-file", "read-only": read_only}
+        if layer_format == "qcow2" and below is not None:
+            node["backing"] = below
+        nodes.append(node)
+        below = name
+    return nodes
+
+
+@contextlib.contextmanager
+def exposed_file(files: LibnfsExport, rel: str, fmt: str, writable: bool) -> Iterator[VolumeRef]:
+    """The disk file as a raw file of this host for the block."""
+    # QEMU speaks NFSv3 (through the server's portmapper) whatever version the pool's url asks.
+    export = FuseExport(files.url.of(rel), writable, f"{files.url.of(rel)} (pool '{files.pool}')",
+                        blockdevs=blockdevs(files, rel, fmt, writable))
+    try:
+        yield VolumeRef(path=export.raw_path, format="raw")
+    finally:
+        export.close()
+
+
+@contextlib.contextmanager
+def exposed_tree(files: LibnfsExport, rel: str, writable: bool, timeout: float,
+                 setting: str) -> Iterator[VolumeRef]:
+    """The tree copied to this host for the block; copied back in its place when ``writable``."""
+    work = Path(rundir.make_dir("nfs-tree-"))
+    local = work / "tree"
+    try:
+        copying.download_tree(files, rel, local)
+        yield VolumeRef(path=str(local), format="dir")
+        if writable:
+            replace_tree(files, rel, local, timeout, setting)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def replace_tree(files: LibnfsExport, rel: str, local: Path, timeout: float, setting: str) -> None:
+    """Upload ``local`` beside ``rel``, then swap it in; the old tree goes last."""
+    folder, name = rel.rsplit("/", 1)
+    fresh, old = f"{folder}/.{name}.partial", f"{folder}/.{name}.old"
+    for leftover in (fresh, old):
+        if files.lstat(leftover) is not None:
+            copying.remove_tree(files, leftover)
+    try:
+        copying.upload_tree(local, files, fresh, timeout, setting)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            copying.remove_tree(files, fresh)
+        raise
+    files.rename(rel, old)
+    files.rename(fresh, rel)
+    copying.remove_tree(files, old)

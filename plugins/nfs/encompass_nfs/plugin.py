@@ -1,0 +1,28 @@
+"""Hook implementations: the ``nfs`` storage driver. Nothing here imports libnfs, so
+``encompass plugins`` works without it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from encompass_core import hookimpl
+from encompass_core.records import StorageDriverRecord
+
+from .driver import SETTINGS, NfsStorageDriver
+
+DEBIAN_PACKAGES = ("libnfs13", "qemu-utils", "qemu-block-extra", "qemu-system-common", "fuse3")
+
+
+class NfsPlugin:
+    """NAS pools: disk files and directory trees on an NFS export."""
+
+    @hookimpl
+    def encompass_storage_drivers(self) -> Iterator[StorageDriverRecord]:
+        yield StorageDriverRecord(
+            name="nfs",
+            factory=NfsStorageDriver,
+            description="disk files (raw, qcow2) and directory trees on an NFS export "
+                        "(url = \"nfs://HOST/EXPORT\" through libnfs, or path = a mount of it)",
+            debian_packages=DEBIAN_PACKAGES,
+            settings=SETTINGS,
+        )
