@@ -41,15 +41,21 @@ def one_line(text: object) -> str:
 
 
 def fault_message(fault: Any) -> str:
-    """The message a vSphere fault carries (its ``msg`` or its first localized message)."""
+    """The message a vSphere fault carries (its ``msg`` or first localized message), else its
+    name and the file or property it is about (vcsim often sends only its Go type name)."""
     message = getattr(fault, "msg", None) or ""
     if not message:
         for item in getattr(fault, "faultMessage", None) or ():
             message = getattr(item, "message", "") or ""
             if message:
                 break
+    message = one_line(message)
+    if message and not message.startswith("*types."):
+        return message
     name = type(fault).__name__.rsplit(".", 1)[-1]
-    return one_line(message) or name
+    about = next((getattr(fault, field, None) for field in ("file", "name", "invalidProperty")
+                  if getattr(fault, field, None)), None)
+    return f"{name} ({about})" if about else name
 
 
 class Session:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 from collections.abc import Callable
@@ -46,7 +47,7 @@ class DatastoreFiles:
 
     def exists(self, path: str) -> bool:
         connection, response = self._request("HEAD", path, f"look for [{self.datastore}] {path}")
-        with connection:
+        with contextlib.closing(connection):
             response.read()
             if response.status == 404:
                 return False
@@ -55,7 +56,7 @@ class DatastoreFiles:
 
     def size(self, path: str) -> int:
         connection, response = self._request("HEAD", path, f"look for [{self.datastore}] {path}")
-        with connection:
+        with contextlib.closing(connection):
             response.read()
             self._check(response, f"look for [{self.datastore}] {path}", path)
             return int(response.getheader("Content-Length") or 0)
@@ -63,7 +64,7 @@ class DatastoreFiles:
     def read_text(self, path: str) -> str:
         action = f"read [{self.datastore}] {path}"
         connection, response = self._request("GET", path, action)
-        with connection:
+        with contextlib.closing(connection):
             data = response.read()
             self._check(response, action, path)
             return data.decode("utf-8", "replace")
@@ -73,7 +74,7 @@ class DatastoreFiles:
         connection, response = self._request("PUT", path, action, body=data,
                                               headers={"Content-Length": str(len(data)),
                                                        "Content-Type": "application/octet-stream"})
-        with connection:
+        with contextlib.closing(connection):
             response.read()
             self._check(response, action)
 
@@ -82,7 +83,7 @@ class DatastoreFiles:
         action = f"download [{self.datastore}] {path}"
         connection, response = self._request("GET", path, action)
         done = 0
-        with connection:
+        with contextlib.closing(connection):
             if response.status >= 300:
                 response.read()
                 self._check(response, action, path)
@@ -106,7 +107,7 @@ class DatastoreFiles:
         connection, response = self._request(
             "PUT", path, action, body=_Padded(source, total, progress),
             headers={"Content-Length": str(total), "Content-Type": "application/octet-stream"})
-        with connection:
+        with contextlib.closing(connection):
             response.read()
             self._check(response, action)
 

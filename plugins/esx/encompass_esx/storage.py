@@ -173,6 +173,7 @@ class EsxStorageDriver(StorageDriver):
         path = self._path(request.image, request.index)
         if self.files.exists(path):
             raise Conflict(f"{self._location(path)} exists already in pool '{self.pool}'")
+        self._make_folder(posixpath.dirname(path))
         manager = self.session.content.virtualDiskManager
         action = f"copy {source.location} to {self._location(path)}"
         task = self.session.call(action, manager.CopyVirtualDisk_Task,
@@ -192,6 +193,17 @@ class EsxStorageDriver(StorageDriver):
         tasks.wait(self.session, task, action, advance)
         self._fix_descriptor(path)
         return self._volume(request.index, path, source.size)
+
+    def _make_folder(self, folder: str) -> None:
+        """vSphere copies a disk only into a folder that exists."""
+        manager = self.session.content.fileManager
+        location = self._location(folder)
+        try:
+            self.session.call(f"make folder {location}", manager.MakeDirectory, name=location,
+                              datacenter=self._datacenter, createParentDirectories=True)
+        except DriverError as exc:
+            if "FileAlreadyExists" not in str(exc) and "already exists" not in str(exc):
+                raise
 
     def _same_server(self, other: EsxStorageDriver) -> bool:
         return (other.session.host, other.session.port) == (self.session.host, self.session.port)

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from encompass_core.errors import DriverError
 
 from .connection import Session, fault_message, pyvmomi
@@ -14,15 +16,31 @@ from .connection import Session, fault_message, pyvmomi
 TaskProgress = Callable[[int], None]
 
 
-def task_state(session: Session, task: Any) -> Any:
-    """The task's ``info`` in one round trip (never pyvmomi's lazy reads)."""
+#: What is read of a task's info: not the whole of it, whose ``entity`` vcsim 0.24 sets to
+#: objects pyvmomi refuses to read (a VirtualDiskManager is no ManagedEntity).
+TASK_INFO = ("info.state", "info.progress", "info.error", "info.result")
+
+
+@attrs.frozen
+class TaskInfo:
+    state: str
+    progress: int | None = None
+    error: Any = None
+    result: Any = None
+
+
+def task_state(session: Session, task: Any) -> TaskInfo:
+    """The task's state, progress, error and result in one round trip (never pyvmomi's lazy
+    reads)."""
     _, vmodl = pyvmomi()
     collector = vmodl.query.PropertyCollector
     spec = collector.FilterSpec(
         objectSet=[collector.ObjectSpec(obj=task, skip=False)],
-        propSet=[collector.PropertySpec(type=type(task), pathSet=["info"])])
+        propSet=[collector.PropertySpec(type=type(task), pathSet=list(TASK_INFO))])
     result = session.content.propertyCollector.RetrievePropertiesEx([spec], collector.RetrieveOptions())
-    return result.objects[0].propSet[0].val
+    props = {prop.name: prop.val for prop in result.objects[0].propSet or ()}
+    return TaskInfo(str(props.get("info.state")), props.get("info.progress"), props.get("info.error"),
+                    props.get("info.result"))
 
 
 def wait(session: Session, task: Any, action: str, progress: TaskProgress | None = None,

@@ -18,9 +18,15 @@ pytest.importorskip("pyVmomi", reason="pyvmomi is not installed (./setup_plugins
 
 from encompass_esx.platform import EsxPlatformDriver  # noqa: E402
 from encompass_esx.storage import EsxStorageDriver  # noqa: E402
-from vcsim_testing import PASSWORD, Vcsim, VcsimUnavailable, start_vcsim, vcsim_binary  # noqa: E402
-
-from encompass_core.config import Config, Section  # noqa: E402
+from vcsim_testing import (  # noqa: E402
+    PASSWORD,
+    Vcsim,
+    VcsimUnavailable,
+    platform_driver,
+    pool_driver,
+    start_vcsim,
+    vcsim_binary,
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,23 +48,6 @@ def vcsim(vcsim_program: Path) -> Iterator[Vcsim]:
             yield server
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def make_config(folder: Path, pools: dict | None = None, platforms: dict | None = None) -> Config:
-    return Config(path=folder / "encompass.toml", defaults={},
-                  pools={name: Section(name, "esx", settings) for name, settings in (pools or {}).items()},
-                  platforms={name: Section(name, "esx", settings)
-                             for name, settings in (platforms or {}).items()})
-
-
-def platform_driver(folder: Path, settings: dict, name: str = "vc") -> EsxPlatformDriver:
-    config = make_config(folder, platforms={name: settings})
-    return EsxPlatformDriver(config.platforms[name], config)
-
-
-def pool_driver(folder: Path, settings: dict, name: str = "ds0") -> EsxStorageDriver:
-    config = make_config(folder, pools={name: settings})
-    return EsxStorageDriver(config.pools[name], config)
 
 
 @pytest.fixture

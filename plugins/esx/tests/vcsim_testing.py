@@ -19,9 +19,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
+
+from encompass_core.config import Config, Section
 
 MAIN = Path(__file__).resolve().parent / "vcsim" / "main.go"
 GOCODE = Path("/usr/share/gocode")
@@ -146,3 +149,26 @@ def start_vcsim(folder: Path, machines: int = 2, extra: Mapping[str, int] | None
             process.kill()
             process.wait()
         log.close()
+
+
+def make_config(folder: Path, pools: dict | None = None, platforms: dict | None = None) -> Config:
+    return Config(path=folder / "encompass.toml", defaults={},
+                  pools={name: Section(name, "esx", settings) for name, settings in (pools or {}).items()},
+                  platforms={name: Section(name, "esx", settings)
+                             for name, settings in (platforms or {}).items()})
+
+
+def platform_driver(folder: Path, settings: dict, name: str = "vc") -> Any:
+    """An esx platform driver for ``settings`` (a vcsim's, say)."""
+    from encompass_esx.platform import EsxPlatformDriver
+
+    config = make_config(folder, platforms={name: settings})
+    return EsxPlatformDriver(config.platforms[name], config)
+
+
+def pool_driver(folder: Path, settings: dict, name: str = "ds0") -> Any:
+    """An esx storage driver for ``settings``."""
+    from encompass_esx.storage import EsxStorageDriver
+
+    config = make_config(folder, pools={name: settings})
+    return EsxStorageDriver(config.pools[name], config)

@@ -1,7 +1,8 @@
 // A minimal vcsim for the esx plugin's tests: Debian ships govmomi's simulator library but no
 // vcsim program. It builds the vCenter model (simulator.VPX) with the sizes given, serves it
-// over HTTPS on the address given with the certificate given, prints the SDK URL on one line
-// and runs until SIGTERM or SIGINT, then removes the model's temporary datastore folders.
+// over HTTPS on the address given with the certificate given, accepts one user and password,
+// prints the SDK URL on one line and runs until SIGTERM or SIGINT, then removes the model's
+// temporary datastore folders.
 package main
 
 import (
@@ -24,6 +25,8 @@ func main() {
 	standalone := flag.Int("standalone-host", 1, "standalone hosts per datacenter")
 	datastores := flag.Int("ds", 2, "datastores")
 	machines := flag.Int("vm", 2, "virtual machines per resource pool")
+	user := flag.String("username", "user", "the only user that may log in")
+	password := flag.String("password", "pass", "its password")
 	flag.Parse()
 
 	model := simulator.VPX()
@@ -37,7 +40,8 @@ func main() {
 	}
 	defer model.Remove()
 
-	model.Service.Listen = &url.URL{Host: *listen}
+	// A user of our own (not simulator.DefaultLogin, with which any password is accepted).
+	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, *password)}
 	if *cert != "" {
 		pair, err := tls.LoadX509KeyPair(*cert, *key)
 		if err != nil {
