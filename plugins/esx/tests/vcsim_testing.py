@@ -76,6 +76,9 @@ def vcsim_binary() -> Path:
                 raise VcsimUnavailable(f"building vcsim failed: {done.stderr.strip()[-2000:]}")
             shutil.rmtree(target.parent / "go-build", ignore_errors=True)
             partial.rename(target)
+    for stale in target.parent.parent.iterdir():  # builds of older sources
+        if stale != target.parent and (stale / "vcsim").exists():
+            shutil.rmtree(stale, ignore_errors=True)
     return target
 
 
