@@ -47,6 +47,34 @@ class EsxPlatformDriver(PlatformDriver):
         inventory = self.inventory()
         return [devices.to_machine(item, inventory, self.platform) for item in inventory.machines]
 
+    def resources(self) -> dict[str, list[dict[str, Any]]]:
+        """The datacenters, clusters, hosts, datastores and networks, by kind (one round trip)."""
+        inventory = self.inventory()
+        gib = 1 << 30
+
+        def datastore(item: Item) -> str:
+            props = item.props
+            return (f"{(props.get('summary.freeSpace') or 0) / gib:.1f} of "
+                    f"{(props.get('summary.capacity') or 0) / gib:.1f} GiB free"
+                    + ("" if props.get("summary.accessible", True) else ", not accessible"))
+
+        def host(item: Item) -> str:
+            compute = inventory.compute_resource(item)
+            where = f"in {compute.name}" if compute and compute.kind == "ClusterComputeResource" \
+                else "standalone"
+            return f"{where}, {item.props.get('runtime.connectionState')}"
+
+        def members(item: Item) -> str:
+            names = [inventory.by_id(ref) for ref in item.props.get("host") or ()]
+            return "hosts " + ", ".join(found.name for found in names if found)
+
+        details = {"datacenters": ("Datacenter", None), "clusters": ("ClusterComputeResource", members),
+                   "hosts": ("HostSystem", host), "datastores": ("Datastore", datastore),
+                   "networks": ("Network", None)}
+        return {label: [{"name": item.name, "details": describe(item) if describe else ""}
+                        for item in inventory.of(kind)]
+                for label, (kind, describe) in details.items()}
+
     def _find(self, name: str, inventory: Inventory | None = None) -> tuple[Item, Inventory]:
         inventory = inventory or self.inventory()
         item = inventory.named("VirtualMachine", name)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encompass_core import hookimpl
-from encompass_core.records import PlatformDriverRecord, StorageDriverRecord
+from encompass_core.records import CliCommandRecord, PlatformDriverRecord, StorageDriverRecord
 
 from .settings import PLATFORM, POOL
 
@@ -40,3 +40,9 @@ class EsxPlugin:
         yield StorageDriverRecord(
             name="esx", factory=_pool, settings=POOL,
             description="VMDKs on a VMware datastore, through vCenter or an ESX host (pyvmomi)")
+
+    @hookimpl
+    def encompass_cli_commands(self) -> Iterator[CliCommandRecord]:
+        from .cli import esx
+
+        yield CliCommandRecord(name="esx", command=esx)

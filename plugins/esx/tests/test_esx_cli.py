@@ -60,11 +60,35 @@ def test_a_local_master_is_cloned_onto_a_datastore_deployed_and_powered(cli, tmp
     assert cli("machine", "power", "web01", "off").returncode == 0
     assert next(m for m in platform.discover() if m.name == "web01").power == "off"
     assert cli("machine", "power", "web01", "on").returncode == 0
+
+    moved = cli("esx", "migrate", "web01", "--host", "DC0_C0_H1", "--datastore", "LocalDS_1")
+    assert moved.returncode == 0, moved.stderr
+    assert "host DC0_C0_H1, datastore LocalDS_1" in moved.stdout + moved.stderr
+    vm = next(m for m in platform.discover() if m.name == "web01")
+    assert (vm.extra["host"], vm.extra["datastores"], vm.power) == ("DC0_C0_H1", ["LocalDS_1"], "on")
+    resized = cli("esx", "reconfigure", "web01", "--cpus", "2", "--memory", "1G")
+    assert resized.returncode == 0, resized.stderr
+    shown = json.loads(cli("machine", "show", "web01", "--json").stdout)
+    assert (shown["hardware"]["cpus"], shown["hardware"]["memory_mib"]) == (2, 1024)
+    assert shown["extra"]["host"] == "DC0_C0_H1"
+    nowhere = cli("esx", "migrate", "web01", "--host", "DC9_H9")
+    assert nowhere.returncode == 3 and "no host 'DC9_H9'" in nowhere.stderr
+
     undeployed = cli("undeploy", "web01", "--remove-machine")
     assert undeployed.returncode == 0, undeployed.stderr
     assert "web01" not in [m.name for m in platform.discover()]
     # The VM went; the clone's VMDK stayed in the pool.
     assert cli("image", "show", "web01", "--json").returncode == 0
+
+
+def test_the_inventory_lists_datacenters_clusters_hosts_datastores_and_networks(cli):
+    done = cli("esx", "inventory", "vc", "--json")
+    assert done.returncode == 0, done.stderr
+    found = {kind: [item["name"] for item in items] for kind, items in json.loads(done.stdout).items()}
+    assert found["datacenters"] == ["DC0"] and found["clusters"] == ["DC0_C0"]
+    assert sorted(found["hosts"]) == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2", "DC0_H0"]
+    assert sorted(found["datastores"]) == ["LocalDS_0", "LocalDS_1"]
+    assert "VM Network" in found["networks"]
 
 
 def test_a_wrong_password_is_one_line_and_exit_code_7(cli):
