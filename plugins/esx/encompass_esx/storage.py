@@ -181,11 +181,10 @@ class EsxStorageDriver(StorageDriver):
                                  destName=self._location(path), destDatacenter=self._datacenter,
                                  force=False)
         progress.started_job(task._moId, action)
-        step = max(1, source.size // 100)
         done = [0]
 
         def advance(percent: int) -> None:
-            now = percent * step
+            now = source.size * min(percent, 100) // 100
             if now > done[0]:
                 progress.advance(now - done[0])
                 done[0] = now

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,24 @@ def test_a_server_that_stops_mid_operation_is_one_clear_line(vcsim_program, imag
             with pytest.raises(DriverError) as again:  # and the next call says the same
                 driver.discover()
             assert "connection refused" in one_line(again.value)
+
+
+def test_a_server_that_dies_while_a_task_is_under_way_is_one_clear_line(vcsim_program):
+    os.environ["VCSIM_PASSWORD"] = PASSWORD
+    with tempfile.TemporaryDirectory(prefix="enc-vcsim-crash-") as folder, \
+            start_vcsim(Path(folder) / "vcsim", machines=1,
+                        extra={"slow": "PowerOnVM_Task=30000"}) as server:
+        driver = platform_driver(Path(folder), server.settings())
+        vm = next(m for m in driver.discover() if m.name == "DC0_H0_VM0")
+        driver.power(vm, "off")
+        # The power-on call waits 30 s for its answer; the server dies 1 s into it.
+        crash = threading.Timer(1.0, server.crash)
+        crash.start()
+        try:
+            with pytest.raises(DriverError) as refused:
+                driver.power(vm, "on")
+        finally:
+            crash.cancel()
+        message = one_line(refused.value)
+        assert message.startswith("platform 'vc': cannot power on VM 'DC0_H0_VM0'")
+        assert f"127.0.0.1:{server.port}" in message

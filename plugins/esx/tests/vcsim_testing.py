@@ -110,6 +110,12 @@ class Vcsim:
         return {"driver": "esx", "host": self.host, "port": self.port, "user": USER,
                 "password_env": "VCSIM_PASSWORD", "ca_file": str(self.ca_file), **more}
 
+    def crash(self) -> None:
+        """SIGKILL, as a crash or a pulled cable would end it (calls in flight get no answer)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         """SIGTERM (vcsim removes its datastores' folders), then SIGKILL if it lingers."""
         if self.process.poll() is None:
@@ -122,9 +128,10 @@ class Vcsim:
 
 
 @contextlib.contextmanager
-def start_vcsim(folder: Path, machines: int = 2, extra: Mapping[str, int] | None = None
+def start_vcsim(folder: Path, machines: int = 2, extra: Mapping[str, object] | None = None
                 ) -> Iterator[Vcsim]:
-    """Run vcsim (``machines`` VMs per resource pool) until the block ends."""
+    """Run vcsim (``machines`` VMs per resource pool) until the block ends. ``extra`` holds
+    more flags of main.go (``{"slow": "PowerOnVM_Task=30000"}``: answer that method late)."""
     binary = vcsim_binary()
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = make_certificate(folder)

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/vmware/govmomi/simulator"
@@ -27,6 +29,7 @@ func main() {
 	machines := flag.Int("vm", 2, "virtual machines per resource pool")
 	user := flag.String("username", "user", "the only user that may log in")
 	password := flag.String("password", "pass", "its password")
+	slow := flag.String("slow", "", "METHOD=MILLISECONDS: answer that SOAP method late")
 	flag.Parse()
 
 	model := simulator.VPX()
@@ -34,6 +37,14 @@ func main() {
 	model.Host = *standalone
 	model.Datastore = *datastores
 	model.Machine = *machines
+	if name, delay, found := strings.Cut(*slow, "="); found {
+		milliseconds, err := strconv.Atoi(delay)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vcsim: -slow wants METHOD=MILLISECONDS")
+			os.Exit(2)
+		}
+		model.DelayConfig.MethodDelay = map[string]int{name: milliseconds}
+	}
 	if err := model.Create(); err != nil {
 		fmt.Fprintln(os.Stderr, "vcsim: cannot create the model:", err)
 		os.Exit(1)
