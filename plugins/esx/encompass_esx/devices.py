@@ -40,13 +40,17 @@ def to_machine(item: Item, inventory: Inventory, platform: str) -> Machine:
              "power_state": props.get("runtime.powerState")}
     if props.get("config.template"):
         extra["template"] = True
+    if props.get("guest.hostName"):
+        extra["guest_hostname"] = props["guest.hostName"]
+    address = props.get("guest.ipAddress")
     return Machine(
         name=item.name, platform=platform, kind="virtual", uuid=props.get("config.uuid"),
         hardware=HardwareProfile(memory_mib=int(props.get("config.hardware.memoryMB") or 0),
                                  cpus=int(props.get("config.hardware.numCPU") or 0),
                                  platforms=("esx",)),
         power=POWER.get(str(props.get("runtime.powerState")), "unknown"),
-        macs=macs, disks=tuple(disk_file(disk) for disk in disks(item)), extra=extra)
+        macs=macs, addresses=(address,) if address else (),
+        disks=tuple(disk_file(disk) for disk in disks(item)), extra=extra)
 
 
 def scsi_controller(item: Item) -> Any | None:

@@ -27,7 +27,8 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
     "Network": ("name",),
     "VirtualMachine": ("name", "config.uuid", "config.template", "config.hardware.numCPU",
                        "config.hardware.memoryMB", "config.hardware.device", "runtime.powerState",
-                       "runtime.host", "datastore", "resourcePool"),
+                       "runtime.host", "datastore", "resourcePool", "guest.hostName",
+                       "guest.ipAddress"),
 }
 
 #: Objects per page of the answer.

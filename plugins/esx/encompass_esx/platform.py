@@ -14,7 +14,7 @@ from encompass_core.contracts import Attachment, PlatformCapabilities, PlatformD
 from encompass_core.errors import Conflict, InvalidInput, NotFound, NotSupported
 from encompass_core.model import HardwareProfile, Image, Machine
 
-from . import devices, tasks
+from . import devices, guest, tasks
 from .connection import Session, pyvmomi
 from .inventory import Collector, Inventory, Item
 
@@ -26,7 +26,7 @@ class EsxPlatformDriver(PlatformDriver):
 
     capabilities = PlatformCapabilities(
         kind="virtual", attach_kinds=("datastore",), boot_modes=("disk",), create_machines=True,
-        boot_device=(), migrate=True, reconfigure=True, customize=False)
+        boot_device=(), migrate=True, reconfigure=True, customize=True)
 
     def __init__(self, section: Section, config: Config) -> None:
         self.platform = section.name
@@ -299,6 +299,18 @@ class EsxPlatformDriver(PlatformDriver):
                                     f"{hardware.memory_mib} MiB", numCPUs=hardware.cpus,
                           memoryMB=hardware.memory_mib)
         return self._machine(machine.name)
+
+    def customize(self, machine: Machine, image: Image, spec: dict[str, Any]) -> None:
+        """Hand a hostname and addresses (:data:`.guest.KEYS`) to a vSphere customization spec,
+        applied when the VM next powers on. The VM must be off (vSphere refuses otherwise)."""
+        guest.check(spec, self.platform)
+        item, _ = self._find(machine.name)
+        vim, _ = pyvmomi()
+        nics = sum(isinstance(device, vim.vm.device.VirtualEthernetCard)
+                   for device in devices.devices(item))
+        specification = guest.specification(spec, nics)
+        self._task(f"customize VM '{item.name}' as '{spec['hostname']}'",
+                   lambda: item.ref.CustomizeVM_Task(spec=specification))
 
     def close(self) -> None:
         self.session.close()

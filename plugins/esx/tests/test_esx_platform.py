@@ -13,7 +13,7 @@ import pytest
 from vcsim_testing import PASSWORD, platform_driver, start_vcsim
 
 from encompass_core.contracts import Attachment
-from encompass_core.errors import DriverError, NotFound
+from encompass_core.errors import DriverError, InvalidInput, NotFound
 from encompass_core.model import HardwareProfile, Image
 
 
@@ -138,3 +138,22 @@ def test_a_server_that_dies_while_a_task_is_under_way_is_one_clear_line(vcsim_pr
         message = one_line(refused.value)
         assert message.startswith("platform 'vc': cannot power on VM 'DC0_H0_VM0'")
         assert f"127.0.0.1:{server.port}" in message
+
+
+def test_a_hostname_and_address_are_handed_to_a_vsphere_customization_spec(vcsim, tmp_path, image):
+    driver = platform_driver(tmp_path, vcsim.settings(network="VM Network"))
+    made = driver.create_machine("t-guest-spec", image)
+    try:
+        assert len(made.macs) == 1  # the NIC the spec's address goes to
+        driver.customize(made, image, {"hostname": "web01", "ip": "10.0.0.5",
+                                       "netmask": "255.255.255.0", "gateway": "10.0.0.1"})
+        running = driver.power(made, "on")  # the guest applies it as it starts
+        assert running.extra["guest_hostname"] == "web01" and running.addresses == ("10.0.0.5",)
+        with pytest.raises(DriverError) as refused:  # a running VM: vSphere's own refusal
+            driver.customize(made, image, {"hostname": "web02"})
+        assert "InvalidPowerState" in one_line(refused.value)
+        with pytest.raises(InvalidInput):
+            driver.customize(made, image, {"hostname": "web02", "password": "x"})
+    finally:
+        driver.destroy_machine(made)
+        driver.close()
