@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from vcsim_testing import PASSWORD, platform_driver, start_vcsim
 
-from encompass_core.contracts import Attachment
+from encompass_core.contracts import Attachment, AttachRequest, CloneProgress
 from encompass_core.errors import DriverError, InvalidInput, NotFound
 from encompass_core.model import HardwareProfile, Image
+from encompass_core.records import CloneRequest
+from encompass_core.testing import make_source_image
 
 
 def one_line(error: BaseException) -> str:
@@ -157,3 +159,19 @@ def test_a_hostname_and_address_are_handed_to_a_vsphere_customization_spec(vcsim
     finally:
         driver.destroy_machine(made)
         driver.close()
+
+
+def test_an_existing_vm_is_adopted_and_keeps_its_own_disk(platform, pool, tmp_path):
+    master = pool.import_volume("adopt-master", 0, make_source_image(tmp_path / "m.raw"))
+    volume = pool.clone_volume(master, pool, CloneRequest("adopted", 0, "full", 8, "adopt-master"),
+                               CloneProgress())
+    image = Image(name="adopted", kind="clone", state="deploying", volumes=(volume,))
+    vm = next(m for m in platform.discover() if m.name == "DC0_C0_RP0_VM1")
+    attached = pool.attach(volume, vm, AttachRequest(kinds=("datastore",), boot=True))
+    deployed = platform.deploy(vm, image, [attached])
+    assert deployed.power == "on"
+    assert deployed.disks == ("[LocalDS_0] DC0_C0_RP0_VM1/disk1.vmdk", volume.location)
+    undeployed = platform.undeploy(deployed, image)
+    assert undeployed.disks == ("[LocalDS_0] DC0_C0_RP0_VM1/disk1.vmdk",)
+    assert undeployed.power == "off"
+    assert pool.files.exists(volume.location.removeprefix("[LocalDS_0] "))  # the VMDK stays
