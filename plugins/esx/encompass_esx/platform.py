@@ -68,12 +68,17 @@ class EsxPlatformDriver(PlatformDriver):
             names = [inventory.by_id(ref) for ref in item.props.get("host") or ()]
             return "hosts " + ", ".join(found.name for found in names if found)
 
-        details = {"datacenters": ("Datacenter", None), "clusters": ("ClusterComputeResource", members),
-                   "hosts": ("HostSystem", host), "datastores": ("Datastore", datastore),
-                   "networks": ("Network", None)}
+        def network(item: Item) -> str:
+            return "distributed port group" if item.kind == "DistributedVirtualPortgroup" else \
+                "opaque (NSX)" if item.kind == "OpaqueNetwork" else "standard port group"
+
+        details = {"datacenters": (("Datacenter",), None),
+                   "clusters": (("ClusterComputeResource",), members),
+                   "hosts": (("HostSystem",), host), "datastores": (("Datastore",), datastore),
+                   "networks": (("Network", "DistributedVirtualPortgroup", "OpaqueNetwork"), network)}
         return {label: [{"name": item.name, "details": describe(item) if describe else ""}
-                        for item in inventory.of(kind)]
-                for label, (kind, describe) in details.items()}
+                        for kind in kinds for item in inventory.of(kind)]
+                for label, (kinds, describe) in details.items()}
 
     def _find(self, name: str, inventory: Inventory | None = None) -> tuple[Item, Inventory]:
         inventory = inventory or self.inventory()

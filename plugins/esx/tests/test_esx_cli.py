@@ -88,7 +88,7 @@ def test_the_inventory_lists_datacenters_clusters_hosts_datastores_and_networks(
     assert found["datacenters"] == ["DC0"] and found["clusters"] == ["DC0_C0"]
     assert sorted(found["hosts"]) == ["DC0_C0_H0", "DC0_C0_H1", "DC0_C0_H2", "DC0_H0"]
     assert sorted(found["datastores"]) == ["LocalDS_0", "LocalDS_1"]
-    assert "VM Network" in found["networks"]
+    assert "VM Network" in found["networks"] and "DC0_DVPG0" in found["networks"]
 
 
 def test_a_wrong_password_is_one_line_and_exit_code_7(cli):

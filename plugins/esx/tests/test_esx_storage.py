@@ -92,3 +92,13 @@ def test_a_clone_onto_a_pool_whose_server_stopped_is_an_error_not_a_stuck_image(
     shown = cli("image", "show", "web01", "--json")
     # Either the half-made clone is gone, or it is recorded in error with the reason.
     assert shown.returncode == 3 or json.loads(shown.stdout)["state"] == "error"
+
+
+def test_cleanup_removes_a_flat_extent_a_killed_upload_left(pool, tmp_path):
+    master = pool.import_volume("m", 0, make_source_image(tmp_path / "m.raw"))
+    partial = f"{pool.folder}/web01/vol0-flat.vmdk"  # the descriptor comes last: never written
+    pool.files.upload(make_source_image(tmp_path / "p.raw"), partial)
+    assert "web01" not in [found.image for found in pool.discover()]
+    assert pool.cleanup("web01") == [f"removed [LocalDS_0] {partial} (a partial upload)"]
+    assert not pool.files.exists(partial)
+    assert pool.files.exists(master.location.removeprefix("[LocalDS_0] "))
