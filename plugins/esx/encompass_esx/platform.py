@@ -293,6 +293,12 @@ class EsxPlatformDriver(PlatformDriver):
             if datastore is None:
                 raise NotFound(f"platform '{self.platform}' has no datastore '{target['datastore']}'")
             spec.datastore = datastore.ref
+            # The images' VMDKs are the pools': they stay where their pool keeps them; only the
+            # VM's own files move (Storage vMotion would otherwise move every disk).
+            spec.disk = [vim.vm.RelocateSpec.DiskLocator(diskId=disk.key,
+                                                         datastore=disk.backing.datastore)
+                         for disk in devices.disks(item)
+                         if not self._own_disk(item, disk) and disk.backing.datastore is not None]
         where = " and ".join(f"{key} '{value}'" for key, value in target.items() if value)
         self._task(f"move VM '{item.name}' to {where}", lambda: item.ref.RelocateVM_Task(spec=spec))
         return self._machine(machine.name)
