@@ -50,9 +50,8 @@ class FuseExport:
 
     def __init__(self, image_path: str, writable: bool, label: str, timeout: float = _START_TIMEOUT,
                  blockdevs: list[dict] | None = None) -> None:
-        """Export ``image_path`` (a qcow2 file), or the block graph ``blockdevs`` (QEMU
-        ``--blockdev`` objects, the last one named ``disk``: a disk on an NFS server, its backing
-        chain spelled out) when given; ``image_path`` then only names it in messages."""
+        """Export ``image_path`` (qcow2 over a file) or, when given, ``blockdevs`` instead: block
+        nodes as ``--blockdev`` takes them, the last one named ``disk`` (an iSCSI LUN, say)."""
         executable = storage_daemon_path()
         if executable is None:
             raise DriverError(
@@ -70,13 +69,15 @@ class FuseExport:
         # path could be too long), and nobody else can reach it.
         monitor, daemon_end = socket.socketpair()
         read_only = not writable
-        command = [
-            executable,
-            *(arg for node in blockdevs or [
+        if blockdevs is None:
+            blockdevs = [
                 {"driver": "file", "node-name": "file", "filename": os.path.abspath(image_path),
                  "read-only": read_only},
                 {"driver": "qcow2", "node-name": "disk", "file": "file", "read-only": read_only},
-            ] for arg in ("--blockdev", json.dumps(node))),
+            ]
+        command = [
+            executable,
+            *[arg for node in blockdevs for arg in ("--blockdev", json.dumps(node))],
             "--export", json.dumps({
                 "type": "fuse", "id": "raw", "node-name": "disk", "mountpoint": self.raw_path,
                 "writable": writable, "allow-other": "off",

@@ -147,14 +147,13 @@ class NfsStorageDriver(StorageDriver):
         if self.files.lstat(image) is None:
             self.files.mkdir(image, 0o755)
             made_folder = True
-        elif self.files.lstat(rel) is not None:
-            raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
+        else:
+            self._check_free(image, index)
         try:
             copying.remove_tree(self.files, partial)  # a killed copy's leftover
             yield partial
             self.files.chmod(partial, mode)
-            if self.files.lstat(rel) is not None:  # made meanwhile by another process
-                raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
+            self._check_free(image, index)  # made meanwhile by another process?
             self.files.rename(partial, rel)
         except BaseException as failure:
             try:
@@ -167,6 +166,13 @@ class NfsStorageDriver(StorageDriver):
                                       "until the server answers again (encompass repair removes "
                                       "it)") from failure
             raise
+
+    def _check_free(self, image: str, index: int) -> None:
+        """A Conflict when volume ``index`` of ``image`` is there already, in any format."""
+        for suffix in _SUFFIX.values():
+            rel = f"{image}/vol{index}{suffix}"
+            if self.files.lstat(rel) is not None:
+                raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
 
     # -- import ---------------------------------------------------------------------------------
     def inspect_source(self, source: Path) -> None:

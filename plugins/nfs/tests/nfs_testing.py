@@ -27,6 +27,8 @@ from encompass_nfs.driver import NfsStorageDriver
 from encompass_core.config import Config, Section
 
 CLONE_NEWNET = 0x40000000
+# A killed test run takes its servers with it (the kernel kills them when it dies).
+_DIE_WITH_US = ("setpriv", "--pdeathsig", "KILL", "--")
 EXPORT = "/export"
 
 _HOLDER = r"""
@@ -35,7 +37,7 @@ ip link set lo up
 ip addr add 10.254.254.1/32 dev lo
 ip addr add fd00:254::1/128 dev lo
 mount -t tmpfs -o mode=0755 tmpfs /run
-rpcbind -f -w &
+setpriv --pdeathsig KILL rpcbind -f -w &
 until rpcinfo -p 127.0.0.1 >/dev/null 2>&1; do sleep 0.05; done
 echo ready
 exec sleep infinity
@@ -96,7 +98,8 @@ class Ganesha:
         """Make the namespace with rpcbind (once), then start ganesha and wait until it serves."""
         if self.holder is None:
             self.holder = subprocess.Popen(
-                ["unshare", "-m", "-n", "--propagation", "private", "--", "sh", "-c", _HOLDER],
+                [*_DIE_WITH_US, "unshare", "-m", "-n", "--propagation", "private", "--fork",
+                 "--kill-child=KILL", "--", "sh", "-c", _HOLDER],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True)
             assert self.holder.stdout is not None
@@ -106,7 +109,7 @@ class Ganesha:
                 raise RuntimeError(f"the namespace for nfs-ganesha did not start: {said}")
         pid = self.holder.pid
         self.server = subprocess.Popen(
-            ["nsenter", f"--net=/proc/{pid}/ns/net", f"--mount=/proc/{pid}/ns/mnt", "--",
+            [*_DIE_WITH_US, "nsenter", f"--net=/proc/{pid}/ns/net", f"--mount=/proc/{pid}/ns/mnt", "--",
              "ganesha.nfsd", "-F", "-f", str(self.config), "-L", str(self.log),
              "-p", str(self.base / "ganesha.pid")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
