@@ -101,11 +101,16 @@ def clone(ctx, source, names, count, prefix, mode, pool, parallel, as_json) -> N
     with output.progress(f"cloning {source}", len(wanted)) as bar:
         task = bar.task_ids[0]
         results = clone_op.clone_images(ctx, source, wanted, mode, pool, parallel,
-                                        on_done=lambda r: bar.advance(task))
+                                        on_done=lambda r: bar.advance(task),
+                                        on_bytes=None if as_json else output.CopyMeter())
     failed = [r for r in results if r.state != "ready"]
     if as_json:
         output.emit_json(results)
     else:
+        for result in results:
+            if result.copied and result.state == "ready":
+                output.note(f"{result.name}: streamed {output.size(result.copied)} between pools in "
+                            f"{result.seconds:.1f} s ({output.rate(result.copied, result.seconds)})")
         made = len(results) - len(failed)
         output.note(f"{made} clone(s) of '{source}' ready" + (f", {len(failed)} failed:" if failed else ""))
         for result in failed:

@@ -82,6 +82,38 @@ def progress(description: str, total: int | None, unit: str = "") -> Progress | 
     return bar
 
 
+class CopyMeter:
+    """``meter(name, done, total)``: a line on stderr per copy, at most every ``every`` seconds,
+    with how far it got and how fast (bytes per second since its first report). Thread-safe:
+    clones are made by several workers at once."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        import threading
+
+        self.every = every
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}
+        self._shown: dict[str, float] = {}
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        import time
+
+        with self._lock:
+            now = time.monotonic()
+            started = self._started.setdefault(name, now)
+            finished = total and done >= total
+            if not finished and now - self._shown.get(name, -self.every) < self.every:
+                return
+            self._shown[name] = now
+        percent = f" ({100 * done / total:.0f}%)" if total else ""
+        note(f"{name}: {size(done)} of {size(total)}{percent} at {rate(done, now - started)}")
+
+
+def rate(done: int, seconds: float) -> str:
+    """Throughput, for people: ``412.3 MiB/s``."""
+    return f"{size(int(done / seconds)) if seconds > 0 else size(done)}/s"
+
+
 def when(timestamp: str | None) -> str:
     """An ISO timestamp, shortened for tables (UTC, to the second)."""
     return timestamp[:19].replace("T", " ") if timestamp else ""

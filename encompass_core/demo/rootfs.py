@@ -71,9 +71,9 @@ def write_root_tree(tree: Path, busybox: Path, applets: list[str], kernel: Path,
             link.symlink_to(os.path.relpath(tree / "bin/busybox", link.parent))
 
 
-def make_ext4_image(tree: Path, disk: Path, size_mib: int) -> None:
+def make_ext4_image(tree: Path, disk: Path, size_mib: int, label: str) -> None:
     """``mke2fs -d`` a sparse ext4 image of ``tree``; every inode owned by root."""
-    run_tool(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "encompass-demo", "-E", "root_owner=0:0",
+    run_tool(["mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-E", "root_owner=0:0",
               "-d", str(tree), str(disk), f"{size_mib}M"], "mke2fs", "e2fsprogs")
     if os.geteuid() != 0:
         # mke2fs -d copies the builder's uid/gid; debugfs rewrites them without mounting.

@@ -1,4 +1,5 @@
-"""The demo's customization: two items on the master, a value for each clone."""
+"""The demo's customization: two items on the master (in its root partition), a value for each
+clone."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from ..context import Context
 from ..errors import DriverError
 from ..model import CustomizationItem
 from ..operations import master_items
+from .bootdisk import ROOT_PARTITION
 
 DEMO_ITEMS = (
     CustomizationItem(key="hostname", type="file", path="/etc/hostname",
+                      partition=ROOT_PARTITION,
                       description="the machine's name", prompt="Hostname", default="master"),
     CustomizationItem(key="hello", type="bootscript", path="/usr/local/sbin/encompass-hello",
+                      partition=ROOT_PARTITION,
                       description="says hello once, at first boot", prompt="Script"),
 )
 

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from .. import hookimpl, rundir
 from ..config import Config, Section
 from ..contracts import (
@@ -30,12 +32,13 @@ from ..contracts import (
     StorageDriver,
 )
 from ..customization.access import VolumeRef
-from ..errors import Conflict, DriverError, InvalidInput, NotFound, NotSupported
+from ..errors import ConfigError, Conflict, DriverError, InvalidInput, NotFound, NotSupported
 from ..model import Machine, Volume
 from ..records import CloneRequest, StorageDriverRecord
 from ..settings import Setting
-from . import qemuimg
+from . import qemuimg, streaming
 from .sparsecopy import copy_sparse, try_reflink
+from .tgt import TgtExport
 
 _SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
 
@@ -45,6 +48,14 @@ SETTINGS = (
             minimum=1),
     Setting("concurrency", int, 4, "clones made in this pool at once, at the most", minimum=1),
     Setting("copy_timeout", int, 3600, "seconds a whole-volume copy may take", minimum=1),
+    Setting("export", str, "none", "how machines reach the volumes: as files of this host, or also over "
+            "iSCSI through tgt (raw volumes)", choices=("none", "iscsi")),
+    Setting("tgt_control", int, help="with export = \"iscsi\": the control socket number of the tgtd "
+            "serving this pool (tgtd -C N)", minimum=0),
+    Setting("iscsi_portal", str, "127.0.0.1:3260", "with export = \"iscsi\": the address:port machines "
+            "reach tgtd at (tgtd --iscsi portal=...)"),
+    Setting("iqn_prefix", str, "iqn.2026-12.org.encompass", "with export = \"iscsi\": the start of the "
+            "target names (one target per machine)"),
 )
 
 
@@ -62,6 +73,9 @@ class LocalStorageDriver(StorageDriver):
         # Seconds a whole-volume copy (qemu-img convert/rebase, cp -a) may take.
         self.copy_timeout = section.setting("copy_timeout", 3600, int)
         self._copy_setting = f"[pools.{self.pool}] copy_timeout"
+        self.iscsi = _iscsi_export(section)
+        if self.iscsi is not None:  # a volume is offered as an iSCSI LUN first, a file still
+            self.capabilities = attrs.evolve(self.capabilities, attach_kinds=("iscsi", "file", "dir"))
 
     # -- places -----------------------------------------------------------------------------
     def _target(self, image: str, index: int, fmt: str) -> Path:
@@ -147,8 +161,14 @@ class LocalStorageDriver(StorageDriver):
     # -- clones -----------------------------------------------------------------------------
     def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
                      progress: CloneProgress) -> Volume | None:
+        """Native clones of this pool's volumes; from another local pool copy-on-write overlays
+        (a qcow2 file may be backed by a file anywhere on this host) and trees. A full copy of a
+        file from any other pool returns None: the core streams it (:meth:`write_volume`), with
+        progress."""
         if not isinstance(source_driver, LocalStorageDriver) or source.format not in _SUFFIX:
             return None  # not a file of ours: the core copies it through expose/write_volume
+        if source.pool != self.pool and request.mode == "full" and source.format != "dir":
+            return None
         self._check_ours(source)  # qemu-img -u would make an overlay of a missing file
         return self._clone(source, request.image, request.index, request.mode, request.max_depth)
 
@@ -241,21 +261,44 @@ class LocalStorageDriver(StorageDriver):
 
     def write_volume(self, image: str, index: int, source: VolumeRef, size: int,
                      progress: Progress | None = None) -> Volume:
+        """A new volume from one another pool exposes: a tree is copied with ``cp -a``, a raw
+        file or device streamed keeping holes (:func:`.streaming.stream_raw`), a qcow2 chain or
+        a URL read through ``qemu-img convert``. Written under a ``.partial`` name: a failed or
+        interrupted copy leaves nothing that looks like a volume (``repair`` removes the rest)."""
         if source.format == "dir":
             target = self._target(image, index, "dir")
             self._copy_tree(Path(source.path), target)
             _make_writable_top(target)
+            if progress:
+                progress(size)
             return self._volume(index, "dir", target)
-        if source.format not in _SUFFIX:
-            raise NotSupported(f"pool '{self.pool}' (local) keeps raw, qcow2 and dir volumes, not "
-                               f"{source.format}")
-        target = self._target(image, index, source.format)
+        fmt = _stream_format(source)
+        if fmt is None:
+            raise NotSupported(f"pool '{self.pool}' (local) keeps raw, qcow2 and dir volumes; it cannot "
+                               f"read a {source.format} volume at {source.path}")
+        target = self._target(image, index, fmt)
+        if os.path.lexists(target):
+            raise Conflict(f"{target} exists already in pool '{self.pool}'")
         with self._writing(target, 0o644) as partial:
-            _copy_volume_file(source.path, partial, source.format, self.copy_timeout, self._copy_setting)
-        return self._volume(index, source.format, target, size=size)
+            if fmt == "raw" and not streaming.is_url(source.path):
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    streaming.stream_raw(source.path, fd, size, progress)
+                except OSError as exc:
+                    raise DriverError(f"cannot copy {source.path} into pool '{self.pool}': "
+                                      f"{exc.strerror or exc}") from exc
+                finally:
+                    os.close(fd)
+            else:
+                streaming.convert(source.path, "raw" if source.format not in _SUFFIX else source.format,
+                                  str(partial), fmt, size, progress, self.copy_timeout,
+                                  self._copy_setting)
+        return self._volume(index, fmt, target, size=size)
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         self._check_ours(volume)
+        if self.iscsi is not None and "iscsi" in request.kinds and volume.format != "dir":
+            return self._attach_iscsi(volume, machine, request)
         kind = "dir" if volume.format == "dir" else "file"
         if kind not in request.kinds:
             raise NotSupported(f"pool '{self.pool}' offers its volumes as {kind}s; the machine takes "
@@ -264,8 +307,29 @@ class LocalStorageDriver(StorageDriver):
                           format=volume.format, readonly=volume.readonly, boot=request.boot,
                           lun=request.lun)
 
+    def _attach_iscsi(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
+        """The volume's file as a LUN of the machine's own tgt target, bound to its initiator
+        (its iSCSI host port, else a name made for it and given to the platform)."""
+        if volume.format != "raw":
+            raise NotSupported(
+                f"pool '{self.pool}' serves raw volumes over iSCSI, and {volume.location} is "
+                f"{volume.format} (a copy-on-write clone); clone it with --mode full to boot it "
+                "over iSCSI"
+            )
+        ports = [port.address for port in machine.host_ports if port.kind == "iscsi"]
+        initiator = ports[0] if ports else self.iscsi.default_initiator(machine.name)
+        target, lun = self.iscsi.attach(os.path.abspath(volume.location), machine.name, initiator,
+                                        request.lun, volume.readonly)
+        return Attachment(index=volume.index, kind="iscsi",
+                          address=f"iscsi://{self.iscsi.portal}/{target}/{lun}", format="raw",
+                          readonly=volume.readonly, boot=request.boot, lun=lun,
+                          details={"initiator": initiator, "target": target, "portal": self.iscsi.portal})
+
     def detach(self, volume: Volume, machine: Machine) -> None:
-        """Nothing to undo: the hypervisor reads the file in place."""
+        """A file needs nothing undone (the hypervisor reads it in place); a volume served over
+        iSCSI leaves the machine's target."""
+        if self.iscsi is not None:
+            self.iscsi.detach(os.path.abspath(volume.location), machine.name)
 
     def discover(self) -> list[DiscoveredVolume]:
         """Every complete volume in the pool."""
@@ -333,6 +397,30 @@ def _copy_volume_file(source: str, partial: Path, fmt: str, timeout: float, sett
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()  # e.g. no O_DIRECT on this filesystem (tmpfs): copy by hand
     copy_sparse(source, str(partial))
+
+
+def _iscsi_export(section: Section) -> TgtExport | None:
+    if section.setting("export", "none", str) != "iscsi":
+        return None
+    control = section.setting("tgt_control", None, int)
+    if control is None:
+        raise ConfigError(f"[pools.{section.name}] export = \"iscsi\" needs tgt_control = N, the "
+                          "control socket number of the tgtd serving it (tgtd -C N)")
+    return TgtExport(section.name, control, section.setting("iscsi_portal", "127.0.0.1:3260", str),
+                     section.setting("iqn_prefix", "iqn.2026-12.org.encompass", str))
+
+
+def _stream_format(source: VolumeRef) -> str | None:
+    """The format a volume streamed from ``source`` is kept in here: its own when raw or qcow2;
+    raw for what QEMU reads by URL or a block device (a mapped LUN); None when unreadable."""
+    if source.format in ("raw", "qcow2"):
+        return source.format
+    if streaming.is_url(source.path):
+        return "raw"
+    with contextlib.suppress(OSError):
+        if stat.S_ISBLK(os.stat(source.path).st_mode):
+            return "raw"
+    return None
 
 
 def _is_readonly(path: Path) -> bool:

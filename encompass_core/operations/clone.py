@@ -9,6 +9,7 @@ leaves those begun in ``error`` — none stays stuck in ``cloning``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -30,6 +31,14 @@ class CloneResult:
     name: str
     state: str  # ready | error | cancelled
     error: str | None = None
+    copied: int = 0  # bytes the core streamed between pools (0: native clones only)
+    seconds: float = 0.0  # how long the streaming took
+
+
+MIB = 1 << 20
+
+#: ``on_bytes(clone name, bytes done so far, bytes in all its volumes)`` while the core streams.
+BytesProgress = Callable[[str, int, int], None]
 
 
 def names_for(names: Sequence[str], count: int | None, prefix: str | None) -> list[str]:
@@ -74,8 +83,14 @@ def clone_images(
     pool: str | None = None,
     parallel: int | None = None,
     on_done: Callable[[CloneResult], None] | None = None,
+    on_bytes: BytesProgress | None = None,
 ) -> list[CloneResult]:
-    """Clone ``source_name`` into each of ``names``; return what became of each."""
+    """Clone ``source_name`` into each of ``names``; return what became of each.
+
+    Each volume is cloned natively when a driver can (``encompass_clone_volume``: the same
+    subsystem or server), else streamed by the core from the source pool's :meth:`expose` into
+    the target pool's :meth:`write_volume` (full clones only), reported through ``on_bytes``.
+    """
     mode = mode or ctx.config.defaults.get("clone_mode", "cow")
     if mode not in ("cow", "full"):
         raise InvalidInput(f"unknown clone mode '{mode}': use cow (copy-on-write) or full")
@@ -121,14 +136,19 @@ def clone_images(
         raise
 
     results: dict[str, CloneResult] = {}
+    streamed: dict[str, _Streamed] = {}
+    total = sum(v.size for v in source.volumes)
 
     def work(name: str) -> list[Volume]:
         made: list[Volume] = []
+        stats = streamed[name] = _Streamed(name, total, on_bytes)
         try:
             for volume in source.volumes:
                 made.append(_clone_volume(ctx, target, source.name, volume, name, mode, max_depth,
-                                          CloneProgress(on_job=_job_recorder(ctx, name, target.name,
-                                                                             volume.index))))
+                                          CloneProgress(advance=stats.advance,
+                                                        on_job=_job_recorder(ctx, name, target.name,
+                                                                             volume.index)),
+                                          stats))
         except BaseException:
             for volume in made:  # a clone is whole or not at all
                 ctx.pool(volume.pool).driver.delete_volume(volume)
@@ -141,7 +161,8 @@ def clone_images(
         interrupt_pending()
         raise
     never_begun = workers_mod.run_jobs(
-        names, work, workers, lambda finished: _write_back(ctx, finished, results, on_done, mode, owner),
+        names, work, workers,
+        lambda finished: _write_back(ctx, finished, results, on_done, mode, owner, streamed),
         "clone", held_back=interrupt_pending)
     if never_begun is not None:
         _cancel(ctx, never_begun, results, on_done)
@@ -169,9 +190,25 @@ def _created_event(image: Image, message: str):
     return holding.transition_event(attrs.evolve(image, state="new"), "cloning", message, "clone")
 
 
+class _Streamed:
+    """Bytes the core streamed for one clone, and for how long."""
+
+    def __init__(self, name: str, total: int, on_bytes: BytesProgress | None) -> None:
+        self.name, self.total, self._on_bytes = name, total, on_bytes
+        self.done = 0
+        self.seconds = 0.0
+        self.streaming = False
+        self.source_pool = ""
+
+    def advance(self, done: int) -> None:
+        self.done += done
+        if self._on_bytes is not None:
+            self._on_bytes(self.name, self.done, self.total)
+
+
 def _clone_volume(
     ctx: Context, target: Pool, source_name: str, volume: Volume, name: str, mode: str, max_depth: int,
-    progress: CloneProgress,
+    progress: CloneProgress, stats: _Streamed,
 ) -> Volume:
     """One volume of a clone: natively when a driver can (``encompass_clone_volume``), else a
     full copy through the pools' ``expose`` and ``write_volume``."""
@@ -189,11 +226,16 @@ def _clone_volume(
             f"pool '{target.name}' cannot make a copy-on-write clone of a volume of pool "
             f"'{source_pool.name}'; use --mode full"
         )
-    with source_pool.driver.expose(volume, writable=False) as ref:
-        return target.driver.write_volume(name, volume.index, ref, volume.size, progress.advance)
+    started = time.monotonic()
+    stats.streaming, stats.source_pool = True, source_pool.name
+    try:
+        with source_pool.driver.expose(volume, writable=False) as ref:
+            return target.driver.write_volume(name, volume.index, ref, volume.size, progress.advance)
+    finally:
+        stats.seconds += time.monotonic() - started
 
 
-def _write_back(ctx, finished, results, on_done, mode, owner) -> None:
+def _write_back(ctx, finished, results, on_done, mode, owner, streamed) -> None:
     events: list = []
     with ctx.store.transaction() as tx:
         for name, volumes, error, _code in finished:
@@ -208,10 +250,16 @@ def _write_back(ctx, finished, results, on_done, mode, owner) -> None:
             else:
                 done = attrs.evolve(image, state="error", owner=None, error=f"clone: {error}")
                 message = f"clone failed: {error}"
+            stats = streamed.get(name)
+            if stats is not None and stats.streaming and error is None:
+                message += (f", streamed {stats.done / MIB:.1f} MiB from pool '{stats.source_pool}' "
+                            f"in {stats.seconds:.1f} s")
             holding.record(ctx, tx, holding.transition_event(image, done.state, message, "clone",
                                                              kind="operation"), events)
             tx.put_image(done)
-            results[name] = CloneResult(name, done.state, error)
+            results[name] = CloneResult(name, done.state, error,
+                                        stats.done if stats and stats.streaming else 0,
+                                        round(stats.seconds, 3) if stats else 0.0)
     holding.announce(ctx, events)
     if on_done:
         for name, _volumes, _error, _code in finished:

@@ -22,10 +22,10 @@ libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed
 
 from encompass_libvirt.daemon import PrivateDaemon, start_private_daemon  # noqa: E402
 
-from encompass_core.demo.guest import DemoMaster, build_demo_master  # noqa: E402
+from encompass_core.demo.guest import DemoMaster  # noqa: E402
+from encompass_core.testing.demo import cached_demo_master  # noqa: E402
 
 ENCOMPASS = Path(sys.executable).with_name("encompass")
-CACHE = Path(os.environ.get("ENCOMPASS_TEST_CACHE", "/var/tmp/encompass-test-cache"))
 
 
 class CliResult(NamedTuple):
@@ -58,8 +58,7 @@ def daemon(base_dir: Path) -> Iterator[PrivateDaemon]:
 @pytest.fixture(scope="session")
 def demo_master() -> DemoMaster:
     """The demo master, built once and kept in the cache between runs."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    return build_demo_master(CACHE / "demo-master", CACHE / "packages")
+    return cached_demo_master()
 
 
 @pytest.fixture

@@ -21,11 +21,15 @@ def add_platform(home: Path, name: str, settings: Mapping[str, object]) -> None:
         config.write("\n".join(lines) + "\n")
 
 
-def import_demo(run_cli: Callable[..., Any], master: Any, name: str = "demo") -> None:
-    """Import the demo master with the hardware and boot profile the kvm driver reads."""
-    result = run_cli("master", "import", name, master.disk, "--hw", "memory=256M",
-                     "--sw", "kernel=/boot/vmlinuz", "--sw", "initrd=/boot/initrd.img",
-                     "--sw", f"cmdline={master.cmdline}")
+def import_demo(run_cli: Callable[..., Any], master: Any, name: str = "demo",
+                direct_kernel: bool = False) -> None:
+    """Import the demo master with the hardware profile the kvm driver reads. Its machines boot
+    the disk through their firmware (SeaBIOS, then syslinux), or with ``direct_kernel`` the
+    kernel the driver extracts from the root partition."""
+    boot = ("--sw", "kernel=/boot/vmlinuz", "--sw", "initrd=/boot/initrd.img",
+            "--sw", f"cmdline={master.cmdline}",
+            "--sw", f"boot_partition={master.root_partition}") if direct_kernel else ()
+    result = run_cli("master", "import", name, master.disk, "--hw", "memory=256M", *boot)
     assert result.code == 0, result.err
 
 

@@ -47,7 +47,8 @@ def clone_of_demo(folder: Path, demo_master, platform: LibvirtPlatformDriver, cm
     image = Image(name="web01", kind="clone", state="deploying", master="demo", parent="demo",
                   volumes=(volume,), hardware=HardwareProfile(memory_mib=256, extra={"xen_mode": "pv"}),
                   software=SoftwareProfile(extra={"kernel": "/boot/vmlinuz",
-                                                  "initrd": "/boot/initrd.img", "cmdline": cmdline}))
+                                                  "initrd": "/boot/initrd.img", "cmdline": cmdline,
+                                                  "boot_partition": demo_master.root_partition}))
     machine = Machine(name="conformance-vm", platform=platform.platform)
     request = AttachRequest(kinds=platform.capabilities.attach_kinds, boot=True, lun=0)
     return image, [pool.attach(volume, machine, request)]
@@ -107,7 +108,7 @@ class TestXenConformance(DemoClone, PlatformDriverSuite, PeerDownSuite):
 
     @pytest.fixture
     def deployable(self, tmp_path, demo_master, driver):
-        return clone_of_demo(tmp_path, demo_master, driver, "console=hvc0 root=/dev/xvda rw")
+        return clone_of_demo(tmp_path, demo_master, driver, "console=hvc0 root=LABEL=encompass-root rw")
 
     @pytest.fixture
     def down_driver(self, tmp_path):

@@ -30,7 +30,7 @@ def kvm(home: Path, daemon) -> Path:
 def set_hostname(run_cli, clone: str, hostname: str) -> None:
     """Customize the clone's /etc/hostname with `encompass customize`."""
     assert run_cli("master", "items", "add", "demo", "hostname", "--type", "file",
-                   "--path", "/etc/hostname").code == 0
+                   "--path", "/etc/hostname", "--partition", "2").code == 0
     result = run_cli("customize", clone, "--set", f"hostname={hostname}")
     assert result.code == 0, result.err
 

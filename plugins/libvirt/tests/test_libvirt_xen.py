@@ -46,7 +46,8 @@ def xen(tmp_path: Path) -> LibvirtPlatformDriver:
 
 def demo_image(name: str, master, mode: str, direct_kernel: bool) -> Image:
     software = SoftwareProfile(extra={"kernel": "/boot/vmlinuz", "initrd": "/boot/initrd.img",
-                                      "cmdline": "console=hvc0 root=/dev/xvda rw"}
+                                      "cmdline": "console=hvc0 root=LABEL=encompass-root rw",
+                                      "boot_partition": master.root_partition}
                                if direct_kernel else {})
     return Image(name=name, kind="clone", state="deploying",
                  volumes=(Volume(0, "local", "raw", str(master.disk), readonly=True),),
