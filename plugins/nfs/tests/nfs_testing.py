@@ -38,9 +38,14 @@ ip addr add 10.254.254.1/32 dev lo
 ip addr add fd00:254::1/128 dev lo
 mount -t tmpfs -o mode=0755 tmpfs /run
 setpriv --pdeathsig KILL rpcbind -f -w &
+RPCBIND=$!
 until rpcinfo -p 127.0.0.1 >/dev/null 2>&1; do sleep 0.05; done
+sleep infinity &
+SLEEPER=$!
+# Stopped with SIGTERM: end rpcbind and reap it (an orphan would stay a zombie here).
+trap 'kill $RPCBIND $SLEEPER; wait; exit 0' TERM
 echo ready
-exec sleep infinity
+wait
 """
 
 _CONFIG = """
@@ -140,9 +145,17 @@ class Ganesha:
         self.stop_server()
         holder, self.holder = self.holder, None
         if holder is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(holder.pid, signal.SIGKILL)
-            holder.wait(timeout=30)
+            # unshare --fork ignores SIGTERM and waits for its shell, which ends rpcbind.
+            children = Path(f"/proc/{holder.pid}/task/{holder.pid}/children")
+            with contextlib.suppress(OSError, ValueError):
+                for child in children.read_text().split():
+                    os.kill(int(child), signal.SIGTERM)
+            try:
+                holder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(holder.pid, signal.SIGKILL)
+                holder.wait(timeout=30)
             for stream in (holder.stdout, holder.stderr):
                 if stream:
                     stream.close()
