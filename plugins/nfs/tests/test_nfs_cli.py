@@ -54,9 +54,15 @@ def test_masters_and_clones_on_the_export_and_across_pools(server, encompass, tm
     encompass("clone", "local-base", "db01", "--pool", "nas", "--mode", "full")
     assert encompass("image", "cat", "db01", "/etc/hostname").stdout == "conformance\n"
     assert "db01/vol0.raw" in server.contents()
+    encompass("master", "items", "add", "local-base", "hostname", "--type", "file", "--path",
+              "/etc/hostname", "--default", "localhost")
+    encompass("clone", "local-base", "app01", "--pool", "local")  # an overlay on this host...
+    encompass("customize", "app01", "--set", "hostname=app01")
+    encompass("clone", "app01", "app01-nas", "--pool", "nas", "--mode", "full")  # ...made whole there
+    assert encompass("image", "cat", "app01-nas", "/etc/hostname").stdout == "app01\n"
 
     refused = encompass("clone", "base", "web01", "--pool", "nas", ok=False)
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
 
-    encompass("image", "delete", "web01", "web02", "db01")
+    encompass("image", "delete", "web01", "web02", "db01", "app01-nas")
     assert server.contents() == ["base", "base/vol0.raw"]

@@ -220,3 +220,45 @@ def test_settings_are_checked_in_one_line(tmp_path):
         make_driver(tmp_path, url="nfs://nas/export", mounts={"kvm1": "relative/path"})
     assert isinstance(make_driver(tmp_path, path=str(tmp_path)), NfsStorageDriver)
     assert Section("nas", "nfs", {}).name == "nas"
+
+
+def test_a_mounted_export_copies_on_the_server_and_keeps_trees(tmp_path):
+    mount = tmp_path / "mnt"  # any directory stands in for the mount (the kernel here has no NFS)
+    mount.mkdir()
+    driver = make_driver(tmp_path, path=str(mount))
+    master = driver.import_volume("master", 0, make_source_image(tmp_path / "m.raw"))
+    cow, full = clone(driver, master, "web01", "cow"), clone(driver, master, "web02", "full")
+    assert (cow.location, full.location) == (str(mount / "web01/vol0.qcow2"), str(mount / "web02/vol0.raw"))
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", cow.location],
+                                     capture_output=True, check=True).stdout)
+    assert info["backing-filename"] == "../master/vol0.raw"
+    assert os.stat(full.location).st_blocks * 512 < (1 << 20)  # copy_file_range kept the holes
+    # A machine on this host sees the files where they are; the pool has no url: no nfs kind.
+    assert driver.capabilities.attach_kinds == ("file", "dir")
+    attached = driver.attach(cow, Machine(name="vm", platform="kvm"), AttachRequest(kinds=("file",)))
+    assert attached.address == cow.location
+
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "hostname").write_text("template\n")
+    os.symlink("hostname", tree / "etc" / "name")
+    root = driver.import_volume("root", 0, tree)
+    node = clone(driver, root, "node1", "cow")  # a tree is copied whatever the mode
+    assert node.format == "dir" and os.readlink(mount / "node1/vol0/etc/name") == "hostname"
+    with driver.expose(node, writable=True) as ref, open_volume(ref, writable=True) as files:
+        files.write("/etc/hostname", b"node1\n")
+    assert (mount / "node1/vol0/etc/hostname").read_text() == "node1\n"
+    assert (mount / "root/vol0/etc/hostname").read_text() == "template\n"
+
+
+def test_an_nfsv4_pool_keeps_disk_files_and_refuses_trees_in_one_line(server, tmp_path):
+    driver = make_driver(tmp_path, url=server.url + "?version=4")
+    assert driver.capabilities.formats == ("raw", "qcow2")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with pytest.raises(NotSupported) as refused:
+        driver.inspect_source(tree)
+    assert "NFSv3" in one_line(refused.value)
+    with pytest.raises(NotSupported):
+        driver.import_volume("root", 0, tree)
+    assert server.contents() == []
