@@ -165,6 +165,9 @@ class NfsStorageDriver(StorageDriver):
                     raise DriverError(f"{failure}; the half-written {self._location(partial)} stays "
                                       "until the server answers again (encompass repair removes "
                                       "it)") from failure
+            if isinstance(failure, OSError):  # a file of this host, or a mounted export's
+                raise DriverError(f"pool '{self.pool}': cannot write {self._location(rel)}: "
+                                  f"{failure.strerror or failure}") from failure
             raise
 
     def _check_free(self, image: str, index: int) -> None:
