@@ -23,9 +23,12 @@ from .files import Entry, ExportFiles, MountedExport, Reader, Writer, entry_of
 
 CHUNK = 1 << 20
 BLOCK = 4 << 10  # holes are kept at this grain (a filesystem block)
+_ZERO_BLOCK = bytes(BLOCK)
 
 
 def _zeros(chunk: bytes | memoryview) -> bool:
+    if len(chunk) <= BLOCK:  # a memory compare: ten times a count's speed
+        return chunk == _ZERO_BLOCK[:len(chunk)]
     return bytes(chunk).count(0) == len(chunk)
 
 
