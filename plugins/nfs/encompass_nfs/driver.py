@@ -106,6 +106,7 @@ class NfsStorageDriver(StorageDriver):
 
     @property
     def mounted(self) -> bool:
+        """Whether the export is reached through a mount on this host (``path``)."""
         return isinstance(self.files, MountedExport)
 
     # -- places -------------------------------------------------------------------------------
