@@ -56,6 +56,7 @@ def _native() -> Any:
 class _Writer:
     def __init__(self, client: LibnfsExport, handle: Any, rel: str, mode: int | None = None) -> None:
         self.client, self.handle, self.rel = client, handle, rel
+        self.context = client.context  # the handle dies with it (a lost server drops it)
         self.mode = mode  # given once the file is closed (an NFSv4 open would lose its state)
         self.piece = V4_WRITE_PIECE if client.url.version == 4 else client.write_max
 
@@ -64,7 +65,8 @@ class _Writer:
         while view:
             piece = bytearray(view[: self.piece])
             with client.lock:
-                done = client.nfs.nfs_pwrite(client.context, self.handle, offset, len(piece), piece)
+                client.check_alive(self.context, "write", self.rel)
+                done = client.nfs.nfs_pwrite(self.context, self.handle, offset, len(piece), piece)
             if done <= 0:
                 raise client.failed(done or -errno.EIO, "write", self.rel)
             view, offset = view[done:], offset + done
@@ -72,15 +74,18 @@ class _Writer:
     def truncate(self, size: int) -> None:
         client = self.client
         with client.lock:
-            status = client.nfs.nfs_ftruncate(client.context, self.handle, size)
+            client.check_alive(self.context, "write", self.rel)
+            status = client.nfs.nfs_ftruncate(self.context, self.handle, size)
         if status < 0:
             raise client.failed(status, "set the size of", self.rel)
 
     def close(self) -> None:
         client = self.client
         with client.lock:
-            synced = client.nfs.nfs_fsync(client.context, self.handle)
-            closed = client.nfs.nfs_close(client.context, self.handle)
+            if client.current is not self.context:
+                return  # the connection was lost, and the handle with it: the failure was said
+            synced = client.nfs.nfs_fsync(self.context, self.handle)
+            closed = client.nfs.nfs_close(self.context, self.handle)
         if synced < 0 or closed < 0:
             raise client.failed(min(synced, closed), "write", self.rel)
         if self.mode is not None:
@@ -90,13 +95,15 @@ class _Writer:
 class _Reader:
     def __init__(self, client: LibnfsExport, handle: Any, rel: str, size: int) -> None:
         self.client, self.handle, self.rel, self.size = client, handle, rel, size
+        self.context = client.context
 
     def read_at(self, offset: int, length: int) -> bytes:
         client, parts = self.client, []
         while length > 0:
             buffer = bytearray(min(length, client.read_max))
             with client.lock:
-                done = client.nfs.nfs_pread(client.context, self.handle, offset, len(buffer), buffer)
+                client.check_alive(self.context, "read", self.rel)
+                done = client.nfs.nfs_pread(self.context, self.handle, offset, len(buffer), buffer)
             if done < 0:
                 raise client.failed(done, "read", self.rel)
             if done == 0:
@@ -108,7 +115,8 @@ class _Reader:
     def close(self) -> None:
         client = self.client
         with client.lock:
-            client.nfs.nfs_close(client.context, self.handle)
+            if client.current is self.context:
+                client.nfs.nfs_close(self.context, self.handle)
 
 
 class LibnfsExport:
@@ -179,18 +187,34 @@ class LibnfsExport:
             if context is not None:
                 self.nfs.nfs_destroy_context(context)
 
+    @property
+    def current(self) -> Any:
+        """The live context, or None (not connected, or the connection was lost)."""
+        return self._context
+
+    def check_alive(self, context: Any, what: str, rel: str) -> None:
+        """Refuse a call on a handle whose connection was lost (its context is gone)."""
+        if self._context is not context:
+            raise error_for(self, errno.EIO, what, rel,
+                            f"the connection to the NFS server {self.url.host} was lost")
+
     def failed(self, status: int, what: str, rel: str) -> Exception:
-        """The error for a negative ``status`` of a call on ``rel``."""
+        """The error for a negative ``status`` of a call on ``rel``. A lost server also drops
+        the context: the next call connects again (and says so if it cannot)."""
         detail = ""
         with self.lock:
             if self._context is not None:
                 detail = (self.nfs.nfs_get_error(self._context) or "").strip()
-        code = -status if status < 0 else errno.EIO
-        if "nfs_service failed" in detail or code in (errno.EIO, errno.ETIMEDOUT, errno.ECONNRESET) \
-                and not detail.startswith("NFS"):
+            code = -status if status < 0 else errno.EIO
+            lost = "nfs_service failed" in detail or (
+                code in (errno.EIO, errno.ETIMEDOUT, errno.ECONNRESET, errno.EPIPE)
+                and not detail.startswith("NFS"))
+            if lost:
+                self.close()
+        if lost:
             detail = f"the NFS server {self.url.host} stopped answering ({detail or os.strerror(code)})"
-        else:
-            detail = detail.split(" failed with ")[-1].strip('"') if " failed with " in detail else detail
+        elif " failed with " in detail:
+            detail = detail.split(" failed with ")[-1].strip('"')
         return error_for(self, code, what, rel, detail)
 
     def _call(self, what: str, rel: str, function: str, *args: Any) -> int:

@@ -22,10 +22,29 @@ from encompass_core.errors import DriverError
 from .files import Entry, ExportFiles, MountedExport, Reader, Writer, entry_of
 
 CHUNK = 1 << 20
+BLOCK = 4 << 10  # holes are kept at this grain (a filesystem block)
+_ZERO_BLOCK = bytes(BLOCK)
 
 
-def _zeros(chunk: bytes) -> bool:
-    return chunk.count(0) == len(chunk)
+def _zeros(chunk: bytes | memoryview) -> bool:
+    if len(chunk) <= BLOCK:  # a memory compare: ten times a count's speed
+        return chunk == _ZERO_BLOCK[:len(chunk)]
+    return bytes(chunk).count(0) == len(chunk)
+
+
+def _write_data(writer: Writer, offset: int, chunk: bytes) -> None:
+    """Write the parts of ``chunk`` that are not zeros (in blocks of :data:`BLOCK`): what is
+    left out stays a hole of the new file."""
+    view, start = memoryview(chunk), None
+    for at in range(0, len(chunk), BLOCK):
+        if _zeros(view[at:at + BLOCK]):
+            if start is not None:
+                writer.write_at(offset + start, view[start:at])
+                start = None
+        elif start is None:
+            start = at
+    if start is not None:
+        writer.write_at(offset + start, view[start:])
 
 
 def _pump(read_at, writer: Writer, segments, progress: Progress | None) -> None:
@@ -35,8 +54,7 @@ def _pump(read_at, writer: Writer, segments, progress: Progress | None) -> None:
             chunk = read_at(offset, min(CHUNK, end - offset))
             if not chunk:
                 raise DriverError("the source ended early while copying")
-            if not _zeros(chunk):
-                writer.write_at(offset, chunk)
+            _write_data(writer, offset, chunk)
             offset += len(chunk)
             if progress:
                 progress(len(chunk))
@@ -169,7 +187,8 @@ def _own(path: Path, uid: int, gid: int, mode: int, link: bool) -> None:
 
 
 def _join(top: str, sub: str) -> str:
-    return f"{top}/{sub}" if sub else top
+    """``top/sub``, relative: either may be empty (never a leading slash)."""
+    return f"{top}/{sub}" if top and sub else top or sub
 
 
 def _copy_tree_with(lstat_of, listdir_of, readlink_of, copy_file_of, files: ExportFiles,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,14 +48,13 @@ from encompass_core.model import Machine, Volume
 from encompass_core.records import CloneRequest
 from encompass_core.settings import Setting
 
-from . import copying, expose
+from . import attachments, copying, discovery, expose
 from .client import LibnfsExport
 from .files import ExportFiles, MountedExport
 from .nfsurl import NfsUrl, parse_nfs_url
-from .qcow2 import backing_path, make_overlay, read_header
+from .qcow2 import make_overlay
 
 _SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
-_VOLUME_NAME = re.compile(r"^vol(\d+)(\.raw|\.qcow2)?$")
 
 SETTINGS = (
     Setting("url", str, help="the export, nfs://HOST/EXPORT (libnfs; add ?version=4, or "
@@ -108,6 +106,7 @@ class NfsStorageDriver(StorageDriver):
 
     @property
     def mounted(self) -> bool:
+        """Whether the export is reached through a mount on this host (``path``)."""
         return isinstance(self.files, MountedExport)
 
     # -- places -------------------------------------------------------------------------------
@@ -147,14 +146,13 @@ class NfsStorageDriver(StorageDriver):
         if self.files.lstat(image) is None:
             self.files.mkdir(image, 0o755)
             made_folder = True
-        elif self.files.lstat(rel) is not None:
-            raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
+        else:
+            self._check_free(image, index)
         try:
             copying.remove_tree(self.files, partial)  # a killed copy's leftover
             yield partial
             self.files.chmod(partial, mode)
-            if self.files.lstat(rel) is not None:  # made meanwhile by another process
-                raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
+            self._check_free(image, index)  # made meanwhile by another process?
             self.files.rename(partial, rel)
         except BaseException as failure:
             try:
@@ -166,7 +164,17 @@ class NfsStorageDriver(StorageDriver):
                     raise DriverError(f"{failure}; the half-written {self._location(partial)} stays "
                                       "until the server answers again (encompass repair removes "
                                       "it)") from failure
+            if isinstance(failure, OSError):  # a file of this host, or a mounted export's
+                raise DriverError(f"pool '{self.pool}': cannot write {self._location(rel)}: "
+                                  f"{failure.strerror or failure}") from failure
             raise
+
+    def _check_free(self, image: str, index: int) -> None:
+        """A Conflict when volume ``index`` of ``image`` is there already, in any format."""
+        for suffix in _SUFFIX.values():
+            rel = f"{image}/vol{index}{suffix}"
+            if self.files.lstat(rel) is not None:
+                raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
 
     # -- import ---------------------------------------------------------------------------------
     def inspect_source(self, source: Path) -> None:
@@ -259,7 +267,7 @@ class NfsStorageDriver(StorageDriver):
             return volume
         rel = self._existing(volume)
         image, name = rel.rsplit("/", 1)
-        index = int(_VOLUME_NAME.match(name).group(1))  # type: ignore[union-attr]
+        index = int(discovery.VOLUME_NAME.match(name).group(1))  # type: ignore[union-attr]
         flat_image = f"{image}/.flatten"
         copying.remove_tree(self.files, flat_image)
         try:
@@ -336,46 +344,11 @@ class NfsStorageDriver(StorageDriver):
         return self._volume(index, fmt, f"{image}/vol{index}{_SUFFIX[fmt]}", size=size)
 
     # -- machines -------------------------------------------------------------------------------
-    def _mount_for(self, machine: Machine) -> str | None:
-        """Where the machine's hypervisor host sees the export, if this pool knows."""
-        host = machine.extra.get("host")
-        hostname = host.get("hostname") if isinstance(host, dict) else host
-        for key in (hostname, machine.platform, "*"):
-            if key and key in self.mounts:
-                return self.mounts[key].rstrip("/") or "/"
-        if isinstance(self.files, MountedExport):
-            return str(self.files.root)  # the host that mounts it here runs the machine
-        return None
-
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         rel = self._existing(volume)
-        fits = {"dir": ("dir", "nfs")}.get(volume.format, ("file", "nfs"))
-        for kind in request.kinds:
-            if kind not in fits or kind not in self.capabilities.attach_kinds:
-                continue
-            details: dict[str, Any] = {}
-            if kind == "nfs":
-                assert self.url is not None
-                path = f"{self.url.export}/{rel}"
-                address = f"{self.url.host}:{path}"
-                details = {"server": self.url.host, "export": self.url.export, "path": path,
-                           "url": self.url.of(rel), "version": self.url.version}
-                if volume.format == "dir":  # a kernel mounts it as its root
-                    details["nfsroot"] = f"{address},vers={self.url.version},tcp"
-            else:
-                mount = self._mount_for(machine)
-                if mount is None:
-                    continue
-                address = f"{mount}/{rel}"
-            return Attachment(index=volume.index, kind=kind, address=address, format=volume.format,
-                              readonly=volume.readonly, boot=request.boot, lun=request.lun,
-                              details=details)
-        offered = [kind for kind in fits if kind in self.capabilities.attach_kinds]
-        hint = "" if self.mounts or self.mounted else \
-            " (set mounts = {HOST = \"/mount/point\"} for file access)"
-        raise NotSupported(f"pool '{self.pool}' offers its {volume.format} volumes as "
-                           f"{', '.join(offered) or 'nothing'} to machine '{machine.name}'; the machine "
-                           f"takes {', '.join(request.kinds)}{hint}")
+        default = str(self.files.root) if isinstance(self.files, MountedExport) else None
+        return attachments.attach(self.pool, self.url, self.mounts, default,
+                                  self.capabilities.attach_kinds, volume, rel, machine, request)
 
     def detach(self, volume: Volume, machine: Machine) -> None:
         """Nothing to undo: machines reach the export themselves."""
@@ -383,30 +356,11 @@ class NfsStorageDriver(StorageDriver):
     # -- discovery ------------------------------------------------------------------------------
     def discover(self) -> list[DiscoveredVolume]:
         """Every complete volume on the export (hidden and partial files are not volumes)."""
-        found = []
-        for image in self.files.listdir(""):
-            entry = self.files.lstat(image)
-            if image.startswith(".") or entry is None or entry.kind != "dir":
-                continue
-            for name in self.files.listdir(image):
-                match = _VOLUME_NAME.match(name)
-                rel = f"{image}/{name}"
-                item = self.files.lstat(rel) if match else None
-                if item is None or (item.kind == "dir") != (match.group(2) is None):
-                    continue
-                fmt = (match.group(2) or ".dir")[1:]
-                size, backing = (0 if fmt == "dir" else item.size), None
-                if fmt == "qcow2":
-                    header = read_header(self.files, rel)
-                    if header is None:
-                        continue
-                    size = header.size
-                    below = backing_path(rel, header.backing) if header.backing else None
-                    backing = self._location(below) if below else header.backing
-                volume = self._volume(int(match.group(1)), fmt, rel, size=size,
-                                      readonly=not item.mode & 0o222)
-                found.append(DiscoveredVolume(image, volume, backing))
-        return found
+        return [DiscoveredVolume(found.image,
+                                 self._volume(found.index, found.format, found.rel, size=found.size,
+                                              readonly=found.readonly),
+                                 self._location(found.backing) if found.backing_inside else found.backing)
+                for found in discovery.volumes_on(self.files)]
 
     def close(self) -> None:
         self.files.close()

@@ -87,7 +87,11 @@ def exposed_tree(files: LibnfsExport, rel: str, writable: bool, timeout: float,
     work = Path(rundir.make_dir("nfs-tree-"))
     local = work / "tree"
     try:
-        copying.download_tree(files, rel, local)
+        try:
+            copying.download_tree(files, rel, local)
+        except OSError as exc:  # this host's side: a full disk, a device node without root
+            raise DriverError(f"pool '{files.pool}': cannot copy {files.label}/{rel} to this host: "
+                              f"{exc.strerror or exc}") from exc
         yield VolumeRef(path=str(local), format="dir")
         if writable:
             replace_tree(files, rel, local, timeout, setting)

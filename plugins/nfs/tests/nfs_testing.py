@@ -27,6 +27,8 @@ from encompass_nfs.driver import NfsStorageDriver
 from encompass_core.config import Config, Section
 
 CLONE_NEWNET = 0x40000000
+# A killed test run takes its servers with it (the kernel kills them when it dies).
+_DIE_WITH_US = ("setpriv", "--pdeathsig", "KILL", "--")
 EXPORT = "/export"
 
 _HOLDER = r"""
@@ -35,10 +37,15 @@ ip link set lo up
 ip addr add 10.254.254.1/32 dev lo
 ip addr add fd00:254::1/128 dev lo
 mount -t tmpfs -o mode=0755 tmpfs /run
-rpcbind -f -w &
+setpriv --pdeathsig KILL rpcbind -f -w &
+RPCBIND=$!
 until rpcinfo -p 127.0.0.1 >/dev/null 2>&1; do sleep 0.05; done
+sleep infinity &
+SLEEPER=$!
+# Stopped with SIGTERM: end rpcbind and reap it (an orphan would stay a zombie here).
+trap 'kill $RPCBIND $SLEEPER; wait; exit 0' TERM
 echo ready
-exec sleep infinity
+wait
 """
 
 _CONFIG = """
@@ -96,7 +103,8 @@ class Ganesha:
         """Make the namespace with rpcbind (once), then start ganesha and wait until it serves."""
         if self.holder is None:
             self.holder = subprocess.Popen(
-                ["unshare", "-m", "-n", "--propagation", "private", "--", "sh", "-c", _HOLDER],
+                [*_DIE_WITH_US, "unshare", "-m", "-n", "--propagation", "private", "--fork",
+                 "--kill-child=KILL", "--", "sh", "-c", _HOLDER],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 start_new_session=True)
             assert self.holder.stdout is not None
@@ -106,7 +114,7 @@ class Ganesha:
                 raise RuntimeError(f"the namespace for nfs-ganesha did not start: {said}")
         pid = self.holder.pid
         self.server = subprocess.Popen(
-            ["nsenter", f"--net=/proc/{pid}/ns/net", f"--mount=/proc/{pid}/ns/mnt", "--",
+            [*_DIE_WITH_US, "nsenter", f"--net=/proc/{pid}/ns/net", f"--mount=/proc/{pid}/ns/mnt", "--",
              "ganesha.nfsd", "-F", "-f", str(self.config), "-L", str(self.log),
              "-p", str(self.base / "ganesha.pid")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -137,9 +145,17 @@ class Ganesha:
         self.stop_server()
         holder, self.holder = self.holder, None
         if holder is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(holder.pid, signal.SIGKILL)
-            holder.wait(timeout=30)
+            # unshare --fork ignores SIGTERM and waits for its shell, which ends rpcbind.
+            children = Path(f"/proc/{holder.pid}/task/{holder.pid}/children")
+            with contextlib.suppress(OSError, ValueError):
+                for child in children.read_text().split():
+                    os.kill(int(child), signal.SIGTERM)
+            try:
+                holder.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(holder.pid, signal.SIGKILL)
+                holder.wait(timeout=30)
             for stream in (holder.stdout, holder.stderr):
                 if stream:
                     stream.close()
