@@ -350,6 +350,25 @@ class Ds4xxxStorageDriver(StorageDriver):
             found.append(DiscoveredVolume(parsed.image, volume, drive.base or None))
         return sorted(found, key=lambda item: item.volume.location)
 
+    def inventory(self) -> dict[str, Any]:
+        """What the subsystem holds: its arrays, logical drives (label, kind, WWN, capacity,
+        owner, the image a pool's label names, the mapping), hosts with ports and targets."""
+        profile = self._profile()
+        drives = []
+        for drive in sorted(profile.drives.values(), key=lambda d: d.label):
+            parsed = labels.parse(drive.label)
+            mapping = profile.mappings.get(drive.label)
+            drives.append({"label": drive.label, "kind": drive.kind, "array": drive.array,
+                           "capacity": drive.capacity, "owner": drive.owner, "wwn": drive.wwn,
+                           "base": drive.base or None, "image": parsed.image if parsed else None,
+                           "host": mapping.host if mapping else None,
+                           "lun": mapping.lun if mapping else None})
+        return {"name": profile.name, "wwn": profile.wwn, "portal": self.portal or profile.portal,
+                "arrays": [{"number": number, "free": free} for number, free in sorted(profile.free.items())],
+                "drives": drives,
+                "hosts": [{"label": h.label, "ports": list(h.ports), "target": h.target}
+                          for h in sorted(profile.hosts.values(), key=lambda h: h.label)]}
+
     # -- the utility server --------------------------------------------------------------------
     @contextlib.contextmanager
     def _on_utility(self, label: str, profile: Profile, before: list[str] | None = None
