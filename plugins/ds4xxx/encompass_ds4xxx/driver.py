@@ -387,9 +387,7 @@ class Ds4xxxStorageDriver(StorageDriver):
                                f"'{mapping.host}' (LUN {mapping.lun}); a DS4000 maps a logical drive "
                                "to one host: detach it there first")
             if mapping is None:
-                lun = self.hosts.free_lun(profile, host)
-                self.smcli.run(*(before or []), f"set logicalDrive [{quote(label)}] "
-                               f"logicalUnitNumber={lun} host={quote(host)};")
+                lun = self._map_to_utility(label, host, profile, before or [])
             else:
                 lun = mapping.lun
                 if before:
@@ -413,6 +411,23 @@ class Ds4xxxStorageDriver(StorageDriver):
                 commands = (unmap if last else []) + mapped.after
                 if commands:
                     mapped.output = self.smcli.run(*commands)
+
+    def _map_to_utility(self, label: str, host: str, profile: Profile, before: list[str]) -> int:
+        """Map at the lowest free LUN; when another process took that LUN meanwhile (SMcli
+        refuses), read the mappings again and take the next one."""
+        for attempt in range(3):
+            lun = self.hosts.free_lun(profile, host)
+            try:
+                self.smcli.run(*before, f"set logicalDrive [{quote(label)}] logicalUnitNumber={lun} "
+                                        f"host={quote(host)};")
+                return lun
+            except SmcliError:
+                profile = self._profile()
+                if label in profile.drives:
+                    before = []  # what ran before the mapping (creating the drive) is done
+                if attempt == 2 or profile.luns_of(host).get(lun) in (None, label):
+                    raise
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def expose(self, volume: Volume, writable: bool) -> Iterator[VolumeRef]:
