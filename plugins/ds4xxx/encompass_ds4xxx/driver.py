@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,9 @@ from encompass_core.errors import Conflict, DriverError, EncompassError, Invalid
 from encompass_core.model import Machine, StorageJob, Volume
 from encompass_core.records import CloneRequest
 
-from . import labels, lunaccess
+from . import copies, labels, lunaccess
 from .hosts import HostMaker
-from .profile import Drive, Profile, parse_copies, parse_profile
+from .profile import Drive, Profile, parse_profile
 from .settings import value
 from .smcli import Smcli, SmcliError, quote
 
@@ -252,7 +251,8 @@ class Ds4xxxStorageDriver(StorageDriver):
                            f"create volumeCopy source={quote(base.label)} target={quote(target)} "
                            f"copyPriority={self.copy_priority} targetReadOnlyEnabled=FALSE;")
             progress.started_job(target, f"VolumeCopy of logical drive {base.label} to {target}")
-            self._wait_for_copy(base.label, target, capacity, progress)
+            copies.wait(self.smcli, base.label, target, capacity, progress, self.poll_interval,
+                        self.copy_timeout)
             shown = self.smcli.run(f"remove volumeCopy target [{quote(target)}];",
                                    f"set logicalDrive [{quote(target)}] userLabel={quote(label)};",
                                    f"show logicalDrive [{quote(label)}];")
@@ -261,49 +261,12 @@ class Ds4xxxStorageDriver(StorageDriver):
             raise
         return self._volume(label, source.index, capacity, parse_profile(shown))
 
-    def _wait_for_copy(self, source: str, target: str, capacity: int, progress: CloneProgress) -> None:
-        deadline = time.monotonic() + self.copy_timeout
-        reported = 0
-        while True:
-            pairs = parse_copies(self.smcli.run(f"show volumeCopy target [{quote(target)}];"))
-            if not pairs:
-                raise DriverError(f"pool '{self.pool}': the VolumeCopy of {source} to {target} is gone "
-                                  "from the subsystem (stopped by someone else?)")
-            pair = pairs[0]
-            done = capacity if pair.status == "Completed" else capacity * pair.percent // 100
-            if done > reported:
-                progress.advance(done - reported)
-                reported = done
-            if pair.status == "Completed":
-                return
-            if pair.status != "In progress":
-                raise DriverError(f"pool '{self.pool}': the VolumeCopy of {source} to {target} "
-                                  f"ended '{pair.status}' at {pair.percent}%")
-            if time.monotonic() > deadline:
-                raise DriverError(f"pool '{self.pool}': the VolumeCopy of {source} to {target} did not "
-                                  f"finish in {self.copy_timeout:g} s (at {pair.percent}%); raise "
-                                  f"[pools.{self.pool}] copy_timeout if it needs longer")
-            time.sleep(self.poll_interval)
-
     def flatten_volume(self, volume: Volume) -> Volume:
         raise NotSupported(f"pool '{self.pool}' cannot make a FlashCopy independent in place; "
                            "make a full clone of it (encompass clone --mode full)")
 
     def job_status(self, job: StorageJob) -> JobStatus:
-        profile = self._profile()
-        if job.id not in profile.drives:
-            return JobStatus("failed", None, f"logical drive {job.id} is gone from pool '{self.pool}' "
-                                             "(the copy was cancelled, or finished and renamed)")
-        try:
-            pairs = parse_copies(self.smcli.run(f"show volumeCopy target [{quote(job.id)}];"))
-        except SmcliError:
-            pairs = []
-        if not pairs:
-            return JobStatus("failed", None, f"logical drive {job.id} is in no volume copy")
-        pair = pairs[0]
-        state = {"In progress": "running", "Completed": "done"}.get(pair.status, "failed")
-        return JobStatus(state, float(pair.percent), f"VolumeCopy {pair.source} -> {pair.target}: "
-                                                     f"{pair.status}")
+        return copies.status(self.smcli, self._profile(), job.id)
 
     def cancel_job(self, job: StorageJob) -> None:
         """Stop the VolumeCopy and delete its target logical drive."""
