@@ -25,7 +25,7 @@ from ..operations import delete as delete_op
 from ..operations import deploy as deploy_op
 from ..operations import importing
 from ..operations import machines as machines_op
-from .guest import build_demo_master
+from .guest import BUILD_VERSION, build_demo_master
 
 CONSOLE_LINE = re.compile(r"encompass-demo: hostname (\S+)")
 BOOT_LINE = re.compile(r"demo-bootscript: (.+)")
@@ -95,9 +95,12 @@ def run_demo(
     names = [f"demo-{i}" for i in range(1, count + 1)]
     try:
         started = time.monotonic()
-        built = build_demo_master(home / "build", default_cache(), progress=say)
-        say(f"built a bootable master from Debian packages (kernel {built.kernel_release}) "
-            f"in {time.monotonic() - started:.1f} s")
+        # Built once per user and kept with the downloaded packages: the pool gets a copy.
+        built = build_demo_master(default_cache() / f"master-v{BUILD_VERSION}", default_cache(),
+                                  progress=say)
+        say(f"a bootable master built from Debian packages (kernel {built.kernel_release}, "
+            f"syslinux on partition 1, root on partition {built.root_partition}): "
+            f"{built.disk} ({time.monotonic() - started:.1f} s)")
         with ctx.store.snapshot() as tx:
             exists = tx.find_image("demo") is not None
         if not exists:

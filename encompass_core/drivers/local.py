@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from .. import hookimpl, rundir
 from ..config import Config, Section
 from ..contracts import (
@@ -30,12 +32,13 @@ from ..contracts import (
     StorageDriver,
 )
 from ..customization.access import VolumeRef
-from ..errors import Conflict, DriverError, InvalidInput, NotFound, NotSupported
+from ..errors import ConfigError, Conflict, DriverError, InvalidInput, NotFound, NotSupported
 from ..model import Machine, Volume
 from ..records import CloneRequest, StorageDriverRecord
 from ..settings import Setting
 from . import qemuimg, streaming
 from .sparsecopy import copy_sparse, try_reflink
+from .tgt import TgtExport
 
 _SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
 
@@ -45,6 +48,14 @@ SETTINGS = (
             minimum=1),
     Setting("concurrency", int, 4, "clones made in this pool at once, at the most", minimum=1),
     Setting("copy_timeout", int, 3600, "seconds a whole-volume copy may take", minimum=1),
+    Setting("export", str, "none", "how machines reach the volumes: as files of this host, or also over "
+            "iSCSI through tgt (raw volumes)", choices=("none", "iscsi")),
+    Setting("tgt_control", int, help="with export = \"iscsi\": the control socket number of the tgtd "
+            "serving this pool (tgtd -C N)", minimum=0),
+    Setting("iscsi_portal", str, "127.0.0.1:3260", "with export = \"iscsi\": the address:port machines "
+            "reach tgtd at (tgtd --iscsi portal=...)"),
+    Setting("iqn_prefix", str, "iqn.2026-12.org.encompass", "with export = \"iscsi\": the start of the "
+            "target names (one target per machine)"),
 )
 
 
@@ -62,6 +73,9 @@ class LocalStorageDriver(StorageDriver):
         # Seconds a whole-volume copy (qemu-img convert/rebase, cp -a) may take.
         self.copy_timeout = section.setting("copy_timeout", 3600, int)
         self._copy_setting = f"[pools.{self.pool}] copy_timeout"
+        self.iscsi = _iscsi_export(section)
+        if self.iscsi is not None:  # a volume is offered as an iSCSI LUN first, a file still
+            self.capabilities = attrs.evolve(self.capabilities, attach_kinds=("iscsi", "file", "dir"))
 
     # -- places -----------------------------------------------------------------------------
     def _target(self, image: str, index: int, fmt: str) -> Path:
@@ -283,6 +297,8 @@ class LocalStorageDriver(StorageDriver):
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         self._check_ours(volume)
+        if self.iscsi is not None and "iscsi" in request.kinds and volume.format != "dir":
+            return self._attach_iscsi(volume, machine, request)
         kind = "dir" if volume.format == "dir" else "file"
         if kind not in request.kinds:
             raise NotSupported(f"pool '{self.pool}' offers its volumes as {kind}s; the machine takes "
@@ -291,8 +307,29 @@ class LocalStorageDriver(StorageDriver):
                           format=volume.format, readonly=volume.readonly, boot=request.boot,
                           lun=request.lun)
 
+    def _attach_iscsi(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
+        """The volume's file as a LUN of the machine's own tgt target, bound to its initiator
+        (its iSCSI host port, else a name made for it and given to the platform)."""
+        if volume.format != "raw":
+            raise NotSupported(
+                f"pool '{self.pool}' serves raw volumes over iSCSI, and {volume.location} is "
+                f"{volume.format} (a copy-on-write clone); clone it with --mode full to boot it "
+                "over iSCSI"
+            )
+        ports = [port.address for port in machine.host_ports if port.kind == "iscsi"]
+        initiator = ports[0] if ports else self.iscsi.default_initiator(machine.name)
+        target, lun = self.iscsi.attach(os.path.abspath(volume.location), machine.name, initiator,
+                                        request.lun, volume.readonly)
+        return Attachment(index=volume.index, kind="iscsi",
+                          address=f"iscsi://{self.iscsi.portal}/{target}/{lun}", format="raw",
+                          readonly=volume.readonly, boot=request.boot, lun=lun,
+                          details={"initiator": initiator, "target": target, "portal": self.iscsi.portal})
+
     def detach(self, volume: Volume, machine: Machine) -> None:
-        """Nothing to undo: the hypervisor reads the file in place."""
+        """A file needs nothing undone (the hypervisor reads it in place); a volume served over
+        iSCSI leaves the machine's target."""
+        if self.iscsi is not None:
+            self.iscsi.detach(os.path.abspath(volume.location), machine.name)
 
     def discover(self) -> list[DiscoveredVolume]:
         """Every complete volume in the pool."""
@@ -360,6 +397,17 @@ def _copy_volume_file(source: str, partial: Path, fmt: str, timeout: float, sett
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()  # e.g. no O_DIRECT on this filesystem (tmpfs): copy by hand
     copy_sparse(source, str(partial))
+
+
+def _iscsi_export(section: Section) -> TgtExport | None:
+    if section.setting("export", "none", str) != "iscsi":
+        return None
+    control = section.setting("tgt_control", None, int)
+    if control is None:
+        raise ConfigError(f"[pools.{section.name}] export = \"iscsi\" needs tgt_control = N, the "
+                          "control socket number of the tgtd serving it (tgtd -C N)")
+    return TgtExport(section.name, control, section.setting("iscsi_portal", "127.0.0.1:3260", str),
+                     section.setting("iqn_prefix", "iqn.2026-12.org.encompass", str))
 
 
 def _stream_format(source: VolumeRef) -> str | None:

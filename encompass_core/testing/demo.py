@@ -3,7 +3,8 @@
 Core, scenario and plugin tests (libvirt, ds4xxx, nfs) that boot something call
 :func:`cached_demo_master` (or wrap it in a session fixture): the first call builds the master
 (about 10 s, downloading two Debian packages once), the next ones find it ready. The cache is
-``$ENCOMPASS_TEST_CACHE`` (default ``/var/tmp/encompass-test-cache``), open to others, since a
+``$ENCOMPASS_TEST_CACHE`` (default ``/var/tmp/encompass-test-cache``; the master in
+``demo-master-vN``, N its :data:`~encompass_core.demo.guest.BUILD_VERSION`), open to others, since a
 hypervisor running as another user (``nobody``) may read the master's files.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from encompass_core.demo.guest import DemoMaster, build_demo_master
+from encompass_core.demo.guest import BUILD_VERSION, DemoMaster, build_demo_master
 
 DEFAULT_CACHE = Path("/var/tmp/encompass-test-cache")
 
@@ -31,4 +32,6 @@ def cached_demo_master() -> DemoMaster:
     Never write to its files: copy or clone ``master.disk`` first.
     """
     cache = test_cache()
-    return build_demo_master(cache / "demo-master", cache / "packages")
+    # One folder per layout: a checkout building another version beside this one (a branch not
+    # merged yet) must not replace the disk under a test reading it.
+    return build_demo_master(cache / f"demo-master-v{BUILD_VERSION}", cache / "packages")

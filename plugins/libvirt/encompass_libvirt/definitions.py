@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -92,9 +93,15 @@ class LibvirtDefinitions(LibvirtMachines):
         disks = [self._disk(image, attachment) for attachment in ordered]
         self._check_disks(image, disks)
         boot = None
-        if ordered:
+        if ordered and ordered[0].kind in ("file", "block"):
             boot = bootfiles.extract(image, ordered[0].address, ordered[0].format,
                                      self._machine_dir(machine.name))
+        elif ordered and bootfiles.wanted(image) is not None:
+            raise DriverError(
+                f"cannot deploy '{image.name}' on machine '{machine.name}': its software profile "
+                f"asks for direct kernel boot, and its first volume is reached as "
+                f"{ordered[0].kind} ({ordered[0].address}), not as a file the kernel can be read "
+                "from; let the machine's firmware boot the disk (remove kernel= from the profile)")
         self._grant(machine.name, disks, boot)
         xml = self._domain_xml(was.name, was.uuid, was.memory_mib, was.vcpus, was.arch,
                                was.firmware, disks, boot, was.interfaces, image)
@@ -160,6 +167,8 @@ class LibvirtDefinitions(LibvirtMachines):
         if attachment.kind in ("file", "block"):
             return domxml.Disk(attachment.address, attachment.format, attachment.readonly,
                                attachment.kind)
+        if attachment.kind == "iscsi" and self.flavour == "kvm":
+            return _iscsi_disk(image, attachment)
         raise DriverError(
             f"cannot deploy '{image.name}' on platform '{self.platform}': its volume "
             f"{attachment.index} is reached as '{attachment.kind}' ({attachment.address}), and "
@@ -172,7 +181,7 @@ class LibvirtDefinitions(LibvirtMachines):
         if not self._is_local() or self.uri_setting.startswith("test:"):
             return
         for disk in disks:
-            if not os.path.exists(disk.path):
+            if disk.kind != "iscsi" and not os.path.exists(disk.path):
                 raise DriverError(f"cannot deploy '{image.name}': its disk {disk.path} does not "
                                   "exist on this host (see: encompass image show "
                                   f"{image.name})")
@@ -193,7 +202,7 @@ class LibvirtDefinitions(LibvirtMachines):
         for path in (boot.kernel, boot.initrd) if boot else ():
             if path is not None:
                 daemon.grant(path, writable=False)
-        for disk in disks:
+        for disk in (d for d in disks if d.kind != "iscsi"):  # QEMU reaches a LUN over TCP
             daemon.grant(Path(disk.path), writable=not disk.readonly)
             for backing in _backing_chain(disk):
                 daemon.grant(backing, writable=False)
@@ -223,6 +232,19 @@ class LibvirtDefinitions(LibvirtMachines):
             return (f"; the hypervisor cannot read a disk: let the {who} read the clone's volumes "
                     "and traverse their directories")
         return ""
+
+
+def _iscsi_disk(image: Image, attachment: Attachment) -> domxml.Disk:
+    """A disk of QEMU's iSCSI client from ``iscsi://HOST[:PORT]/IQN/LUN`` and the initiator name
+    the storage bound the target to (``details["initiator"]``)."""
+    found = re.fullmatch(r"iscsi://([^/:]+)(?::(\d+))?/(.+)/(\d+)", attachment.address)
+    if found is None:
+        raise DriverError(f"cannot deploy '{image.name}': its volume {attachment.index} is at "
+                          f"{attachment.address}, not an iscsi://HOST:PORT/IQN/LUN address")
+    host, port, target, lun = found.groups()
+    return domxml.Disk(f"{target}/{lun}", attachment.format, attachment.readonly, "iscsi",
+                       host=host, port=int(port or 3260),
+                       initiator=str(attachment.details.get("initiator") or ""))
 
 
 def _backing_chain(disk: domxml.Disk) -> list[Path]:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from encompass_core.config import Config, Section
 from encompass_core.contracts import PlatformCapabilities, PlatformDriver
 from encompass_core.errors import ConfigError
@@ -55,6 +57,8 @@ class LibvirtPlatformDriver(LibvirtDefinitions, PlatformDriver):
             raise ConfigError(f"unknown libvirt flavour {flavour!r}")
         self.platform = section.name
         self.flavour = flavour
+        if flavour == "kvm":  # QEMU's own iSCSI client opens LUNs (libvirt network disks)
+            self.capabilities = attrs.evolve(self.capabilities, attach_kinds=("file", "iscsi"))
         self.config = config
         self.uri_setting = section.setting("uri", DEFAULT_URI[flavour], str)
         if self.uri_setting == PRIVATE and flavour != "kvm":
