@@ -76,6 +76,7 @@ class Ds4xxxStorageDriver(StorageDriver):
         self.poll_interval = float(value(settings, "poll_interval"))
         self.copy_timeout = float(value(settings, "copy_timeout"))
         self.concurrency = value(settings, "concurrency")
+        self.initiator_prefix = value(settings, "initiator_prefix")
         self.hosts = HostMaker(self.pool, self.smcli, value(settings, "host_type"))
         self._utility_lock = threading.Lock()  # LUN choices on the utility host, in this process
         self._utility_users: dict[str, int] = {}  # exposures sharing a mapping, by label
@@ -411,7 +412,12 @@ class Ds4xxxStorageDriver(StorageDriver):
 
     # -- machines ------------------------------------------------------------------------------
     def _initiators(self, machine: Machine) -> list[str]:
-        return [port.address for port in machine.host_ports if port.kind == "iscsi"]
+        """The machine's iSCSI initiator names; a virtual machine that declares none gets one
+        (its platform hands it to QEMU's iSCSI client), as the local pool's iSCSI export does."""
+        declared = [port.address for port in machine.host_ports if port.kind == "iscsi"]
+        if declared or machine.kind != "virtual":
+            return declared
+        return [f"{self.initiator_prefix}:initiator.{labels.iqn_part(machine.name)}"]
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         if "iscsi" not in request.kinds:
@@ -420,7 +426,8 @@ class Ds4xxxStorageDriver(StorageDriver):
         initiators = self._initiators(machine)
         if not initiators:
             raise InvalidInput(f"machine '{machine.name}' has no iSCSI initiator name (host port), so "
-                               f"pool '{self.pool}' cannot map a LUN to it; record its initiator name")
+                               f"pool '{self.pool}' cannot map a LUN to it; record the initiator name "
+                               "its firmware uses")
         profile, drive = self._require(volume)
         existing = profile.host_with_port(initiators)
         mapping = profile.mappings.get(drive.label)

@@ -133,7 +133,8 @@ def test_a_lun_taken_on_the_host_is_a_conflict(driver, simulator, master):
 
 def test_a_machine_without_an_initiator_name_is_refused(driver, simulator, master):
     with pytest.raises(InvalidInput) as refused:
-        driver.attach(master, Machine(name="pc1", platform="amt"), AttachRequest(kinds=("iscsi",)))
+        driver.attach(master, Machine(name="pc1", platform="amt", kind="physical"),
+                      AttachRequest(kinds=("iscsi",)))
     assert "no iSCSI initiator name" in one_line(refused.value)
     assert simulator.mappings() == {}
 
