@@ -147,3 +147,15 @@ def test_a_lun_taken_by_another_process_meanwhile_is_skipped(driver, simulator, 
     assert chosen == [0, 1]
     assert simulator.mappings() == {"other_0": ("encompass-utility", 0)}
     assert other.location == "other_0"
+
+
+def test_a_virtual_machine_without_an_initiator_name_is_given_one(driver, simulator, master):
+    vm = Machine(name="Web01.vm", platform="kvm", kind="virtual")
+    web01 = clone(driver, master, "web01")
+    attached = driver.attach(web01, vm, AttachRequest(kinds=("iscsi",), boot=True, lun=0))
+    initiator = "iqn.2026-12.org.encompass:initiator.web01.vm"
+    assert attached.details["initiator"] == initiator
+    assert list(simulator.state()["hosts"]["Web01-vm"]["ports"]) == [initiator]
+    assert "Lun:1    Type:DIRECT_ACCESS" in simulator.sees(initiator)
+    driver.detach(web01, vm)
+    assert simulator.mappings() == {}
