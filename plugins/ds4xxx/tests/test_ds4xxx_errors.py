@@ -66,6 +66,7 @@ def test_a_full_array_refuses_with_smclis_error_and_leaves_no_logical_drive(driv
     with pytest.raises(DriverError) as refused:
         driver.import_volume("big", 0, big)
     message = one_line(refused.value)
+    assert message.startswith("pool 'san': SMcli refused 'create logicalDrive, set logicalDrive': ")
     assert "Error 1003 - The operation cannot complete because the array 1 does not have enough " \
            "free capacity" in message
     assert simulator.labels() == set()
