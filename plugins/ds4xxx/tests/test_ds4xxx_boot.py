@@ -25,6 +25,7 @@ from ds4xxx_testing import encompass, ok
 from encompass_core.testing.demo import cached_demo_master
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
+pytest.importorskip("encompass_libvirt", reason="the kvm platform (encompass-libvirt) is not installed")
 from encompass_libvirt.daemon import PrivateDaemon, start_private_daemon  # noqa: E402
 
 pytestmark = pytest.mark.slow
