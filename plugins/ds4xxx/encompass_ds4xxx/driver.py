@@ -470,10 +470,16 @@ class Ds4xxxStorageDriver(StorageDriver):
         return lun
 
     def detach(self, volume: Volume, machine: Machine) -> None:
+        """Remove the mapping to the machine's host. The host of a virtual machine that declares
+        no initiator name (the pool named it) goes with its last mapping: it is the pool's."""
         profile = self._profile()
         mapping = profile.mappings.get(volume.location)
         host = profile.host_with_port(self._initiators(machine))
         if mapping is None or host is None or mapping.host != host.label:
             return
-        self.smcli.run(f"remove logicalDrive [{quote(volume.location)}] lunMapping "
-                       f"host={quote(host.label)};")
+        commands = [f"remove logicalDrive [{quote(volume.location)}] lunMapping host={quote(host.label)};"]
+        named_by_pool = machine.kind == "virtual" and not any(
+            port.kind == "iscsi" for port in machine.host_ports)
+        if named_by_pool and set(profile.luns_of(host.label).values()) == {volume.location}:
+            commands.append(f"delete host [{quote(host.label)}];")
+        self.smcli.run(*commands)

@@ -89,6 +89,7 @@ def test_a_customized_clone_on_a_logical_drive_boots_over_iscsi(home, simulator,
 
     ok(home, "undeploy", "web01", "--remove-machine")
     assert simulator.mappings() == {}
+    assert "web01" not in simulator.state()["hosts"]  # the host made for the VM is gone too
     # The master's logical drive was never written: it still says "master".
     assert ok(home, "image", "cat", "demo", "/etc/hostname", "--partition",
               str(master.root_partition)) == "master\n"

@@ -159,3 +159,5 @@ def test_a_virtual_machine_without_an_initiator_name_is_given_one(driver, simula
     assert "Lun:1    Type:DIRECT_ACCESS" in simulator.sees(initiator)
     driver.detach(web01, vm)
     assert simulator.mappings() == {}
+    # The host the pool made for the VM goes with its last mapping; a declared one stays.
+    assert sorted(simulator.state()["hosts"]) == ["encompass-utility"]
