@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +36,9 @@ from encompass_core.errors import Conflict, DriverError, EncompassError, Invalid
 from encompass_core.model import Machine, StorageJob, Volume
 from encompass_core.records import CloneRequest
 
-from . import labels, lunaccess
+from . import copies, labels, lunaccess
 from .hosts import HostMaker
-from .profile import Drive, Profile, parse_copies, parse_profile
+from .profile import Drive, Profile, parse_profile
 from .settings import value
 from .smcli import Smcli, SmcliError, quote
 
@@ -77,6 +76,7 @@ class Ds4xxxStorageDriver(StorageDriver):
         self.poll_interval = float(value(settings, "poll_interval"))
         self.copy_timeout = float(value(settings, "copy_timeout"))
         self.concurrency = value(settings, "concurrency")
+        self.initiator_prefix = value(settings, "initiator_prefix")
         self.hosts = HostMaker(self.pool, self.smcli, value(settings, "host_type"))
         self._utility_lock = threading.Lock()  # LUN choices on the utility host, in this process
         self._utility_users: dict[str, int] = {}  # exposures sharing a mapping, by label
@@ -252,7 +252,8 @@ class Ds4xxxStorageDriver(StorageDriver):
                            f"create volumeCopy source={quote(base.label)} target={quote(target)} "
                            f"copyPriority={self.copy_priority} targetReadOnlyEnabled=FALSE;")
             progress.started_job(target, f"VolumeCopy of logical drive {base.label} to {target}")
-            self._wait_for_copy(base.label, target, capacity, progress)
+            copies.wait(self.smcli, base.label, target, capacity, progress, self.poll_interval,
+                        self.copy_timeout)
             shown = self.smcli.run(f"remove volumeCopy target [{quote(target)}];",
                                    f"set logicalDrive [{quote(target)}] userLabel={quote(label)};",
                                    f"show logicalDrive [{quote(label)}];")
@@ -261,49 +262,12 @@ class Ds4xxxStorageDriver(StorageDriver):
             raise
         return self._volume(label, source.index, capacity, parse_profile(shown))
 
-    def _wait_for_copy(self, source: str, target: str, capacity: int, progress: CloneProgress) -> None:
-        deadline = time.monotonic() + self.copy_timeout
-        reported = 0
-        while True:
-            pairs = parse_copies(self.smcli.run(f"show volumeCopy target [{quote(target)}];"))
-            if not pairs:
-                raise DriverError(f"pool '{self.pool}': the VolumeCopy of {source} to {target} is gone "
-                                  "from the subsystem (stopped by someone else?)")
-            pair = pairs[0]
-            done = capacity if pair.status == "Completed" else capacity * pair.percent // 100
-            if done > reported:
-                progress.advance(done - reported)
-                reported = done
-            if pair.status == "Completed":
-                return
-            if pair.status != "In progress":
-                raise DriverError(f"pool '{self.pool}': the VolumeCopy of {source} to {target} "
-                                  f"ended '{pair.status}' at {pair.percent}%")
-            if time.monotonic() > deadline:
-                raise DriverError(f"pool '{self.pool}': the VolumeCopy of {source} to {target} did not "
-                                  f"finish in {self.copy_timeout:g} s (at {pair.percent}%); raise "
-                                  f"[pools.{self.pool}] copy_timeout if it needs longer")
-            time.sleep(self.poll_interval)
-
     def flatten_volume(self, volume: Volume) -> Volume:
         raise NotSupported(f"pool '{self.pool}' cannot make a FlashCopy independent in place; "
                            "make a full clone of it (encompass clone --mode full)")
 
     def job_status(self, job: StorageJob) -> JobStatus:
-        profile = self._profile()
-        if job.id not in profile.drives:
-            return JobStatus("failed", None, f"logical drive {job.id} is gone from pool '{self.pool}' "
-                                             "(the copy was cancelled, or finished and renamed)")
-        try:
-            pairs = parse_copies(self.smcli.run(f"show volumeCopy target [{quote(job.id)}];"))
-        except SmcliError:
-            pairs = []
-        if not pairs:
-            return JobStatus("failed", None, f"logical drive {job.id} is in no volume copy")
-        pair = pairs[0]
-        state = {"In progress": "running", "Completed": "done"}.get(pair.status, "failed")
-        return JobStatus(state, float(pair.percent), f"VolumeCopy {pair.source} -> {pair.target}: "
-                                                     f"{pair.status}")
+        return copies.status(self.smcli, self._profile(), job.id)
 
     def cancel_job(self, job: StorageJob) -> None:
         """Stop the VolumeCopy and delete its target logical drive."""
@@ -350,6 +314,25 @@ class Ds4xxxStorageDriver(StorageDriver):
             found.append(DiscoveredVolume(parsed.image, volume, drive.base or None))
         return sorted(found, key=lambda item: item.volume.location)
 
+    def inventory(self) -> dict[str, Any]:
+        """What the subsystem holds: its arrays, logical drives (label, kind, WWN, capacity,
+        owner, the image a pool's label names, the mapping), hosts with ports and targets."""
+        profile = self._profile()
+        drives = []
+        for drive in sorted(profile.drives.values(), key=lambda d: d.label):
+            parsed = labels.parse(drive.label)
+            mapping = profile.mappings.get(drive.label)
+            drives.append({"label": drive.label, "kind": drive.kind, "array": drive.array,
+                           "capacity": drive.capacity, "owner": drive.owner, "wwn": drive.wwn,
+                           "base": drive.base or None, "image": parsed.image if parsed else None,
+                           "host": mapping.host if mapping else None,
+                           "lun": mapping.lun if mapping else None})
+        return {"name": profile.name, "wwn": profile.wwn, "portal": self.portal or profile.portal,
+                "arrays": [{"number": number, "free": free} for number, free in sorted(profile.free.items())],
+                "drives": drives,
+                "hosts": [{"label": h.label, "ports": list(h.ports), "target": h.target}
+                          for h in sorted(profile.hosts.values(), key=lambda h: h.label)]}
+
     # -- the utility server --------------------------------------------------------------------
     @contextlib.contextmanager
     def _on_utility(self, label: str, profile: Profile, before: list[str] | None = None
@@ -368,9 +351,7 @@ class Ds4xxxStorageDriver(StorageDriver):
                                f"'{mapping.host}' (LUN {mapping.lun}); a DS4000 maps a logical drive "
                                "to one host: detach it there first")
             if mapping is None:
-                lun = self.hosts.free_lun(profile, host)
-                self.smcli.run(*(before or []), f"set logicalDrive [{quote(label)}] "
-                               f"logicalUnitNumber={lun} host={quote(host)};")
+                lun = self._map_to_utility(label, host, profile, before or [])
             else:
                 lun = mapping.lun
                 if before:
@@ -395,6 +376,23 @@ class Ds4xxxStorageDriver(StorageDriver):
                 if commands:
                     mapped.output = self.smcli.run(*commands)
 
+    def _map_to_utility(self, label: str, host: str, profile: Profile, before: list[str]) -> int:
+        """Map at the lowest free LUN; when another process took that LUN meanwhile (SMcli
+        refuses), read the mappings again and take the next one."""
+        for attempt in range(3):
+            lun = self.hosts.free_lun(profile, host)
+            try:
+                self.smcli.run(*before, f"set logicalDrive [{quote(label)}] logicalUnitNumber={lun} "
+                                        f"host={quote(host)};")
+                return lun
+            except SmcliError:
+                profile = self._profile()
+                if label in profile.drives:
+                    before = []  # what ran before the mapping (creating the drive) is done
+                if attempt == 2 or profile.luns_of(host).get(lun) in (None, label):
+                    raise
+        raise AssertionError("unreachable")
+
     @contextlib.contextmanager
     def expose(self, volume: Volume, writable: bool) -> Iterator[VolumeRef]:
         """The logical drive mapped to the utility host and exported as a raw file (FUSE);
@@ -414,7 +412,12 @@ class Ds4xxxStorageDriver(StorageDriver):
 
     # -- machines ------------------------------------------------------------------------------
     def _initiators(self, machine: Machine) -> list[str]:
-        return [port.address for port in machine.host_ports if port.kind == "iscsi"]
+        """The machine's iSCSI initiator names; a virtual machine that declares none gets one
+        (its platform hands it to QEMU's iSCSI client), as the local pool's iSCSI export does."""
+        declared = [port.address for port in machine.host_ports if port.kind == "iscsi"]
+        if declared or machine.kind != "virtual":
+            return declared
+        return [f"{self.initiator_prefix}:initiator.{labels.iqn_part(machine.name)}"]
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         if "iscsi" not in request.kinds:
@@ -423,7 +426,8 @@ class Ds4xxxStorageDriver(StorageDriver):
         initiators = self._initiators(machine)
         if not initiators:
             raise InvalidInput(f"machine '{machine.name}' has no iSCSI initiator name (host port), so "
-                               f"pool '{self.pool}' cannot map a LUN to it; record its initiator name")
+                               f"pool '{self.pool}' cannot map a LUN to it; record the initiator name "
+                               "its firmware uses")
         profile, drive = self._require(volume)
         existing = profile.host_with_port(initiators)
         mapping = profile.mappings.get(drive.label)
@@ -466,10 +470,16 @@ class Ds4xxxStorageDriver(StorageDriver):
         return lun
 
     def detach(self, volume: Volume, machine: Machine) -> None:
+        """Remove the mapping to the machine's host. The host of a virtual machine that declares
+        no initiator name (the pool named it) goes with its last mapping: it is the pool's."""
         profile = self._profile()
         mapping = profile.mappings.get(volume.location)
         host = profile.host_with_port(self._initiators(machine))
         if mapping is None or host is None or mapping.host != host.label:
             return
-        self.smcli.run(f"remove logicalDrive [{quote(volume.location)}] lunMapping "
-                       f"host={quote(host.label)};")
+        commands = [f"remove logicalDrive [{quote(volume.location)}] lunMapping host={quote(host.label)};"]
+        named_by_pool = machine.kind == "virtual" and not any(
+            port.kind == "iscsi" for port in machine.host_ports)
+        if named_by_pool and set(profile.luns_of(host.label).values()) == {volume.location}:
+            commands.append(f"delete host [{quote(host.label)}];")
+        self.smcli.run(*commands)

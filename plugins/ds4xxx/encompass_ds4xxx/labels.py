@@ -19,6 +19,7 @@ from encompass_core.errors import InvalidInput
 MAX_LABEL = 30
 _VOLUME = re.compile(r"^(?P<image>[a-z0-9][a-z0-9-]*)_(?P<index>\d+)(?:_(?P<flag>RO|P))?$")
 _NOT_LABEL = re.compile(r"[^A-Za-z0-9_#-]")
+_NOT_IQN = re.compile(r"[^a-z0-9.-]+")
 
 
 @attrs.frozen
@@ -78,3 +79,8 @@ def host_label(name: str) -> str:
 def port_label(host: str, identifier: str) -> str:
     """A host port's label: unique per identifier, readable by its host's name."""
     return f"{host[:21]}-{hashlib.sha1(identifier.encode()).hexdigest()[:8]}"
+
+
+def iqn_part(text: str) -> str:
+    """Text made fit for an iSCSI name (lowercase letters, digits, dots and dashes)."""
+    return _NOT_IQN.sub("-", text.lower()).strip("-") or "x"

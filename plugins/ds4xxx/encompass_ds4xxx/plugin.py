@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encompass_core import hookimpl
-from encompass_core.records import StorageDriverRecord
+from encompass_core.records import CliCommandRecord, StorageDriverRecord
 
 from .settings import SETTINGS
 
@@ -32,3 +32,10 @@ def encompass_storage_drivers() -> Iterator[StorageDriverRecord]:
         debian_packages=DEBIAN_PACKAGES,
         settings=SETTINGS,
     )
+
+
+@hookimpl
+def encompass_cli_commands() -> Iterator[CliCommandRecord]:
+    from .cli import ds4xxx
+
+    yield CliCommandRecord(name="ds4xxx", command=ds4xxx)

@@ -20,6 +20,8 @@ SETTINGS = (
     Setting("portal", str, help="the iSCSI portal ADDRESS:PORT (default: as the subsystem's profile says)"),
     Setting("lun_offset", int, 0, "added to SMcli's LUN numbers in iSCSI addresses (1 for the "
             "tgt-based simulator, whose LUN 0 is tgt's own)", minimum=0),
+    Setting("initiator_prefix", str, "iqn.2026-12.org.encompass",
+            "the start of the initiator names given to virtual machines that declare none"),
     Setting("host_type", str, "Linux", "the host type given to hosts the pool makes"),
     Setting("repository_percent", int, 20, "a FlashCopy repository's size, in percent of its base",
             minimum=1),

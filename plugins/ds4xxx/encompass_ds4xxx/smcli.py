@@ -70,7 +70,7 @@ class Smcli:
         output = done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
         if done.returncode == 0:
             return output
-        what = commands[0].split("[")[0].split("=")[0].strip().rstrip(";")
+        what = ", ".join(dict.fromkeys(" ".join(c.split()[:2]).rstrip(";") for c in commands))
         error = _ERROR_LINE.search(output)
         if error is not None:
             code, text = int(error.group(1)), error.group(2)

@@ -1,19 +1,14 @@
 """Fixtures: a tgt daemon on 127.0.0.1, the SMcli simulator in front of it, ds4xxx pools.
 
-Each test gets its own tgtd (its own port and control socket) and its own simulated subsystem,
-torn down at the end: targets deleted, then the daemon (tgtd ignores SIGTERM; ``tgtadm --op
-delete --mode system`` ends it).
+Each test gets its own tgtd (its own port and control socket, from the core's test helper) and
+its own simulated subsystem, torn down at the end.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,13 +19,11 @@ from ds4xxx_testing import (
     SMCLI,
     UTILITY_INITIATOR,
     Simulator,
-    Tgtd,
-    free_port,
     make_driver,
 )
 from encompass_ds4xxx.driver import Ds4xxxStorageDriver
 
-_controls = itertools.count(7000 + os.getpid() % 1000 * 10)
+from encompass_core.testing.tgt import Tgtd, running_tgtd
 
 if shutil.which("tgtd") is None or shutil.which("iscsi-ls") is None:
     pytest.skip("tgt and libiscsi-bin are not installed (apt-get install tgt libiscsi-bin "
@@ -40,22 +33,8 @@ if shutil.which("tgtd") is None or shutil.which("iscsi-ls") is None:
 @pytest.fixture
 def tgtd(tmp_path: Path) -> Iterator[Tgtd]:
     """A tgt daemon serving iSCSI on 127.0.0.1, ready when yielded."""
-    control, port = next(_controls), free_port()
-    log = open(tmp_path / "tgtd.log", "wb")  # noqa: SIM115 - closed at the end
-    process = subprocess.Popen(["tgtd", "-f", "--iscsi", f"portal=127.0.0.1:{port}", "-C", str(control)],
-                               stdout=log, stderr=subprocess.STDOUT)
-    daemon = Tgtd(process, control, port)
-    deadline = time.monotonic() + 20
-    while daemon.tgtadm("--op", "show", "--mode", "sys").returncode != 0:
-        if process.poll() is not None or time.monotonic() > deadline:
-            log.close()
-            pytest.fail(f"tgtd did not start: {(tmp_path / 'tgtd.log').read_text()}")
-        time.sleep(0.05)
-    with socket.create_connection(("127.0.0.1", port), timeout=10):
-        pass  # the portal listens
-    yield daemon
-    daemon.stop()
-    log.close()
+    with running_tgtd(tmp_path) as daemon:
+        yield daemon
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import attrs
 from encompass_ds4xxx.driver import Ds4xxxStorageDriver
 
 from encompass_core.config import Config, Section
+from encompass_core.testing.tgt import Tgtd
 
 HERE = Path(__file__).parent
 SMCLI = HERE / "SMcli"
@@ -23,43 +23,12 @@ ARRAY_SIZE = "256 MB"
 ENCOMPASS = Path(sys.executable).with_name("encompass")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@attrs.define
-class Tgtd:
-    process: subprocess.Popen
-    control: int
-    port: int
-
-    def tgtadm(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["tgtadm", "-C", str(self.control), *args], capture_output=True,
-                              text=True, check=False)
-
-    def stop(self) -> None:
-        shown = self.tgtadm("--lld", "iscsi", "--op", "show", "--mode", "target").stdout
-        for line in shown.splitlines():
-            if line.startswith("Target "):
-                tid = line.split()[1].rstrip(":")
-                self.tgtadm("--lld", "iscsi", "--op", "delete", "--mode", "target", "--tid", tid,
-                            "--force")
-        self.tgtadm("--op", "delete", "--mode", "system")
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @attrs.define
 class Simulator:
     """The simulated subsystem: its state file, its controllers, its portal."""
 
     state_path: Path
-    tgtd: Tgtd
+    tgtd: Tgtd  # encompass_core.testing.tgt's
     controllers: list[str] = attrs.Factory(lambda: list(CONTROLLERS))
 
     @property

@@ -4,16 +4,22 @@ after a clone process was killed in the middle of its VolumeCopy."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
 
-from ds4xxx_testing import ENCOMPASS, cli_env, encompass, ok
+from ds4xxx_testing import ENCOMPASS, UTILITY_INITIATOR, cli_env, encompass, ok
 
 from encompass_core.testing import make_source_image
 
 MIB = 1 << 20
+
+
+def shown_as(size: int, shown: int) -> bool:
+    """SMcli shows capacities with three decimals of their unit (1.600 MB): close enough."""
+    return abs(size - shown) <= size // 2000 + 1
 
 
 def test_import_clone_customize_read_and_delete_on_the_san(home, simulator, tmp_path):
@@ -26,6 +32,23 @@ def test_import_clone_customize_read_and_delete_on_the_san(home, simulator, tmp_
     assert simulator.labels() >= {"debian_0_RO", "web01_0", "web02_0"}
     flash = next(d for d in simulator.state()["drives"].values() if d["label"] == "web01_0")
     assert flash["kind"] == "flashcopy"
+
+    shown = json.loads(ok(home, "ds4xxx", "show", "san", "--json"))
+    state = simulator.state()
+    assert shown["name"] == "DS4700-sim" and shown["portal"] == simulator.portal
+    drives = {d["label"]: d for d in shown["drives"]}
+    for drive in state["drives"].values():
+        assert drives[drive["label"]]["wwn"].replace(":", "") == drive["wwn"]
+        assert drives[drive["label"]]["owner"] == drive["owner"]
+        assert shown_as(drive["capacity"], drives[drive["label"]]["capacity"])
+    assert (drives["web01_0"]["kind"], drives["web01_0"]["base"], drives["web01_0"]["image"]) == (
+        "flashcopy", "debian_0_RO", "web01")
+    assert drives["web01_0-R"]["kind"] == "repository"
+    used = sum(d["capacity"] for d in state["drives"].values() if d["kind"] != "flashcopy")
+    assert [array["number"] for array in shown["arrays"]] == ["1"]
+    assert shown_as(256 * MIB - used, shown["arrays"][0]["free"])
+    assert shown["hosts"] == [{"label": "encompass-utility", "ports": [UTILITY_INITIATOR],
+                               "target": state["hosts"]["encompass-utility"]["target"]}]
 
     ok(home, "customize", "web01", "--set", "hostname=web01")
     assert ok(home, "image", "cat", "web01", "/etc/hostname") == "web01\n"

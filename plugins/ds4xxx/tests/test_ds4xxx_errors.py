@@ -66,6 +66,7 @@ def test_a_full_array_refuses_with_smclis_error_and_leaves_no_logical_drive(driv
     with pytest.raises(DriverError) as refused:
         driver.import_volume("big", 0, big)
     message = one_line(refused.value)
+    assert message.startswith("pool 'san': SMcli refused 'create logicalDrive, set logicalDrive': ")
     assert "Error 1003 - The operation cannot complete because the array 1 does not have enough " \
            "free capacity" in message
     assert simulator.labels() == set()
@@ -133,7 +134,8 @@ def test_a_lun_taken_on_the_host_is_a_conflict(driver, simulator, master):
 
 def test_a_machine_without_an_initiator_name_is_refused(driver, simulator, master):
     with pytest.raises(InvalidInput) as refused:
-        driver.attach(master, Machine(name="pc1", platform="amt"), AttachRequest(kinds=("iscsi",)))
+        driver.attach(master, Machine(name="pc1", platform="amt", kind="physical"),
+                      AttachRequest(kinds=("iscsi",)))
     assert "no iSCSI initiator name" in one_line(refused.value)
     assert simulator.mappings() == {}
 

@@ -123,3 +123,41 @@ def test_discovery_reports_drives_with_wwn_capacity_owner_and_flashcopy_bases(dr
     assert full.size == master.size
     # The FlashCopy's repository is the subsystem's business, not a volume of the pool.
     assert "web01_0-R" in by_label and by_label["web01_0-R"]["kind"] == "repository"
+
+
+def test_a_lun_taken_by_another_process_meanwhile_is_skipped(driver, simulator, master, monkeypatch):
+    other = clone(driver, master, "other")
+    chosen = []
+    free_lun = driver.hosts.free_lun
+
+    def race(profile, host, start=0):
+        lun = free_lun(profile, host, start)
+        if not chosen:  # another process maps a drive at that very LUN, just before us
+            done = simulator.smcli(f'set logicalDrive ["other_0"] logicalUnitNumber={lun} '
+                                   f'host="{host}";')
+            assert done.returncode == 0, done.stdout
+        chosen.append(lun)
+        return lun
+
+    monkeypatch.setattr(driver.hosts, "free_lun", race)
+    with driver.expose(master, writable=False) as ref, open_volume(ref, writable=False) as files:
+        assert files.read("/etc/hostname") == SOURCE_FILES["etc/hostname"]
+        assert simulator.mappings() == {"other_0": ("encompass-utility", 0),
+                                        "debian_0_RO": ("encompass-utility", 1)}
+    assert chosen == [0, 1]
+    assert simulator.mappings() == {"other_0": ("encompass-utility", 0)}
+    assert other.location == "other_0"
+
+
+def test_a_virtual_machine_without_an_initiator_name_is_given_one(driver, simulator, master):
+    vm = Machine(name="Web01.vm", platform="kvm", kind="virtual")
+    web01 = clone(driver, master, "web01")
+    attached = driver.attach(web01, vm, AttachRequest(kinds=("iscsi",), boot=True, lun=0))
+    initiator = "iqn.2026-12.org.encompass:initiator.web01.vm"
+    assert attached.details["initiator"] == initiator
+    assert list(simulator.state()["hosts"]["Web01-vm"]["ports"]) == [initiator]
+    assert "Lun:1    Type:DIRECT_ACCESS" in simulator.sees(initiator)
+    driver.detach(web01, vm)
+    assert simulator.mappings() == {}
+    # The host the pool made for the VM goes with its last mapping; a declared one stays.
+    assert sorted(simulator.state()["hosts"]) == ["encompass-utility"]

@@ -10,7 +10,6 @@ import datetime
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -512,13 +511,3 @@ def _copy_range(source: str, target: str, start: int, end: int) -> None:
             writing.seek(position)
             writing.write(data)
             position += size
-
-
-def remove_everything(state: dict[str, Any], tgt: Tgt) -> None:
-    """Tear the subsystem's tgt targets down (the test fixture's end)."""
-    for host in state["hosts"].values():
-        try:
-            tgt.delete_target(host["tid"])
-        except TgtError:
-            pass
-    shutil.rmtree(state["data_dir"], ignore_errors=True)
