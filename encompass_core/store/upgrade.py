@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..lifecycle import TRANSITIONAL
 from . import files
+from .tiny_layout import ORDER, SCHEMA, SHARDS, corrupt, dumps, references, shard_of
 
 if TYPE_CHECKING:
     from .tinydb import Store
@@ -41,8 +43,6 @@ class Loaded:
 
 def check_table(path: Path, data: dict[str, Any], name: str) -> dict[str, Any]:
     """Table ``name`` of a schema-1 file, checked to be an object of documents."""
-    from .tinydb import corrupt
-
     table = data.get(name, {})
     if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
         raise corrupt(path, f"its table '{name}' is not an object of documents")
@@ -60,16 +60,12 @@ def _table(path: Path, data: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 def load_schema1(path: Path, data: dict[str, Any], shards: int) -> Loaded:
     """The schema-1 file's content as schema 2 (nothing written)."""
-    from .tinydb import SCHEMA, references, shard_of
-
     meta = {"schema": SCHEMA, "shards": shards, "deployed": {}}
     loaded = Loaded(meta=meta, shards={}, machines={}, events=[])
     images = _table(path, data, "images")
     for position, doc in enumerate(images, 1):  # creation order: before any stamp of schema 2
         name = doc.get("name")
         if not isinstance(name, str):
-            from .tinydb import corrupt
-
             raise corrupt(path, f"an image document has no name ({str(doc)[:60]})")
         shard = loaded.shards.setdefault(shard_of(name, shards), empty_shard())
         shard["images"][name] = doc
@@ -78,8 +74,6 @@ def load_schema1(path: Path, data: dict[str, Any], shards: int) -> Loaded:
         for target in sorted(references(doc)):
             shard = loaded.shards.setdefault(shard_of(target, shards), empty_shard())
             shard["referrers"].setdefault(target, []).append(doc["name"])
-        from ..lifecycle import TRANSITIONAL
-
         if doc.get("state") in TRANSITIONAL:
             loaded.shards[shard_of(doc["name"], shards)]["busy"][doc["name"]] = doc["state"]
         if doc.get("machine"):
@@ -100,8 +94,6 @@ def _write(path: Path, data: bytes) -> None:
 
 def upgrade_in_place(store: Store, data: dict[str, Any]) -> None:
     """Rewrite a schema-1 repository as schema 2 (the store's exclusive lock is held)."""
-    from .tinydb import SHARDS, dumps
-
     layout = store.layout
     loaded = load_schema1(store.path, data, SHARDS)
     staging = layout.dir.with_name(f".{layout.dir.name}.upgrade")
@@ -112,10 +104,8 @@ def upgrade_in_place(store: Store, data: dict[str, Any]) -> None:
     for index, shard in loaded.shards.items():
         _write(staging / layout.shard(index).name, dumps(shard))
     _write(staging / layout.machines.name, dumps({"machines": loaded.machines}))
-    from .tinydb import ORDER
-
     lines = [json.dumps({**doc, ORDER: position}, separators=(",", ":")).encode() + b"\n"
-             for position, doc in enumerate(loaded.events)]  # their order: see tinydb.ORDER
+             for position, doc in enumerate(loaded.events)]  # their order: see tiny_layout.ORDER
     _write(staging / layout.events.name, b"".join(lines))
     files.fsync_dir(staging)
     os.rename(staging, layout.dir)
