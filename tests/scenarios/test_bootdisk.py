@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers import open_volume
 from encompass_core.customization.openers.partitions import list_partitions
-from encompass_core.testing.demo import cached_demo_master
+from encompass_core.testing.demo import cached_demo_master, firmware_boot
 
 QEMU = shutil.which("qemu-system-x86_64")
 BOOT_TIMEOUT = 120.0
@@ -46,26 +45,8 @@ def set_hostname(disk: Path, partition: int, hostname: str) -> None:
 
 
 def boot(disk: Path, bus: str, console: Path, until: str) -> str:
-    """Boot ``disk`` by the firmware until the console shows ``until`` (or the guest powers off)."""
-    command = [QEMU, "-machine", "accel=tcg", "-m", "256", "-no-reboot", "-display", "none",
-               "-monitor", "none", "-serial", f"file:{console}", "-nic", "none",
-               *(arg.format(disk=disk) for arg in BUSES[bus])]
-    qemu = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    text = ""
-    try:
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while time.monotonic() < deadline:
-            text = console.read_text(errors="replace") if console.exists() else ""
-            if until in text or qemu.poll() is not None:
-                break
-            time.sleep(0.2)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            qemu.wait(timeout=30)  # the guest powers itself off after its hostname line
-    finally:
-        if qemu.poll() is None:
-            qemu.kill()
-            qemu.wait()
-    return console.read_text(errors="replace") if console.exists() else text
+    """Boot ``disk`` on ``bus`` by the firmware until the console shows ``until``."""
+    return firmware_boot([arg.format(disk=disk) for arg in BUSES[bus]], console, until, BOOT_TIMEOUT)
 
 
 def test_the_master_is_a_partitioned_disk_with_the_root_on_partition_2(master):

@@ -11,13 +11,11 @@ follow a relative backing name over ``nfs://`` itself.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +27,7 @@ from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers import open_volume
 from encompass_core.model import Machine
 from encompass_core.records import CloneRequest
-from encompass_core.testing.demo import cached_demo_master
+from encompass_core.testing.demo import cached_demo_master, firmware_boot
 
 ENCOMPASS = Path(sys.executable).with_name("encompass")
 QEMU = shutil.which("qemu-system-x86_64")
@@ -40,28 +38,8 @@ pytestmark = [pytest.mark.slow,
 
 
 def boot(drive: list[str], console: Path, until: str) -> str:
-    """Boot a disk by the firmware until the console shows ``until`` or the guest powers off."""
-    qemu = subprocess.Popen([QEMU, "-machine", "accel=tcg", "-m", "256", "-no-reboot", "-display", "none",
-                             "-monitor", "none", "-serial", f"file:{console}", "-nic", "none", *drive],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + BOOT_TIMEOUT
-        while time.monotonic() < deadline and qemu.poll() is None:
-            if console.exists() and until in console.read_text(errors="replace"):
-                break
-            time.sleep(0.2)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            qemu.wait(timeout=30)  # the guest powers itself off after its hostname line
-    finally:
-        if qemu.poll() is None:
-            qemu.kill()
-            qemu.wait()
-        said = qemu.stderr.read().decode(errors="replace") if qemu.stderr else ""
-        if qemu.stderr:
-            qemu.stderr.close()
-    text = console.read_text(errors="replace") if console.exists() else ""
-    assert until in text, f"QEMU said: {said[-1000:]}\nconsole: {text[-2000:]}"
-    return text
+    """Boot a disk by the firmware until the console shows ``until``."""
+    return firmware_boot(drive, console, until, BOOT_TIMEOUT)
 
 
 def cli(home: Path, *args: str) -> str:
