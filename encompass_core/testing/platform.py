@@ -50,7 +50,17 @@ class PlatformDriverSuite:
 
     ``machine`` defaults to a machine the driver creates (``create_machines``) and removes
     afterwards; a platform of physical machines overrides it with one of its machines, off.
+    Instead of ``image`` and ``attachments``, a subclass may provide ``deployable``: the pair
+    ``(image, attachments)``, as one fixture usually makes both.
     """
+
+    @pytest.fixture
+    def image(self, deployable):
+        return deployable[0]
+
+    @pytest.fixture
+    def attachments(self, deployable):
+        return deployable[1]
 
     @pytest.fixture
     def machine(self, driver: PlatformDriver, image):

@@ -59,13 +59,5 @@ class TestEsxPlatformConformance(PlatformDriverSuite, PeerDownSuite):
         return image, [pool.attach(volume, machine, request)]
 
     @pytest.fixture
-    def image(self, deployable):
-        return deployable[0]
-
-    @pytest.fixture
-    def attachments(self, deployable):
-        return deployable[1]
-
-    @pytest.fixture
     def down_driver(self, vcsim, tmp_path):
         return platform_driver(tmp_path, vcsim.settings(port=CLOSED_PORT))

@@ -54,19 +54,7 @@ def clone_of_demo(folder: Path, demo_master, platform: LibvirtPlatformDriver, cm
     return image, [pool.attach(volume, machine, request)]
 
 
-class DemoClone:
-    """The suite's ``image`` and ``attachments``, from a subclass's ``deployable`` fixture."""
-
-    @pytest.fixture
-    def image(self, deployable):
-        return deployable[0]
-
-    @pytest.fixture
-    def attachments(self, deployable):
-        return deployable[1]
-
-
-class TestKvmConformance(DemoClone, PlatformDriverSuite, PeerDownSuite):
+class TestKvmConformance(PlatformDriverSuite, PeerDownSuite):
     @pytest.fixture
     def folder(self, base_dir: Path) -> Path:
         # Under the session's base directory: the daemon's user (nobody) reaches the files.
@@ -94,7 +82,7 @@ class TestKvmConformance(DemoClone, PlatformDriverSuite, PeerDownSuite):
         return make_driver(tmp_path, "kvm", {"uri": f"qemu+unix:///session?{NO_SOCKET}"})
 
 
-class TestXenConformance(DemoClone, PlatformDriverSuite, PeerDownSuite):
+class TestXenConformance(PlatformDriverSuite, PeerDownSuite):
     @pytest.fixture
     def driver(self, tmp_path):
         driver = make_driver(tmp_path, "xen", {"uri": XEN_HOST_URI, "shutdown_timeout": 0,
