@@ -40,7 +40,8 @@ from . import qemuimg, streaming
 from .sparsecopy import copy_sparse, try_reflink
 from .tgt import TgtExport
 
-_SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
+#: The file name ending of a volume of each format the pool keeps (a tree is a folder).
+VOLUME_SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
 
 SETTINGS = (
     Setting("path", str, help="the pool's folder, relative to encompass.toml's (default pools/NAME)"),
@@ -81,7 +82,7 @@ class LocalStorageDriver(StorageDriver):
     def _target(self, image: str, index: int, fmt: str) -> Path:
         directory = self.root / image
         directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"vol{index}{_SUFFIX[fmt]}"
+        return directory / f"vol{index}{VOLUME_SUFFIX[fmt]}"
 
     def _partial(self, target: Path) -> Path:
         partial = target.with_name(f".{target.name}.partial")
@@ -165,7 +166,7 @@ class LocalStorageDriver(StorageDriver):
         (a qcow2 file may be backed by a file anywhere on this host) and trees. A full copy of a
         file from any other pool returns None: the core streams it (:meth:`write_volume`), with
         progress."""
-        if not isinstance(source_driver, LocalStorageDriver) or source.format not in _SUFFIX:
+        if not isinstance(source_driver, LocalStorageDriver) or source.format not in VOLUME_SUFFIX:
             return None  # not a file of ours: the core copies it through expose/write_volume
         if source.pool != self.pool and request.mode == "full" and source.format != "dir":
             return None
@@ -246,7 +247,7 @@ class LocalStorageDriver(StorageDriver):
         return [f"removed {leftover}"]
 
     def _check_ours(self, volume: Volume) -> None:
-        if volume.format not in _SUFFIX:
+        if volume.format not in VOLUME_SUFFIX:
             raise NotSupported(f"pool '{self.pool}' (local) does not handle {volume.format} volumes")
         if not os.path.lexists(volume.location):
             raise NotFound(f"volume {volume.location} of pool '{self.pool}' is missing on disk")
@@ -290,7 +291,7 @@ class LocalStorageDriver(StorageDriver):
                 finally:
                     os.close(fd)
             else:
-                streaming.convert(source.path, "raw" if source.format not in _SUFFIX else source.format,
+                streaming.convert(source.path, "raw" if source.format not in VOLUME_SUFFIX else source.format,
                                   str(partial), fmt, size, progress, self.copy_timeout,
                                   self._copy_setting)
         return self._volume(index, fmt, target, size=size)
@@ -345,7 +346,7 @@ class LocalStorageDriver(StorageDriver):
                 if not stem[3:].isdigit():
                     continue
                 fmt = "dir" if entry.is_dir() else suffix
-                if fmt not in _SUFFIX:
+                if fmt not in VOLUME_SUFFIX:
                     continue
                 size = 0 if fmt == "dir" else entry.stat().st_size
                 backing = None

@@ -34,7 +34,7 @@ from encompass_core.contracts import (
 )
 from encompass_core.customization.access import VolumeRef
 from encompass_core.drivers import qemuimg
-from encompass_core.drivers.local import inspect_file
+from encompass_core.drivers.local import VOLUME_SUFFIX, inspect_file
 from encompass_core.errors import (
     ConfigError,
     Conflict,
@@ -53,8 +53,6 @@ from .client import LibnfsExport
 from .files import ExportFiles, MountedExport
 from .nfsurl import NfsUrl, parse_nfs_url
 from .qcow2 import make_overlay
-
-_SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
 
 SETTINGS = (
     Setting("url", str, help="the export, nfs://HOST/EXPORT (libnfs; add ?version=4, or "
@@ -128,7 +126,7 @@ class NfsStorageDriver(StorageDriver):
 
     def _existing(self, volume: Volume) -> str:
         """The volume's path in the export; NotFound when it is not there."""
-        if volume.format not in _SUFFIX:
+        if volume.format not in VOLUME_SUFFIX:
             raise NotSupported(f"pool '{self.pool}' (nfs) does not handle {volume.format} volumes")
         rel = self._rel(volume)
         if self.files.lstat(rel) is None:
@@ -140,8 +138,8 @@ class NfsStorageDriver(StorageDriver):
         """Yield the hidden partial path of a new volume; when the block ends well, give it
         ``mode`` and its name. On failure nothing is left: the partial copy goes, and the
         image's folder too when this made it."""
-        rel = f"{image}/vol{index}{_SUFFIX[fmt]}"
-        partial = f"{image}/.vol{index}{_SUFFIX[fmt]}.partial"
+        rel = f"{image}/vol{index}{VOLUME_SUFFIX[fmt]}"
+        partial = f"{image}/.vol{index}{VOLUME_SUFFIX[fmt]}.partial"
         made_folder = False
         if self.files.lstat(image) is None:
             self.files.mkdir(image, 0o755)
@@ -171,7 +169,7 @@ class NfsStorageDriver(StorageDriver):
 
     def _check_free(self, image: str, index: int) -> None:
         """A Conflict when volume ``index`` of ``image`` is there already, in any format."""
-        for suffix in _SUFFIX.values():
+        for suffix in VOLUME_SUFFIX.values():
             rel = f"{image}/vol{index}{suffix}"
             if self.files.lstat(rel) is not None:
                 raise Conflict(f"{self._location(rel)} exists already in pool '{self.pool}'")
@@ -201,12 +199,12 @@ class NfsStorageDriver(StorageDriver):
         fmt, size = inspect_file(source)
         with self._writing(image, index, fmt, 0o444) as partial:
             copying.upload_file(source, self.files, partial, 0o644, progress)
-        return self._volume(index, fmt, f"{image}/vol{index}{_SUFFIX[fmt]}", size=size, readonly=True)
+        return self._volume(index, fmt, f"{image}/vol{index}{VOLUME_SUFFIX[fmt]}", size=size, readonly=True)
 
     # -- clones ---------------------------------------------------------------------------------
     def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
                      progress: CloneProgress) -> Volume | None:
-        if not isinstance(source_driver, NfsStorageDriver) or source.format not in _SUFFIX \
+        if not isinstance(source_driver, NfsStorageDriver) or source.format not in VOLUME_SUFFIX \
                 or source_driver.files.label != self.files.label:
             return None  # not on this export: the core copies it through expose/write_volume
         source_rel = self._existing(source)
@@ -247,7 +245,7 @@ class NfsStorageDriver(StorageDriver):
         if not layered:
             with self._writing(image, index, source.format, 0o644) as partial:
                 copying.copy_file(self.files, source_rel, partial, 0o644, progress.advance)
-            return self._volume(index, source.format, f"{image}/vol{index}{_SUFFIX[source.format]}",
+            return self._volume(index, source.format, f"{image}/vol{index}{VOLUME_SUFFIX[source.format]}",
                                 size=source.size)
         if isinstance(self.files, MountedExport):  # the copy reads through the chain
             with self._writing(image, index, "qcow2", 0o644) as partial:
@@ -273,7 +271,7 @@ class NfsStorageDriver(StorageDriver):
         try:
             made = self._full_copy(volume, rel, flat_image, index, CloneProgress())
             made_rel = self._rel(made)
-            target = f"{image}/vol{index}{_SUFFIX[made.format]}"
+            target = f"{image}/vol{index}{VOLUME_SUFFIX[made.format]}"
             self.files.rename(made_rel, target)
             if target != rel:
                 self.files.unlink(rel)
@@ -341,7 +339,7 @@ class NfsStorageDriver(StorageDriver):
                     qemuimg.qemu_img("convert", "-q", "-O", "qcow2", source.path, str(flat),
                                      timeout=self.copy_timeout, setting=self._copy_setting)
                     copying.upload_file(flat, self.files, partial, 0o644, progress)
-        return self._volume(index, fmt, f"{image}/vol{index}{_SUFFIX[fmt]}", size=size)
+        return self._volume(index, fmt, f"{image}/vol{index}{VOLUME_SUFFIX[fmt]}", size=size)
 
     # -- machines -------------------------------------------------------------------------------
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
