@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import errno
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from ..errors import DriverError
 from . import qemuimg
 
 #: Bytes read and written at once: small enough for lively progress, large enough to be fast.
 CHUNK = 4 << 20
+#: Chunks read and written at once (reads release the GIL; a network source overlaps them).
+READERS = 4
 #: Zero runs shorter than this inside a data region are written (a hole per 4 KiB costs more).
 ZERO_BLOCK = 64 << 10
 _ZEROS = bytes(CHUNK)
@@ -55,26 +59,44 @@ def stream_raw(source: str, target_fd: int, size: int, progress: Progress = None
     """Copy ``size`` bytes of the raw volume at ``source`` (a file or a block device) into
     ``target_fd`` (a new, empty file, or a device already zeroed), skipping holes and zero blocks.
 
-    ``progress(n)`` is called after every chunk with the bytes it covered (holes count, so the
-    sum reaches ``size``). Returns the bytes actually written. The target is extended to ``size``
-    and flushed to disk before this returns; an OSError (a full target, a vanished source) is
-    raised as it is, for the caller to remove what it wrote.
+    Up to :data:`READERS` chunks are read and written at once: a source reached over the network
+    (a FUSE view of an ``nfs://`` file, a LUN) answers each read after a round trip, and reads in
+    flight together overlap them. ``progress(n)`` is called after every chunk, in order, with the
+    bytes it covered (holes count, so the sum reaches ``size``). Returns the bytes actually
+    written. The target is extended to ``size`` and flushed to disk before this returns; an
+    OSError (a full target, a vanished source) is raised as it is, for the caller to remove what
+    it wrote.
     """
     written = 0
     reported = 0
     src_fd = os.open(source, os.O_RDONLY)
+
+    def copy_chunk(offset: int, length: int) -> int:
+        chunk = os.pread(src_fd, length, offset)
+        while len(chunk) < length:  # a short read (a FUSE view may answer one): read on
+            more = os.pread(src_fd, length - len(chunk), offset + len(chunk))
+            if not more:
+                raise OSError(errno.EIO, f"{source} ended at byte {offset + len(chunk)}, before {size}")
+            chunk += more
+        return _write_nonzero(target_fd, chunk, offset)
+
     try:
-        for start, length in data_regions(src_fd, size):
-            offset = start
-            while offset < start + length:
-                chunk = os.pread(src_fd, min(CHUNK, start + length - offset), offset)
-                if not chunk:
-                    raise OSError(errno.EIO, f"{source} ended at byte {offset}, before {size}")
-                written += _write_nonzero(target_fd, chunk, offset)
-                offset += len(chunk)
+        with ThreadPoolExecutor(READERS, thread_name_prefix="stream") as pool:
+            pending: deque = deque()
+            for offset, length in _chunks(data_regions(src_fd, size)):
+                pending.append((offset + length, pool.submit(copy_chunk, offset, length)))
+                while len(pending) > READERS or (pending and pending[0][1].done()):
+                    end, future = pending.popleft()
+                    written += future.result()
+                    if progress:
+                        progress(end - reported)  # the hole before the chunk is done too
+                    reported = end
+            while pending:
+                end, future = pending.popleft()
+                written += future.result()
                 if progress:
-                    progress(offset - reported)  # the hole before the chunk is done too
-                reported = offset
+                    progress(end - reported)
+                reported = end
         if progress and size > reported:
             progress(size - reported)
         if os.fstat(target_fd).st_size < size:
@@ -83,6 +105,13 @@ def stream_raw(source: str, target_fd: int, size: int, progress: Progress = None
     finally:
         os.close(src_fd)
     return written
+
+
+def _chunks(regions: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """The data regions cut into pieces of at most :data:`CHUNK` bytes."""
+    for start, length in regions:
+        for offset in range(start, start + length, CHUNK):
+            yield offset, min(CHUNK, start + length - offset)
 
 
 def _write_nonzero(fd: int, chunk: bytes, offset: int) -> int:
