@@ -135,7 +135,10 @@ class BladeCenterPlatformDriver(PlatformDriver):
             raise InvalidInput(f"unknown power action '{action}': use on, off or reset")
         blade = self._blade(machine)
         if action == "reset":
-            self._call("restart", blade.slot) if blade.power == "on" else self._call("set_power", blade.slot, "on")
+            if blade.power == "on":
+                self._call("restart", blade.slot)
+            else:
+                self._call("set_power", blade.slot, "on")  # a reset of a blade that is off starts it
             wanted = "on"
         elif blade.power != action:
             self._call("set_power", blade.slot, action)

@@ -111,8 +111,9 @@ def _interpreter() -> str:
     private folder (a pyenv under /root), then the system's of the same version."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for candidate in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        library = os.path.dirname(os.__file__) if candidate == sys.executable else "/usr"
         if os.path.exists(candidate) and _others_can_reach(os.path.realpath(candidate)) \
-                and _others_can_reach(os.path.dirname(os.__file__) if candidate == sys.executable else "/usr"):
+                and _others_can_reach(library):
             return candidate
     raise ChassisError(f"no {version} that user nobody can run: {sys.executable} lives in a private "
                        f"folder; install Debian's {version}")
@@ -121,11 +122,19 @@ def _interpreter() -> str:
 def _agent_script(directory: Path) -> Path:
     """The program snmpd runs: a Python the agent's user can run, the packages' paths (those
     it can read), the chassis folder."""
-    paths = [path for path in sys.path if path and os.path.isdir(path) and _others_can_reach(path)]
+    import encompass_core
+
+    # The packages' own folders first: an editable install reaches them through an import hook
+    # that a bare PYTHONPATH does not carry.
+    own = [str(Path(package.__file__).resolve().parent.parent)
+           for package in (encompass_core, sys.modules[__package__])]
+    paths = [path for path in dict.fromkeys([*own, *sys.path])
+             if path and os.path.isdir(path) and _others_can_reach(path)]
     script = directory / "agent.sh"
     script.write_text("#!/bin/sh\n"
                       f"export PYTHONPATH='{os.pathsep.join(paths)}'\n"
-                      f"exec '{_interpreter()}' -m encompass_bladecenter.lab_agent '{directory}'\n")
+                      f"exec '{_interpreter()}' -m encompass_bladecenter.lab_agent '{directory}' "
+                      f"2>>'{directory / 'agent.err'}'\n")
     script.chmod(0o755)
     return script
 
@@ -189,6 +198,10 @@ def running_chassis(workdir: Path, san_portal: str | None, slots: Sequence[int] 
         lab.close()
 
 
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-800:] if path.exists() else ""
+
+
 def _wait_until_answering(chassis: LabChassis, daemon: Any) -> None:
     from .snmp import Credentials, SnmpSession, Target
 
@@ -200,13 +213,14 @@ def _wait_until_answering(chassis: LabChassis, daemon: Any) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if daemon.poll() is not None:
-            log = chassis.directory / "snmpd.log"
-            raise ChassisError(f"snmpd exited at start: {log.read_text(errors='replace')[-800:] if log.exists() else ''}")
+            raise ChassisError(f"snmpd exited at start: {_tail(chassis.directory / 'snmpd.log')}")
         try:
             asyncio.run(ask())
             return
-        except Exception:  # not answering yet
+        except Exception as error:  # not answering yet
             if time.monotonic() > deadline:
-                raise ChassisError(f"the lab chassis did not answer on port {chassis.port} in "
-                                   f"{START_TIMEOUT:g} s") from None
+                raise ChassisError(
+                    f"the lab chassis did not answer on port {chassis.port} in {START_TIMEOUT:g} s "
+                    f"({error}); snmpd said: {_tail(chassis.directory / 'snmpd.log')}; the agent "
+                    f"said: {chassis.agent_log()[-800:]} {_tail(chassis.directory / 'agent.err')}") from None
             time.sleep(0.2)
