@@ -91,10 +91,14 @@ class Chassis:
     async def blades(self) -> list[Blade]:
         """Every blade present: name, power, health, VPD (serial, type, model, UUID), MACs,
         WWNs and boot sequence. The tables are walked at once."""
-        control, boot, vpd, macs, wwns = await asyncio.gather(
-            self._session.walk(oids.REMOTE_CONTROL_ENTRY), self._session.walk(oids.BOOT_SEQUENCE_ENTRY),
-            self._session.walk(oids.BLADE_VPD_ENTRY), self._session.walk(oids.MAC_ENTRY),
-            self._session.walk(oids.WWN_ENTRY))
+        answers = await asyncio.gather(
+            *(self._session.walk(table) for table in (oids.REMOTE_CONTROL_ENTRY, oids.BOOT_SEQUENCE_ENTRY,
+                                                      oids.BLADE_VPD_ENTRY, oids.MAC_ENTRY, oids.WWN_ENTRY)),
+            return_exceptions=True)  # every walk ends before the first failure is raised
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        control, boot, vpd, macs, wwns = answers
         exists = _by_slot(control, oids.BLADE_EXISTS)
         found = []
         for slot in sorted(slot for slot, value in exists.items() if value == 1):
