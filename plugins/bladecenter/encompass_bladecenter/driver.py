@@ -168,9 +168,8 @@ class BladeCenterPlatformDriver(PlatformDriver):
         boot = next((a for a in attachments if a.boot), None)
         if boot is None:
             raise InvalidInput(f"platform '{self.platform}': '{image.name}' has no boot volume")
-        if boot.lun not in (0, None):
-            raise Conflict(f"platform '{self.platform}': a blade boots from LUN 0, and the boot "
-                           f"volume of '{image.name}' is mapped at LUN {boot.lun}")
+        # The core asked the pool for LUN 0; the attachment says the number the blade really
+        # sees (tgt keeps its LUN 0 for the controller: there it is 1). The HBA boots the first.
         initiator = boot.details.get("initiator") if boot.kind == "iscsi" else None
         ports = [p.address for p in self._machine(blade).host_ports if p.kind == "iscsi"]
         if initiator and initiator not in ports:
