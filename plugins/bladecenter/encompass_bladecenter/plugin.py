@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from encompass_core import hookimpl
-from encompass_core.records import PlatformDriverRecord
+from encompass_core.errors import InvalidInput
+from encompass_core.records import DiscoveryContext, PlatformDriverRecord
 
 from .settings import PLATFORM
 
@@ -29,3 +30,18 @@ class BladeCenterPlugin:
         yield PlatformDriverRecord(
             name="bladecenter", factory=_platform, settings=PLATFORM,
             description="blades of an IBM BladeCenter chassis, through its Management Module (SNMP)")
+
+    @hookimpl
+    def encompass_discover_platforms(self, context: DiscoveryContext) -> list[dict[str, Any]]:
+        """Management Modules that answer an SLP Service Request at the seeds."""
+        import asyncio
+
+        from .slpfind import find_modules, proposal
+
+        if not context.seeds:
+            return []
+        try:
+            found = asyncio.run(find_modules(context.seeds))
+        except ValueError as error:
+            raise InvalidInput(f"bladecenter discovery: {error}") from None
+        return [proposal(module) for module in found]
