@@ -31,6 +31,7 @@ from typing import Any
 import attrs
 
 from encompass_core import rundir
+from encompass_core.records import LabPeer
 from encompass_core.testing.lab import Lab, LabMachine, identity_for
 
 from . import oids
@@ -224,3 +225,15 @@ def _wait_until_answering(chassis: LabChassis, daemon: Any) -> None:
                     f"({error}); snmpd said: {_tail(chassis.directory / 'snmpd.log')}; the agent "
                     f"said: {chassis.agent_log()[-800:]} {_tail(chassis.directory / 'agent.err')}") from None
             time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def lab_peer(workdir: Path, san_portal: str | None, count: int) -> Iterator[LabPeer]:
+    """The ``encompass_lab_peers`` start function: a chassis with blades in slots 1..count."""
+    if not 1 <= count <= len(oids.SLOTS):
+        raise ChassisError(f"a chassis holds 1 to {len(oids.SLOTS)} blades, not {count}")
+    with running_chassis(Path(workdir), san_portal, slots=tuple(range(1, count + 1))) as chassis:
+        variable = f"ENCOMPASS_LAB_{chassis.name.upper()}_COMMUNITY"
+        yield LabPeer(name=chassis.name, platform=chassis.platform_table(variable),
+                      machines=tuple(f"{chassis.name}-blade{slot}" for slot in chassis.slots),
+                      environment={variable: chassis.community})

@@ -11,7 +11,7 @@ from typing import Any
 
 from encompass_core import hookimpl
 from encompass_core.errors import InvalidInput
-from encompass_core.records import DiscoveryContext, PlatformDriverRecord
+from encompass_core.records import DiscoveryContext, LabPeerRecord, PlatformDriverRecord
 
 from .settings import PLATFORM
 
@@ -20,6 +20,12 @@ def _platform(section: Any, config: Any) -> Any:
     from .driver import BladeCenterPlatformDriver
 
     return BladeCenterPlatformDriver(section, config)
+
+
+def _lab_chassis(workdir: Any, san_portal: str | None, count: int) -> Any:
+    from .lab_peer import lab_peer
+
+    return lab_peer(workdir, san_portal, count)
 
 
 class BladeCenterPlugin:
@@ -45,3 +51,9 @@ class BladeCenterPlugin:
         except ValueError as error:
             raise InvalidInput(f"bladecenter discovery: {error}") from None
         return [proposal(module) for module in found]
+
+    @hookimpl
+    def encompass_lab_peers(self) -> Iterator[LabPeerRecord]:
+        yield LabPeerRecord(name="bladecenter", start=_lab_chassis,
+                            description="a BladeCenter chassis (snmpd as nobody) whose blades are "
+                                        "QEMU guests booting their SAN LUN 0")
