@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..config import toml_table
 from ..context import Context
-from ..errors import DriverError, NotSupported
-from ..operations import clone as clone_op
+from ..errors import NotSupported
 from ..operations import deploy as deploy_op
 from ..operations import machines as machines_op
 from ..records import LabPeerRecord
-from .run import Booted, clean_up, import_demo_master, report_consoles, wait_for_consoles
+from .run import Booted, clean_up, import_demo_master, make_clones, report_consoles, wait_for_consoles
 
 QEMU_ISCSI = Path("/usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so")
 CONFIG = """\
@@ -61,14 +61,6 @@ def _check_tools() -> None:
     if os.geteuid() != 0:
         raise NotSupported("encompass demo --physical runs tgtd and hands the lab to user nobody: "
                            "run it as root")
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 @contextlib.contextmanager
@@ -108,9 +100,8 @@ def run_physical_demo(count: int = 3, keep: bool = False, say: Callable[[str], N
         say(f"demo repository: {home}")
         with running_tgtd(base) as tgtd, record.start(base / "lab", tgtd.portal, count) as peer:
             say(f"started the lab: {record.description} ({peer.name}), a SAN on iSCSI {tgtd.portal}")
-            table = "".join(f"{key} = {_toml(value)}\n" for key, value in peer.platform.items())
             (home / "encompass.toml").write_text(CONFIG.format(control=tgtd.control, portal=tgtd.portal)
-                                                 + f"\n[platforms.{peer.name}]\n{table}")
+                                                 + toml_table(f"platforms.{peer.name}", peer.platform))
             with _environment(peer.environment):
                 ctx = Context(home=home)
                 try:
@@ -130,16 +121,7 @@ def run_physical_demo(count: int = 3, keep: bool = False, say: Callable[[str], N
 def _run(ctx: Context, peer, names: list[str], say: Callable[[str], None], timeout: float,
          customize: Callable[[Context, list[str]], None] | None) -> list[Booted]:
     import_demo_master(ctx, say)
-    started = time.monotonic()
-    results = clone_op.clone_images(ctx, "demo", names, mode="full")  # raw: the export serves them
-    failed = [r for r in results if r.state != "ready"]
-    if failed:
-        raise DriverError(f"cloning failed: {failed[0].name}: {failed[0].error}")
-    say(f"made {len(names)} full clones ({', '.join(names)}) in {time.monotonic() - started:.2f} s")
-    if customize is not None:
-        started = time.monotonic()
-        customize(ctx, names)
-        say(f"customized each clone (hostname + a bootscript) in {time.monotonic() - started:.2f} s")
+    make_clones(ctx, names, "full", say, customize)  # raw volumes: what the iSCSI export serves
     report = machines_op.discover(ctx, peer.name)[0]
     say(f"discovered {report.found} machines on platform '{peer.name}'")
     deployed = {}

@@ -95,16 +95,7 @@ def run_demo(
     names = [f"demo-{i}" for i in range(1, count + 1)]
     try:
         import_demo_master(ctx, say)
-        started = time.monotonic()
-        results = clone_op.clone_images(ctx, "demo", names, mode="cow")
-        failed = [r for r in results if r.state != "ready"]
-        if failed:
-            raise DriverError(f"cloning failed: {failed[0].name}: {failed[0].error}")
-        say(f"made {count} copy-on-write clones ({', '.join(names)}) in {time.monotonic() - started:.2f} s")
-        if customize is not None:
-            started = time.monotonic()
-            customize(ctx, names)
-            say(f"customized each clone (hostname + a bootscript) in {time.monotonic() - started:.2f} s")
+        make_clones(ctx, names, "cow", say, customize)
         deployed = {}
         for name in names:
             image = deploy_op.deploy(ctx, name, new=True, platform="kvm")
@@ -143,6 +134,22 @@ def import_demo_master(ctx: Context, say: Callable[[str], None]) -> None:
             software=SoftwareProfile(os="busybox", description="Encompass demo guest"),
         )
         say("imported master 'demo' (version 1)")
+
+
+def make_clones(ctx: Context, names: list[str], mode: str, say: Callable[[str], None],
+                customize: Callable[[Context, list[str]], None] | None) -> None:
+    """Clone master 'demo' as ``names`` (``cow`` or ``full``), then customize them."""
+    started = time.monotonic()
+    results = clone_op.clone_images(ctx, "demo", names, mode=mode)
+    failed = [r for r in results if r.state != "ready"]
+    if failed:
+        raise DriverError(f"cloning failed: {failed[0].name}: {failed[0].error}")
+    kind = "copy-on-write" if mode == "cow" else "full"
+    say(f"made {len(names)} {kind} clones ({', '.join(names)}) in {time.monotonic() - started:.2f} s")
+    if customize is not None:
+        started = time.monotonic()
+        customize(ctx, names)
+        say(f"customized each clone (hostname + a bootscript) in {time.monotonic() - started:.2f} s")
 
 
 def report_consoles(booted: list[Booted], timeout: float, say: Callable[[str], None]) -> None:

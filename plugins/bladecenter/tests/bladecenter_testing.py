@@ -12,6 +12,7 @@ from encompass_bladecenter.driver import BladeCenterPlatformDriver
 from encompass_bladecenter.lab_peer import LabChassis
 
 from encompass_core.config import Section
+from encompass_core.config import toml_table as config_table
 
 ENCOMPASS = Path(sys.executable).with_name("encompass")
 #: The environment variable the tests put the lab chassis' community in.
@@ -43,11 +44,4 @@ def encompass(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess
 
 def toml_table(name: str, table: dict[str, Any]) -> str:
     """A ``[platforms.NAME]`` table as encompass.toml text."""
-    def value(item: Any) -> str:
-        if isinstance(item, bool):
-            return "true" if item else "false"
-        if isinstance(item, int | float):
-            return repr(item)
-        return '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return f"\n[platforms.{name}]\n" + "".join(f"{key} = {value(item)}\n" for key, item in table.items())
+    return config_table(f"platforms.{name}", table)
