@@ -28,7 +28,9 @@ def demo(count: int, keep: bool, demo_home: Path | None, timeout: float, physica
     hostname line, then undeploy and clean up (unless --keep).
 
     The demo works in a repository of its own, never in ENCOMPASS_HOME, and starts a private
-    libvirt daemon, so it needs no system service. Debian packages are cached in
+    libvirt daemon, so it needs no system service. With --physical the clones go to blades of a
+    lab chassis instead (a plugin's lab peer, such as encompass-bladecenter's: snmpd in front of
+    QEMU guests), which boot them from a private iSCSI SAN (tgt). Debian packages are cached in
     ~/.cache/encompass/demo.
     """
     from ..demo.steps import customize_demo_clones

@@ -93,8 +93,12 @@ def test_settings_that_cannot_authenticate_are_refused_before_any_packet(chassis
         make_driver(chassis, version="3", community_env=None, user=V3_USER, auth_password_env=V3_AUTH_ENV)
 
 
-def test_the_secrets_are_in_no_process_argument_list(chassis):
+def test_the_secrets_are_in_no_process_argument_list_and_no_log(chassis):
     secrets = [chassis.community, chassis.auth_password, chassis.priv_password]
+    logs = [chassis.directory / "snmpd.log", chassis.directory / "agent.log",
+            *(chassis.blade(slot).log for slot in chassis.slots)]
+    for log in (path for path in logs if path.exists()):
+        assert not any(secret in log.read_text(errors="replace") for secret in secrets), log
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
