@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -256,6 +257,7 @@ class Runner:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()  # calls from several threads take turns on the one loop
 
     def run(self, coroutine: Any) -> Any:
         try:
@@ -266,17 +268,24 @@ class Runner:
             coroutine.close()
             raise RuntimeError("the bladecenter driver's synchronous methods cannot run inside an "
                                "event loop: await encompass_bladecenter.chassis.Chassis instead")
-        if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(coroutine)
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+            return self._loop.run_until_complete(coroutine)
 
     def close(self, last: Any = None) -> None:
         """Run ``last`` (a closing coroutine), then close the loop."""
+        with self._lock:
+            self._close(last)
+
+    def _close(self, last: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
             if last is not None:
                 with contextlib.suppress(Exception):
                     self._loop.run_until_complete(last)
             self._loop.close()
+        elif last is not None:
+            last.close()  # nothing was ever opened on a loop
         self._loop = None
 
 
