@@ -62,6 +62,8 @@ class BladeCenterPlatformDriver(PlatformDriver):
         self.initiator_format = settings.get("iscsi_initiator_format")
         self.console_format = settings.get("console_log")
         self.power_timeout = float(settings.get("power_timeout", 60.0))
+        self.hardware = HardwareProfile(memory_mib=int(settings.get("memory_mib", 512)),
+                                        cpus=int(settings.get("cpus", 1)))
         self._runner = Runner()
         self._open: Chassis | None = None
 
@@ -109,7 +111,7 @@ class BladeCenterPlatformDriver(PlatformDriver):
         return Machine(
             name=self.machine_name(blade.slot), platform=self.platform, kind="physical",
             uuid=blade.uuid, power=blade.power if blade.power in ("on", "off") else "unknown",
-            hardware=HardwareProfile(), macs=blade.macs, host_ports=tuple(ports),
+            hardware=self.hardware, macs=blade.macs, host_ports=tuple(ports),
             extra={"slot": blade.slot, "driver": "bladecenter", "blade_name": blade.name,
                    "health": blade.health, "serial": blade.serial, "machine_type": blade.machine_type,
                    "model": blade.model, "boot_sequence": list(blade.boot_sequence)})

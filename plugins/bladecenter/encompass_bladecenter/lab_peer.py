@@ -41,6 +41,8 @@ INITIATOR_FORMAT = "iqn.2026-12.org.encompass.lab:{serial}"
 #: The SNMP user and protocols of the lab chassis' SNMPv3 access.
 V3_USER = "encompass"
 START_TIMEOUT = 20.0
+#: The memory of each lab blade (a QEMU guest).
+BLADE_MEMORY_MIB = 256
 
 
 class ChassisError(RuntimeError):
@@ -77,7 +79,7 @@ class LabChassis:
         from ``community_env``), the blades' initiator names and console logs included."""
         table = {"driver": "bladecenter", "address": self.address, "port": self.port,
                  "iscsi_initiator_format": INITIATOR_FORMAT, "console_log": self.console_log_format(),
-                 "timeout": 5.0, "retries": 1}
+                 "timeout": 5.0, "retries": 1, "memory_mib": BLADE_MEMORY_MIB, "cpus": 1}
         if community_env:
             table["community_env"] = community_env
         table.update(more)
@@ -171,7 +173,7 @@ def running_chassis(workdir: Path, san_portal: str | None, slots: Sequence[int] 
         identity = identity_for(blade_folder(name, slot))
         identity = attrs.evolve(identity, initiator=INITIATOR_FORMAT.format(serial=identity.serial.lower()))
         machine = lab.add(blade_folder(name, slot), boot_order=("san", "network"), san_portal=san_portal,
-                          identity=identity)
+                          identity=identity, memory_mib=BLADE_MEMORY_MIB)
         state["slots"][str(slot)] = {"machine": str(machine.directory), "name": f"blade{slot}",
                                      "boot": [3, 7, 0, 0]}
     (directory / "chassis.json").write_text(json.dumps(state, indent=2))

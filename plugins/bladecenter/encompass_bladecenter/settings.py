@@ -25,6 +25,9 @@ PLATFORM = (
                  "the SAN only through the FC WWNs the MM reports"),
     Setting("console_log", str, help="where each blade's serial console is captured (a "
             "serial-over-LAN logger such as conserver), a path with {slot} and {name}"),
+    Setting("memory_mib", int, 512, "the memory of each blade, for hardware-profile fits (the "
+            "tables the driver reads do not report it)", minimum=1),
+    Setting("cpus", int, 1, "the processors of each blade, for hardware-profile fits", minimum=1),
     Setting("power_timeout", float, 60.0, "seconds a blade may take to reach the power state asked",
             minimum=1),
 )

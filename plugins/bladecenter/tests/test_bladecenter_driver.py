@@ -32,6 +32,7 @@ def test_discovery_lists_each_blade_with_its_identity(driver, chassis):
         assert (machine.extra["machine_type"], machine.extra["model"]) == ("8853", "AC1")
         assert [(p.kind, p.address) for p in machine.host_ports] == [("iscsi", identity.initiator)]
         assert machine.extra["health"] == "good" and machine.power == "off"
+        assert (machine.hardware.memory_mib, machine.hardware.cpus) == (256, 1)  # as configured
 
 
 def test_power_on_and_off_start_and_stop_the_blades_guest(driver, chassis):
