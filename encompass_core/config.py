@@ -290,3 +290,15 @@ def home_error(home_dir: Path, exc: OSError) -> ConfigError:
         f"cannot set up ENCOMPASS_HOME {home_dir}{where}: {exc.strerror or exc}; point "
         "ENCOMPASS_HOME (or --home) at a directory you can write"
     )
+
+
+def toml_table(header: str, table: dict[str, Any]) -> str:
+    """``table`` (strings, numbers, booleans) as a ``[header]`` table of encompass.toml."""
+    def value(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, int | float):
+            return repr(item)
+        return '"' + str(item).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return f"\n[{header}]\n" + "".join(f"{key} = {value(item)}\n" for key, item in table.items())

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         CloneRequest,
         CustomizerRecord,
         DiscoveryContext,
+        LabPeerRecord,
         PlatformDriverRecord,
         StorageDriverRecord,
         VolumeOpenerRecord,
@@ -84,6 +85,20 @@ def encompass_cli_commands() -> Iterable[CliCommandRecord]:
 
     :return: records each holding a click command or group; a name clashing with a built-in
         command or another plugin's is an error naming both.
+    """
+
+
+@hookspec
+def encompass_lab_peers() -> Iterable[LabPeerRecord]:
+    """Register lab peers: the management side of physical lab machines that are QEMU guests.
+
+    ``encompass demo --physical`` (and plugin tests) start one to deploy clones on "physical"
+    machines that really boot from the SAN, without the core importing the plugin.
+
+    :return: :class:`~encompass_core.records.LabPeerRecord` records; ``start(workdir,
+        san_portal, count)`` is a context manager yielding a
+        :class:`~encompass_core.records.LabPeer` (its platform table, machine names and the
+        environment its secrets are read from).
     """
 
 

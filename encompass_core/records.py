@@ -100,3 +100,37 @@ class DiscoveryContext:
 
     seeds: tuple[str, ...] = ()
     config: Any = None
+
+
+@attrs.frozen(repr=False)
+class LabPeer:
+    """A running lab peer (:class:`LabPeerRecord`): the platform that reaches it and its machines.
+
+    ``platform``: the ``[platforms.NAME]`` table (``name`` is NAME); ``machines``: the names
+    its platform driver's discovery gives the lab machines that boot from the SAN, in order;
+    ``environment``: the variables its ``*_env`` settings read (secrets: set them in the
+    environment of whoever uses the platform, never print them; the repr hides them).
+    """
+
+    name: str
+    platform: dict[str, Any]
+    machines: tuple[str, ...]
+    environment: dict[str, str] = attrs.field(factory=dict)
+
+    def __repr__(self) -> str:
+        return f"LabPeer({self.name!r}, machines={self.machines!r})"
+
+
+@attrs.frozen
+class LabPeerRecord:
+    """A lab peer a plugin can start: the management side of physical lab machines that are QEMU
+    guests (a BladeCenter chassis, AMT PCs; :mod:`encompass_core.testing.lab`).
+
+    ``start(workdir, san_portal, count)`` is a context manager: it starts the peer with ``count``
+    machines whose firmware boots their LUN 0 from the iSCSI portal ``san_portal``, keeps its
+    files in ``workdir``, yields a :class:`LabPeer`, and stops everything at the end.
+    """
+
+    name: str = attrs.field(converter=_normalize)
+    start: Callable[..., Any]
+    description: str = ""

@@ -18,21 +18,35 @@ from . import output
               help="Use this folder as the demo's repository [default: a new one under /var/tmp].")
 @click.option("--timeout", type=float, default=300, show_default=True,
               help="Seconds to wait for the guests' consoles.")
-def demo(count: int, keep: bool, demo_home: Path | None, timeout: float) -> None:
+@click.option("--physical", is_flag=True,
+              help="Deploy on physical machines of the lab instead: blades of a chassis a plugin "
+                   "starts (encompass-bladecenter), booting their clones from an iSCSI SAN. Root.")
+def demo(count: int, keep: bool, demo_home: Path | None, timeout: float, physical: bool) -> None:
     """Build a tiny bootable master from Debian packages, import it, make COW clones demo-1 ..
     demo-N, customize each (hostname + a bootscript), deploy each on a new KVM/QEMU machine
     through libvirt, boot them (software emulation where KVM is unusable), print each console's
     hostname line, then undeploy and clean up (unless --keep).
 
     The demo works in a repository of its own, never in ENCOMPASS_HOME, and starts a private
-    libvirt daemon, so it needs no system service. Debian packages are cached in
+    libvirt daemon, so it needs no system service. With --physical the clones go to blades of a
+    lab chassis instead (a plugin's lab peer, such as encompass-bladecenter's: snmpd in front of
+    QEMU guests), which boot them from a private iSCSI SAN (tgt). Debian packages are cached in
     ~/.cache/encompass/demo.
     """
-    from ..demo.run import run_demo
     from ..demo.steps import customize_demo_clones
 
-    booted = run_demo(demo_home, count, keep, say=output.note, timeout=timeout,
-                      customize=customize_demo_clones)
+    if physical:
+        from ..demo.physical import run_physical_demo
+
+        if demo_home is not None:
+            raise click.UsageError("--physical makes its own repository: leave out --demo-home")
+        booted = run_physical_demo(count, keep, say=output.note, timeout=timeout,
+                                   customize=customize_demo_clones)
+    else:
+        from ..demo.run import run_demo
+
+        booted = run_demo(demo_home, count, keep, say=output.note, timeout=timeout,
+                          customize=customize_demo_clones)
     output.table(("CLONE", "MACHINE", "CONSOLE", "SECONDS"),
                  [(b.clone, b.machine, b.console or "(nothing)", f"{b.seconds:.1f}") for b in booted])
     missing = [b.clone for b in booted if b.console != f"encompass-demo: hostname {b.clone}"]

@@ -94,56 +94,74 @@ def run_demo(
     say(f"demo repository: {home}")
     names = [f"demo-{i}" for i in range(1, count + 1)]
     try:
-        started = time.monotonic()
-        # Built once per user and kept with the downloaded packages: the pool gets a copy.
-        built = build_demo_master(default_cache() / f"master-v{BUILD_VERSION}", default_cache(),
-                                  progress=say)
-        say(f"a bootable master built from Debian packages (kernel {built.kernel_release}, "
-            f"syslinux on partition 1, root on partition {built.root_partition}): "
-            f"{built.disk} ({time.monotonic() - started:.1f} s)")
-        with ctx.store.snapshot() as tx:
-            exists = tx.find_image("demo") is not None
-        if not exists:
-            importing.import_master(
-                ctx, "demo", [built.disk],
-                hardware=HardwareProfile(memory_mib=256, cpus=1),
-                # No kernel in the profile: the machine's firmware boots the disk (syslinux).
-                software=SoftwareProfile(os="busybox", description="Encompass demo guest"),
-            )
-            say("imported master 'demo' (version 1)")
-        started = time.monotonic()
-        results = clone_op.clone_images(ctx, "demo", names, mode="cow")
-        failed = [r for r in results if r.state != "ready"]
-        if failed:
-            raise DriverError(f"cloning failed: {failed[0].name}: {failed[0].error}")
-        say(f"made {count} copy-on-write clones ({', '.join(names)}) in {time.monotonic() - started:.2f} s")
-        if customize is not None:
-            started = time.monotonic()
-            customize(ctx, names)
-            say(f"customized each clone (hostname + a bootscript) in {time.monotonic() - started:.2f} s")
+        import_demo_master(ctx, say)
+        make_clones(ctx, names, "cow", say, customize)
         deployed = {}
         for name in names:
             image = deploy_op.deploy(ctx, name, new=True, platform="kvm")
             deployed[name] = (image.machine, time.monotonic())
             say(f"deployed {name} on a new virtual machine '{image.machine}', booting")
         booted = wait_for_consoles(ctx, deployed, timeout)
-        for result in booted:
-            if result.console:
-                say(f"{result.clone}: console says '{result.console}' after {result.seconds:.1f} s")
-                if result.bootscript:
-                    say(f"{result.clone}: console says '{result.bootscript}'")
-            else:
-                say(f"{result.clone}: no hostname line on the console within {timeout:.0f} s "
-                    f"(log: {result.log})")
+        report_consoles(booted, timeout, say)
         return booted
     finally:
         if not keep:
-            _clean_up(ctx, names, say)
+            clean_up(ctx, names, say)
         _stop_platform(ctx, say)
         if made_home and not keep:
             shutil.rmtree(home, ignore_errors=True)
         if keep:
             say(f"kept everything: ENCOMPASS_HOME={home} encompass image tree")
+
+
+def import_demo_master(ctx: Context, say: Callable[[str], None]) -> None:
+    """Build the demo master (once per user, cached) and import it as 'demo' into the default
+    pool, unless it is there already."""
+    started = time.monotonic()
+    # Built once per user and kept with the downloaded packages: the pool gets a copy.
+    built = build_demo_master(default_cache() / f"master-v{BUILD_VERSION}", default_cache(),
+                              progress=say)
+    say(f"a bootable master built from Debian packages (kernel {built.kernel_release}, "
+        f"syslinux on partition 1, root on partition {built.root_partition}): "
+        f"{built.disk} ({time.monotonic() - started:.1f} s)")
+    with ctx.store.snapshot() as tx:
+        exists = tx.find_image("demo") is not None
+    if not exists:
+        importing.import_master(
+            ctx, "demo", [built.disk],
+            hardware=HardwareProfile(memory_mib=256, cpus=1),
+            # No kernel in the profile: the machine's firmware boots the disk (syslinux).
+            software=SoftwareProfile(os="busybox", description="Encompass demo guest"),
+        )
+        say("imported master 'demo' (version 1)")
+
+
+def make_clones(ctx: Context, names: list[str], mode: str, say: Callable[[str], None],
+                customize: Callable[[Context, list[str]], None] | None) -> None:
+    """Clone master 'demo' as ``names`` (``cow`` or ``full``), then customize them."""
+    started = time.monotonic()
+    results = clone_op.clone_images(ctx, "demo", names, mode=mode)
+    failed = [r for r in results if r.state != "ready"]
+    if failed:
+        raise DriverError(f"cloning failed: {failed[0].name}: {failed[0].error}")
+    kind = "copy-on-write" if mode == "cow" else "full"
+    say(f"made {len(names)} {kind} clones ({', '.join(names)}) in {time.monotonic() - started:.2f} s")
+    if customize is not None:
+        started = time.monotonic()
+        customize(ctx, names)
+        say(f"customized each clone (hostname + a bootscript) in {time.monotonic() - started:.2f} s")
+
+
+def report_consoles(booted: list[Booted], timeout: float, say: Callable[[str], None]) -> None:
+    """Say what each clone's console showed."""
+    for result in booted:
+        if result.console:
+            say(f"{result.clone}: console says '{result.console}' after {result.seconds:.1f} s")
+            if result.bootscript:
+                say(f"{result.clone}: console says '{result.bootscript}'")
+        else:
+            say(f"{result.clone}: no hostname line on the console within {timeout:.0f} s "
+                f"(log: {result.log})")
 
 
 def wait_for_consoles(ctx: Context, deployed: dict[str, tuple[str, float]], timeout: float) -> list[Booted]:
@@ -180,7 +198,9 @@ def _read(path) -> str:
         return ""
 
 
-def _clean_up(ctx: Context, names: list[str], say: Callable[[str], None]) -> None:
+def clean_up(ctx: Context, names: list[str], say: Callable[[str], None],
+             remove_machines: bool = True) -> None:
+    """Undeploy and delete the demo's clones and its master (and the machines made for them)."""
     for name in names:
         try:
             with ctx.store.snapshot() as tx:
@@ -188,7 +208,7 @@ def _clean_up(ctx: Context, names: list[str], say: Callable[[str], None]) -> Non
             if image is None:
                 continue
             if image.state == "deployed":
-                deploy_op.undeploy(ctx, name, remove_machine=True)
+                deploy_op.undeploy(ctx, name, remove_machine=remove_machines)
             delete_op.delete_image(ctx, name)
         except EncompassError as exc:
             say(f"could not clean up {name}: {exc}")

@@ -3,8 +3,9 @@
 The core ships the tests that give each method of :mod:`encompass_core.contracts` its meaning
 (as fsspec's abstract tests and SQLAlchemy's dialect suite do). A driver's own tests subclass
 them and provide fixtures that build the driver against its real peer; every test of the suite
-then runs against it. A driver that passes them is a driver. It needs pytest (the core's
-``test`` extra: ``pip install 'encompass-core[test]'``); nothing in the core imports it.
+then runs against it. A driver that passes them is a driver. The suites need pytest (the
+core's ``test`` extra: ``pip install 'encompass-core[test]'``) and are imported on first use; the
+lab helpers beside them (:mod:`.lab`, :mod:`.tgt`, :mod:`.demo`) do not need it.
 
 Storage drivers (:class:`StorageDriverSuite`) provide ``driver`` (a driver for a fresh, empty
 pool) and ``record`` (the :class:`~encompass_core.records.StorageDriverRecord` the plugin
@@ -37,15 +38,25 @@ refused (:class:`~encompass_core.errors.NotSupported`), and what it declares is 
 
 from __future__ import annotations
 
-import pytest
+import importlib
+from typing import Any
 
-# The suite's asserts are rewritten like a test module's, so a failure shows the values.
-pytest.register_assert_rewrite("encompass_core.testing.common", "encompass_core.testing.platform",
-                               "encompass_core.testing.storage")
+try:
+    import pytest
+except ImportError:  # the lab and tgt helpers serve `encompass demo --physical` without pytest
+    pytest = None
+else:
+    # The suite's asserts are rewritten like a test module's, so a failure shows the values.
+    pytest.register_assert_rewrite("encompass_core.testing.common", "encompass_core.testing.platform",
+                                   "encompass_core.testing.storage")
 
-from .common import PeerDownSuite  # noqa: E402
-from .platform import PlatformDriverSuite  # noqa: E402
-from .storage import SOURCE_FILES, StorageDriverSuite, make_source_image  # noqa: E402
+#: Where each public name lives; imported on first use (the suites need pytest).
+_PUBLIC = {"PeerDownSuite": "common", "PlatformDriverSuite": "platform", "StorageDriverSuite": "storage",
+           "SOURCE_FILES": "storage", "make_source_image": "storage"}
+__all__ = sorted(_PUBLIC)
 
-__all__ = ["SOURCE_FILES", "PeerDownSuite", "PlatformDriverSuite", "StorageDriverSuite",
-           "make_source_image"]
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)

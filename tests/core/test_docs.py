@@ -59,6 +59,11 @@ class Probe:
         return []
 
     @hookimpl
+    def encompass_lab_peers(self):
+        self.called.add("encompass_lab_peers")
+        return []
+
+    @hookimpl
     def encompass_discover_platforms(self, context):
         self.called.add("encompass_discover_platforms")
         return []
@@ -106,6 +111,8 @@ def test_every_hook_is_called_by_the_core(tmp_path: Path) -> None:
     clone.clone_images(ctx, "base", ["web1"])
     machines.discover(ctx)
     machines.propose_platforms(ctx, ("127.0.0.1",))
+    from encompass_core.demo.physical import lab_peers
+    assert lab_peers(ctx) == []  # what `encompass demo --physical` starts
     from encompass_core.customization.volumes import open_image_volume
     with ctx.store.snapshot() as tx:
         image = tx.image("web1")

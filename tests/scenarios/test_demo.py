@@ -56,3 +56,24 @@ def test_demo_boots_three_customized_clones_and_cleans_up(tmp_path, home):
                               capture_output=True, text=True, check=True)
     assert machines.stdout.strip() == "[]"
     assert daemons_of(home) == [], "the demo's private libvirt daemon is still running"
+
+
+@pytest.mark.slow
+def test_physical_demo_boots_three_clones_on_blades_from_the_san(tmp_path):
+    pytest.importorskip("encompass_bladecenter", reason="the lab chassis is the bladecenter plugin's")
+    if shutil.which("snmpd", path="/usr/sbin:/usr/bin") is None or shutil.which("tgtd") is None:
+        pytest.skip("snmpd and tgtd are not installed (apt-get install snmpd tgt)")
+    env = dict(os.environ, ENCOMPASS_HOME=str(tmp_path / "user-home"))
+    before = set(Path("/var/tmp").glob("encompass-demo-physical-*"))
+
+    done = subprocess.run([ENCOMPASS, "demo", "--physical", "--timeout", "240"], capture_output=True,
+                          text=True, env=env, timeout=900, check=False)
+
+    assert done.returncode == 0, done.stderr
+    for number in (1, 2, 3):
+        assert f"demo-{number}  chassis1-blade{number}  encompass-demo: hostname demo-{number}" in done.stdout
+        assert f"deployed demo-{number} on machine 'chassis1-blade{number}'" in done.stderr
+    assert "discovered 3 machines on platform 'chassis1'" in done.stderr
+    assert set(Path("/var/tmp").glob("encompass-demo-physical-*")) == before  # all removed
+    leftovers = subprocess.run(["pgrep", "-f", "encompass-demo-physical-"], capture_output=True, text=True)
+    assert leftovers.stdout == "", "the lab's snmpd, tgtd or a blade still runs"
