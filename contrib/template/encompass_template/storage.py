@@ -56,10 +56,18 @@ class TemplateStorageDriver(StorageDriver):
             raise DriverError(f"pool '{self.pool}': cannot {what}: {exc}; is the array up?") from None
         except NoSuchLun as exc:
             raise NotFound(f"pool '{self.pool}' has no volume {exc} (cannot {what})") from None
+        except FileExistsError as exc:  # the array's answer to a name in use
+            raise Conflict(f"pool '{self.pool}' already holds volume {exc}") from None
 
     @staticmethod
     def _lun_name(image: str, index: int) -> str:
         return f"{image}.{index}"
+
+    def _made(self, name: str, lun: dict[str, Any], progress: Progress | None) -> Volume:
+        """The volume just made, its bytes reported done."""
+        if progress is not None:
+            progress(lun["size"])
+        return self._volume(name, lun)
 
     def _volume(self, name: str, lun: dict[str, Any]) -> Volume:
         return Volume(index=lun["index"], pool=self.pool, format="raw", location=name,
@@ -73,13 +81,8 @@ class TemplateStorageDriver(StorageDriver):
         name = self._lun_name(image, index)
         self.inspect_source(source)
         with self._asking(f"import {source}"):
-            try:
-                lun = self.array.create_lun(name, source, image, index, readonly=True)
-            except FileExistsError:
-                raise Conflict(f"pool '{self.pool}' already holds volume {name}") from None
-        if progress is not None:
-            progress(lun["size"])
-        return self._volume(name, lun)
+            lun = self.array.create_lun(name, source, image, index, readonly=True)
+        return self._made(name, lun, progress)
 
     def clone_volume(self, source: Volume, source_driver: StorageDriver, request: CloneRequest,
                      progress: CloneProgress) -> Volume | None:
@@ -94,10 +97,7 @@ class TemplateStorageDriver(StorageDriver):
             return None
         name = self._lun_name(request.image, request.index)
         with self._asking(f"clone {source.location}"):
-            try:
-                lun = self.array.copy_lun(source.location, name, request.image, request.index)
-            except FileExistsError:
-                raise Conflict(f"pool '{self.pool}' already holds volume {name}") from None
+            lun = self.array.copy_lun(source.location, name, request.image, request.index)
         progress.advance(lun["size"])
         return self._volume(name, lun)
 
@@ -141,13 +141,8 @@ class TemplateStorageDriver(StorageDriver):
                     raise DriverError(f"pool '{self.pool}': cannot read {source.path}: "
                                       f"{done.stderr.strip()}")
             with self._asking(f"write {name}"):
-                try:
-                    lun = self.array.create_lun(name, raw, image, index, readonly=False)
-                except FileExistsError:
-                    raise Conflict(f"pool '{self.pool}' already holds volume {name}") from None
-        if progress is not None:
-            progress(lun["size"])
-        return self._volume(name, lun)
+                lun = self.array.create_lun(name, raw, image, index, readonly=False)
+        return self._made(name, lun, progress)
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         """Make the volume reachable by ``machine`` (map the LUN to its host ports, export the
