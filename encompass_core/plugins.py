@@ -18,7 +18,8 @@ from typing import Any
 import attrs
 import pluggy
 
-from . import hookspecs
+from . import hookspecs, provenance
+from .contracts import CONTRACT_EDITION
 from .errors import PluginError
 from .records import (
     CliCommandRecord,
@@ -52,6 +53,10 @@ class PluginInfo:
     error: str | None = None
     traceback: str | None = None
     builtin: bool = False
+    #: core, plugins, contrib or elsewhere (:mod:`encompass_core.provenance`).
+    origin: str = "elsewhere"
+    #: The contract edition the plugin says it was written for (None: it does not say).
+    contract_edition: int | None = None
 
 
 class PluginHost:
@@ -89,7 +94,8 @@ class PluginHost:
             except Exception as exc:  # noqa: BLE001 - a broken built-in is reported, not fatal
                 self._failed(name, "encompass-core", core_version, exc, builtin=True)
                 continue
-            self._register(name, module, "encompass-core", core_version, builtin=True)
+            self._register(name, module, "encompass-core", core_version, builtin=True,
+                           origin="core", edition=CONTRACT_EDITION)
         self._load_external(os.environ.get(ALLOW_ENV) if allow is None else allow)
         if self.after_load is not None:
             self.after_load(self)
@@ -102,8 +108,9 @@ class PluginHost:
         for name in sorted(entry_points):
             if name not in wanted:
                 dist, version = _dist_of(entry_points[name])
+                origin = provenance.origin_of(None, getattr(entry_points[name], "dist", None))
                 self.infos[name] = PluginInfo(name, dist, version, "disabled",
-                                              error=f"not in {ALLOW_ENV}")
+                                              error=f"not in {ALLOW_ENV}", origin=origin)
         if not wanted:
             return
         from stevedore import NamedExtensionManager
@@ -123,18 +130,30 @@ class PluginHost:
         for name, exc in failures.items():
             dist, version = _dist_of(entry_points[name])
             self._failed(name, dist, version, exc)
+            origin = provenance.origin_of(None, getattr(entry_points[name], "dist", None))
+            self.infos[name] = attrs.evolve(self.infos[name], origin=origin)
         for extension in manager.extensions:
-            dist, version = _dist_of(entry_points[extension.name])
+            entry_point = entry_points[extension.name]
+            dist, version = _dist_of(entry_point)
             plugin = extension.plugin
+            origin = provenance.origin_of(plugin, getattr(entry_point, "dist", None))
+            edition = provenance.declared_edition(plugin)
+            refused = provenance.edition_problem(edition)
+            if refused is not None:  # refused before any of its code runs or registers
+                self.infos[extension.name] = PluginInfo(extension.name, dist, version, "failed",
+                                                        error=refused, origin=origin,
+                                                        contract_edition=edition)
+                continue
             try:
                 if isinstance(plugin, type):
                     plugin = plugin()
             except Exception as exc:  # noqa: BLE001
                 self._failed(extension.name, dist, version, exc)
                 continue
-            self._register(extension.name, plugin, dist, version)
+            self._register(extension.name, plugin, dist, version, origin=origin, edition=edition)
 
-    def _register(self, name: str, plugin: Any, dist: str, version: str, builtin: bool = False) -> None:
+    def _register(self, name: str, plugin: Any, dist: str, version: str, builtin: bool = False,
+                  origin: str = "elsewhere", edition: int | None = None) -> None:
         if name in self.infos:
             # The first keeps the name and stays active; the second is listed as failed.
             first = self.infos[name]
@@ -149,7 +168,8 @@ class PluginHost:
             self._failed(name, dist, version, exc, builtin=builtin)
             return
         hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
-        self.infos[name] = PluginInfo(name, dist, version, "active", hooks, builtin=builtin)
+        self.infos[name] = PluginInfo(name, dist, version, "active", hooks, builtin=builtin,
+                                      origin=origin, contract_edition=edition)
 
     def _failed(self, name: str, dist: str, version: str, exc: BaseException, builtin: bool = False) -> None:
         error = f"{type(exc).__name__}: {exc}"

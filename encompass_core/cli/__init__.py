@@ -118,7 +118,7 @@ def _report_failures(host: PluginHost, verbose: bool) -> None:
     _reported.append(True)
     for info in host.failures():
         output.note(f"encompass: plugin '{info.name}' ({info.distribution}) failed to load: {info.error}"
-                    + ("" if verbose else " (-v shows the traceback)"))
+                    + ("" if verbose or not info.traceback else " (-v shows the traceback)"))
         if verbose and info.traceback:
             output.note(info.traceback.rstrip())
 

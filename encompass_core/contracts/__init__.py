@@ -29,6 +29,13 @@ from .values import (
     StorageCapabilities,
 )
 
+#: The edition of the driver contract this core speaks. A plugin declares the edition it was
+#: written for (``CONTRACT_EDITION = 2`` in its entry point's module); the plugin host refuses one
+#: this core does not speak (:mod:`encompass_core.provenance`).
+CONTRACT_EDITION = 2
+#: The editions whose plugins this core loads.
+SUPPORTED_EDITIONS = (2,)
+
 
 def attachment_kinds(storage: StorageDriver, platform: PlatformDriver) -> tuple[str, ...]:
     """The attachment kinds both sides know, in the platform's order of preference; refuse with
@@ -58,6 +65,8 @@ def check_capability(platform: PlatformDriver, capability: str, action: str) -> 
 __all__ = [
     "ATTACH_KINDS",
     "BOOT_MODES",
+    "CONTRACT_EDITION",
+    "SUPPORTED_EDITIONS",
     "AttachRequest",
     "Attachment",
     "CloneProgress",

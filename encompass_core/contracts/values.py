@@ -26,8 +26,9 @@ ATTACH_KINDS = (
 
 #: How a machine can start the image. ``kernel``: the platform loads the kernel read out of the
 #: image (direct kernel boot); ``disk``: firmware boots the first disk; ``san``: firmware boots
-#: LUN 0 (boot from SAN); ``pxe``: network boot; ``nfsroot``: a kernel mounts its root over NFS.
-BOOT_MODES = ("kernel", "disk", "san", "pxe", "nfsroot")
+#: LUN 0 (boot from SAN); ``pxe``: network boot; ``nfsroot``: a kernel mounts its root over NFS;
+#: ``media``: firmware boots the (virtual) CD drive, such as a BMC's virtual media.
+BOOT_MODES = ("kernel", "disk", "san", "pxe", "nfsroot", "media")
 
 
 @attrs.frozen

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,12 @@ def fake_distribution(site: Path, dist: str, plugins: dict[str, str], modules: d
     (info / "entry_points.txt").write_text(f"[encompass.plugins]\n{points}")
     for module, source in modules.items():
         (site / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+def on_path(site: Path) -> dict[str, str]:
+    """PYTHONPATH for a CLI subprocess: ``site`` first, then what the tests run with (a
+    worktree's code over the installed one)."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
 
 
 BROKEN = "raise ImportError('brokenplug needs the libfoo bindings (pip install foo)')\n"
@@ -60,7 +68,7 @@ def plugin_rows(result) -> dict[str, dict]:
 
 
 def test_a_broken_plugin_is_listed_as_failed_and_the_cli_still_works(run_cli, broken_site) -> None:
-    env = {"PYTHONPATH": str(broken_site)}
+    env = {**on_path(broken_site)}
 
     listed = run_cli("plugins", env=env)
     assert listed.code == 0
@@ -83,7 +91,7 @@ def test_a_broken_plugin_is_listed_as_failed_and_the_cli_still_works(run_cli, br
 
 
 def test_the_traceback_of_a_broken_plugin_only_with_verbose(run_cli, broken_site) -> None:
-    verbose = run_cli("-v", "plugins", env={"PYTHONPATH": str(broken_site)})
+    verbose = run_cli("-v", "plugins", env={**on_path(broken_site)})
     assert verbose.code == 0
     assert "Traceback" in verbose.out + verbose.err
     assert "brokenplug.py" in verbose.out + verbose.err
@@ -93,7 +101,7 @@ def test_a_broken_plugin_asked_for_by_name_is_fatal(run_cli, broken_site, encomp
     with (encompass_home / "encompass.toml").open("a") as config:
         config.write('\n[pools.broken]\ndriver = "broken"\n')
     result = run_cli("clone", "anything", "web01", "--pool", "broken",
-                     env={"PYTHONPATH": str(broken_site)})
+                     env={**on_path(broken_site)})
     assert result.code == 5
     assert "plugin 'broken' failed to load" in result.err and "libfoo" in result.err
     assert "Traceback" not in result.err
@@ -104,7 +112,7 @@ def test_the_allow_list_shows_excluded_plugins_as_disabled(run_cli, site) -> Non
                       {"fakepool": FAKE_DRIVER.format(driver="fake")})
     fake_distribution(site, "brokenplug", {"broken": "brokenplug"}, {"brokenplug": BROKEN})
 
-    result = run_cli("plugins", "--json", env={"PYTHONPATH": str(site), "ENCOMPASS_PLUGINS": "fake"})
+    result = run_cli("plugins", "--json", env={**on_path(site), "ENCOMPASS_PLUGINS": "fake"})
 
     rows = plugin_rows(result)
     assert rows["fake"]["status"] == "active"
@@ -117,11 +125,12 @@ def test_a_good_plugin_is_active_with_its_distribution_and_hooks(run_cli, site) 
     fake_distribution(site, "fakepool", {"fake": "fakepool"},
                       {"fakepool": FAKE_DRIVER.format(driver="fake")})
 
-    rows = plugin_rows(run_cli("plugins", "--json", env={"PYTHONPATH": str(site)}))
+    rows = plugin_rows(run_cli("plugins", "--json", env={**on_path(site)}))
 
     assert rows["fake"] == {
-        "name": "fake", "status": "active", "distribution": "fakepool", "version": "0.1",
-        "builtin": False, "hooks": ["encompass_storage_drivers"], "error": None,
+        "name": "fake", "status": "active", "origin": "elsewhere", "distribution": "fakepool",
+        "version": "0.1", "contract_edition": None, "builtin": False,
+        "hooks": ["encompass_storage_drivers"], "error": None,
     }
 
 
@@ -129,7 +138,7 @@ def test_two_plugins_registering_the_same_driver_are_an_error_naming_both(run_cl
     fake_distribution(site, "fakepool-one", {"one": "fakeone"}, {"fakeone": FAKE_DRIVER.format(driver="dup")})
     fake_distribution(site, "fakepool-two", {"two": "faketwo"}, {"faketwo": FAKE_DRIVER.format(driver="dup")})
 
-    result = run_cli("master", "import", "base", raw_disk, env={"PYTHONPATH": str(site)})
+    result = run_cli("master", "import", "base", raw_disk, env={**on_path(site)})
 
     assert result.code == 6
     assert_one_line_error(result, "'dup' is registered twice", "fakepool-one", "fakepool-two")
@@ -190,3 +199,72 @@ def test_a_plugin_reusing_a_taken_name_is_the_one_listed_failed() -> None:
     failed = host.infos["local (impostor-dist)"]
     assert failed.status == "failed" and "taken by encompass-core" in failed.error
     assert "local" in host.storage_drivers()
+
+
+EDITION_DRIVER = FAKE_DRIVER + "\n    CONTRACT_EDITION = {edition}\n"
+
+
+def test_a_plugin_for_another_contract_edition_is_refused_saying_so(run_cli, site, encompass_home) -> None:
+    fake_distribution(site, "oldpool", {"old": "oldpool"},
+                      {"oldpool": EDITION_DRIVER.format(driver="old", edition=1)})
+    fake_distribution(site, "newpool", {"new": "newpool"},
+                      {"newpool": EDITION_DRIVER.format(driver="new", edition=2)})
+    env = {**on_path(site)}
+
+    rows = plugin_rows(run_cli("plugins", "--json", env=env))
+
+    assert rows["new"]["status"] == "active" and rows["new"]["contract_edition"] == 2
+    old = rows["old"]
+    assert (old["status"], old["contract_edition"], old["hooks"]) == ("failed", 1, [])
+    assert "written for contract edition 1, and this core speaks edition 2" in old["error"]
+    listed = run_cli("plugins", env=env)
+    old_line = next(line for line in listed.out.splitlines() if line.startswith("old "))
+    assert "failed" in old_line and "contract edition 1" in old_line
+    assert "Traceback" not in listed.out + listed.err
+
+    with (encompass_home / "encompass.toml").open("a") as config:
+        config.write('\n[pools.legacy]\ndriver = "old"\n')
+    refused = run_cli("clone", "anything", "web01", "--pool", "legacy", env=env)
+    assert refused.code == 5
+    assert "Traceback" not in refused.err and "-v shows the traceback" not in refused.err
+    assert "pool 'legacy'" in refused.err and "uses driver 'old'" in refused.err
+    assert "plugin 'old' (oldpool) failed to load: it was written for contract edition 1" in refused.err
+
+
+def test_a_plugin_newer_than_the_core_asks_for_a_newer_core() -> None:
+    from encompass_core.provenance import edition_problem
+
+    problem = edition_problem(3)
+    assert problem is not None and "upgrade encompass-core" in problem
+    assert edition_problem(2) is None
+    assert edition_problem(None) is None
+
+
+def test_plugins_say_where_they_come_from(run_cli, site) -> None:
+    """Built-ins are core; the maintained plugins (plugins/ of this tree) are 'plugins'; a
+    distribution from anywhere else is 'elsewhere'; the CONTRACT column shows editions."""
+    fake_distribution(site, "fakepool", {"fake": "fakepool"},
+                      {"fakepool": FAKE_DRIVER.format(driver="fake")})
+    rows = plugin_rows(run_cli("plugins", "--json", env={**on_path(site)}))
+
+    assert rows["local"]["origin"] == "core" and rows["local"]["contract_edition"] == 2
+    assert rows["fake"]["origin"] == "elsewhere"
+    maintained = [row for row in rows.values() if row["distribution"] == "encompass-libvirt"]
+    if maintained:  # the libvirt plugin is installed from plugins/ of a source tree
+        assert {row["origin"] for row in maintained} == {"plugins"}
+        assert {row["contract_edition"] for row in maintained} == {2}
+
+
+def test_a_plugin_inside_contrib_of_a_source_tree_is_contrib(tmp_path: Path) -> None:
+    from encompass_core.provenance import origin_of
+
+    tree = tmp_path / "encompass"
+    (tree / "encompass_core").mkdir(parents=True)
+    module_dir = tree / "contrib" / "acme" / "encompass_acme"
+    module_dir.mkdir(parents=True)
+    (module_dir / "plugin.py").write_text("")
+    module = types.ModuleType("encompass_acme.plugin")
+    module.__file__ = str(module_dir / "plugin.py")
+    assert origin_of(module, None) == "contrib"
+    module.__file__ = str(tmp_path / "site-packages" / "encompass_acme" / "plugin.py")
+    assert origin_of(module, None) == "elsewhere"

@@ -1,1 +1,1 @@
-"""A template Encompass plugin."""
+"""The encompass-template plugin for Encompass (see README.md)."""

@@ -1,4 +1,5 @@
-"""Make the template importable without installing it (it is a starting point, not a plugin)."""
+"""Run the tests from a checkout without installing the plugin first (installed, it is found
+either way)."""
 
 import sys
 from pathlib import Path

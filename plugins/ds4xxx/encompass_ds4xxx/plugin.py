@@ -13,6 +13,9 @@ from encompass_core.records import CliCommandRecord, StorageDriverRecord
 
 from .settings import SETTINGS
 
+#: The edition of the driver contract this plugin is written for (encompass_core.contracts).
+CONTRACT_EDITION = 2
+
 DEBIAN_PACKAGES = ("qemu-utils", "qemu-block-extra", "qemu-system-common", "e2fsprogs", "fuse3")
 
 

@@ -13,6 +13,9 @@ from encompass_core.records import CliCommandRecord, PlatformDriverRecord, Stora
 
 from .settings import PLATFORM, POOL
 
+#: The edition of the driver contract this plugin is written for (encompass_core.contracts).
+CONTRACT_EDITION = 2
+
 
 def _platform(section: Any, config: Any) -> Any:
     from .platform import EsxPlatformDriver

@@ -15,6 +15,9 @@ from encompass_core.records import PlatformDriverRecord
 
 from .driver import SETTINGS, LibvirtPlatformDriver
 
+#: The edition of the driver contract this plugin is written for (encompass_core.contracts).
+CONTRACT_EDITION = 2
+
 DEBIAN_PACKAGES = ("libvirt-clients", "libvirt-daemon", "libvirt-daemon-driver-qemu",
                    "qemu-system-x86", "qemu-utils")
 

@@ -10,6 +10,9 @@ from encompass_core.records import StorageDriverRecord
 
 from .driver import SETTINGS, NfsStorageDriver
 
+#: The edition of the driver contract this plugin is written for (encompass_core.contracts).
+CONTRACT_EDITION = 2
+
 DEBIAN_PACKAGES = ("libnfs13", "qemu-utils", "qemu-block-extra", "qemu-system-common", "fuse3")
 
 

@@ -1,0 +1,1 @@
+"""The encompass-redfish plugin for Encompass (see README.md)."""
