@@ -17,15 +17,16 @@ from .images import master
 
 @master.command("update")
 @click.argument("name")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--from", "source", metavar="CLONE",
               help="A clone of NAME that was patched or upgraded: its volumes, its own customization "
                    "reverted, become the new version.")
-@click.option("--import", "files", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
-              help="New volumes given directly: one disk image or directory per volume that is not a "
-                   "data volume, in order. Repeatable.")
+@click.option("--import", "from_files", is_flag=True,
+              help="New volumes given directly as FILES: one disk image or directory per volume that "
+                   "is not a data volume, in order.")
 @click.option("--json", "as_json", is_flag=True, help="Print the master's new record as JSON.")
 @click.pass_obj
-def master_update(ctx, name, source, files, as_json) -> None:
+def master_update(ctx, name, files, source, from_files, as_json) -> None:
     """Make version N+1 of master NAME, from a patched clone or from new files.
 
     \b
@@ -36,8 +37,11 @@ def master_update(ctx, name, source, files, as_json) -> None:
       encompass master update debian12 --import debian12-2.qcow2
       encompass image list --outdated && encompass rebase --all-outdated debian12
     """
-    if bool(source) == bool(files):
+    if bool(source) == from_files:
         raise InvalidInput("give either --from CLONE or --import FILE..., not both or neither")
+    if from_files != bool(files):
+        raise InvalidInput("files go with --import (encompass master update NAME --import FILE...)"
+                           if files else "--import needs the new volumes' files: --import FILE...")
     with output.progress(f"updating {name}", None):
         if source:
             updated = versions_op.update_from_clone(ctx, name, source)
