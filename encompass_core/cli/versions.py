@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from ..errors import EncompassError, InvalidInput
+from ..errors import InvalidInput
 from ..operations import rebase as rebase_op
 from ..operations import versions as versions_op
 from . import output
-from .customize import _pairs, _values_file
+from .customize import _pairs, _values_file, exit_if_failed
 from .images import master
 
 
@@ -160,14 +160,7 @@ def _report(results, as_json: bool) -> None:
                             + (f", applied {', '.join(r.applied)}" if r.applied else "")
                             + (f", data volume(s) {', '.join(map(str, r.carried))} kept" if r.carried else "")
                             + (f", deployed again on {r.machine}" if r.machine else ""))
-        if failed:
-            output.note(f"{len(results) - len(failed)} of {len(results)} clone(s) rebased, "
-                        f"{len(failed)} failed (each left as it was unless said):")
-            for r in failed:
-                output.note(f"  {r.name}: {r.error}")
-    if failed:
-        codes = {r.exit_code for r in failed}
-        raise SystemExit(codes.pop() if len(codes) == 1 else EncompassError.exit_code)
+    exit_if_failed(results, failed, "rebased", as_json)
 
 
 def _rollback_or_discard(ctx, names, master_name, rollback, discard_old, as_json) -> None:

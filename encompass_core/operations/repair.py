@@ -48,7 +48,6 @@ def find_stuck(ctx: Context) -> list[Stuck]:
                               for job in image.jobs)
             if image.making and not _never_made(image):
                 target += f"; half-made volumes '{image.making}' removed"
-
             action = f"-> {target}" if alive is False else "left alone (owner running)" if alive else (
                 "left alone (owner on another host; --force to take over)")
             found.append(Stuck(image.name, image.state, image.owner.operation, image.owner.pid,
