@@ -209,6 +209,12 @@ class Image:
     def is_master(self) -> bool:
         return self.kind == "master"
 
+    @property
+    def reading_volumes(self) -> tuple[Volume, ...]:
+        """The volumes that may read through another image's: its own and those its last
+        rebase keeps for a rollback (what keeps that other image from being deleted)."""
+        return self.volumes + (self.previous.volumes if self.previous else ())
+
     def at_version(self, number: int | None) -> Image:
         """This master as it was at version ``number`` (its volumes then); itself when ``number``
         is None, the current version, or one no longer kept."""

@@ -18,7 +18,7 @@ def dependents(tx: Transaction, image: Image) -> list[str]:
     names = [other.name for other in tx.dependents(image.name)
              if other.name != image.name and (image.is_master and other.master == image.name
                                               or any(v.backing and v.backing[0] == image.name
-                                                     for v in other.volumes))]
+                                                     for v in other.reading_volumes))]
     # A clone still being made from it may not have its volumes yet.
     names += [child.name for child in tx.children(image.name)
               if child.state == "cloning" and child.name not in names and child.name != image.name]

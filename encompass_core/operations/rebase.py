@@ -298,6 +298,7 @@ def rollback(ctx: Context, name: str) -> Image:
     def still(tx: Transaction, image: Image) -> None:
         if image.previous is None:
             raise Conflict(f"clone '{name}' has nothing to roll back to any more")
+        _refuse_readers(tx, image)  # clones made since the rebase read its new volumes
 
     with holding.hold(ctx, name, "rebase", check=still) as held:
         current, back = held.image, held.image.previous
