@@ -96,7 +96,8 @@ def master_retire(ctx, name, number) -> None:
               help="An item's value (secret values are never stored: give them again). Repeatable.")
 @click.option("--values", "values_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A TOML file: KEY = \"value\" for all, [clone.NAME] tables for one clone.")
-@click.option("-i", "--interactive", is_flag=True, help="Ask for the secret values (without echo).")
+@click.option("-i", "--interactive", is_flag=True,
+              help="Ask for the values to give again (secrets without echo).")
 @click.option("--mode", type=click.Choice(["cow", "full"]),
               help="How the new volumes are made [default: as the clone's were].")
 @click.option("--parallel", type=click.IntRange(1, 256), help="Clones rebased at once.")
@@ -149,6 +150,9 @@ def rebase(ctx, names, version, master_name, sets, values_file, interactive, mod
 
 def _report(results, as_json: bool) -> None:
     failed = [r for r in results if r.state == "error"]
+    if len(results) == 1 and failed and not as_json:  # one clone: one line, as other commands
+        output.note(f"encompass: {failed[0].error}")
+        raise SystemExit(failed[0].exit_code)
     if as_json:
         output.emit_json(results)
     else:

@@ -127,6 +127,7 @@ def test_a_rebased_clone_has_the_new_files_its_hostname_and_its_data_and_rolls_b
     assert_one_line_error(run_cli("rebase", "web1", "--rollback"), "nothing to roll back")
 
 
+@pytest.mark.tinydb_only  # the bulk path is the store's as customize's is (tested on both)
 def test_every_outdated_clone_is_rebased_in_one_command(run_cli, clones, tmp_path, pool_dir):
     values = tmp_path / "secrets.toml"
     values.write_text(f'rootpw = "{SECRET_NEW}"\n')
@@ -194,3 +195,22 @@ def test_killed_mid_update_or_mid_rebase_repair_leaves_the_old_state(run_cli, cl
     assert cat(run_cli, "web1", "/etc/release") == "v2\n"
     assert run_cli("master", "update", "base", "--from", "web2").code == 0
     assert run_cli("master", "versions", "base", "--json").json()[-1]["number"] == 3
+
+
+def test_a_clone_of_a_clone_is_rebased_keeping_its_lineage(run_cli, clones):
+    assert run_cli("clone", "web2", "web2b").code == 0  # reads through web2 (copy-on-write)
+    assert_one_line_error(run_cli("rebase", "web2", "--set", "rootpw=x"), "read through it", "web2b")
+
+    assert run_cli("rebase", "web2b", "--set", f"rootpw={SECRET_NEW}").code == 0
+    rebased = show(run_cli, "web2b")
+    assert (rebased["parent"], rebased["master_version"]) == ("web2", 2)
+    assert cat(run_cli, "web2b", "/etc/release") == "v2\n"
+    assert cat(run_cli, "web2b", "/etc/hostname") == "web2\n"  # the input it inherited
+    # Its old volumes still read through web2: web2 is kept until they are discarded.
+    assert_one_line_error(run_cli("image", "delete", "web2"), "web2b")
+    # Un-customizing restores the files of its own version of the master, not web2's (version 1).
+    assert run_cli("uncustomize", "web2b", "--item", "hostname").code == 0
+    assert cat(run_cli, "web2b", "/etc/hostname") == "master\n"
+    assert cat(run_cli, "web2b", "/etc/release") == "v2\n"
+    assert run_cli("rebase", "web2b", "--discard-old").code == 0
+    assert run_cli("image", "delete", "web2").code == 0

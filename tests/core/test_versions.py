@@ -107,6 +107,7 @@ def test_a_version_is_retired_only_once_no_clone_needs_it(run_cli, base, pool_di
     assert not any(pool_dir.iterdir())  # every version's volumes went with the master
 
 
+@pytest.mark.tinydb_only  # refused before the store is written: the same on both backends
 def test_bad_updates_say_why_in_one_line(run_cli, base, tmp_path):
     assert run_cli("clone", base, "a1").code == 0
     assert run_cli("master", "import", "other", guest_tree(tmp_path / "o", "o")).code == 0
