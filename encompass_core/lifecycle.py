@@ -23,6 +23,8 @@ TRANSITIONAL = (
     "migrating",
     "exporting",
     "deleting",
+    "updating",
+    "rebasing",
 )
 STATES = STABLE + TRANSITIONAL
 NEW = "new"  # the pseudo-state of an image that does not exist yet
@@ -55,6 +57,10 @@ OPERATIONS: dict[str, Operation] = {
         Operation("migrate", ("deployed",), "migrating", "deployed", masters=False),
         Operation("export", ("ready", "disabled"), "exporting", None, on_crash="previous"),
         Operation("delete", ("ready", "disabled", "error"), "deleting", None),
+        # A master's new version, a clone rebuilt on another version: the image's record is
+        # changed only at the end, so one killed half-way is left as it was.
+        Operation("update", ("ready",), "updating", "ready", clones=False, on_crash="previous"),
+        Operation("rebase", ("ready",), "rebasing", "ready", masters=False, on_crash="previous"),
     )
 }
 

@@ -133,6 +133,29 @@ class CustomizationItem:
 
 
 @attrs.frozen
+class MasterVersion:
+    """An earlier version of a master, kept (with its read-only volumes) while clones derive
+    from it; the current version is the master's own ``version`` and ``volumes``."""
+
+    number: int
+    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    created: str = attrs.field(factory=now)
+    note: str = ""  # where it came from: "imported", "from clone 'web01'", ...
+
+
+@attrs.frozen
+class RebaseBackup:
+    """What a rebase replaced on a clone, kept for ``encompass rebase --rollback`` until
+    ``--discard-old``: the volumes, the master version, and the customization records."""
+
+    master_version: int | None
+    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    applied: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    inputs: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    time: str = attrs.field(factory=now)
+
+
+@attrs.frozen
 class Owner:
     """The process holding an image in a transitional state (the image's lock)."""
 
@@ -150,6 +173,11 @@ class Image:
 
     Clones record their ``master``, the ``parent`` they were cloned from (the master or another
     clone) and the ``master_version`` they derive from, so baselining can follow the lineage.
+    A master keeps its earlier ``versions`` (while clones derive from them) and says which of
+    its volumes hold the functionality's data (``data_volumes``: carried over untouched when a
+    clone is rebased onto another version). ``previous`` is what a clone's last rebase replaced;
+    ``making`` the storage name under which the operation holding the image makes new volumes
+    (what ``encompass repair`` removes when that operation died).
     """
 
     name: str
@@ -167,6 +195,10 @@ class Image:
     inputs: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     applied: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     machine: str | None = None
+    versions: tuple[MasterVersion, ...] = attrs.field(default=(), converter=tuple)  # masters only
+    data_volumes: tuple[int, ...] = attrs.field(default=(), converter=tuple)  # masters only
+    previous: RebaseBackup | None = None  # clones only
+    making: str | None = None
     owner: Owner | None = None
     jobs: tuple[StorageJob, ...] = attrs.field(default=(), converter=tuple)
     error: str | None = None
@@ -176,6 +208,26 @@ class Image:
     @property
     def is_master(self) -> bool:
         return self.kind == "master"
+
+    @property
+    def reading_volumes(self) -> tuple[Volume, ...]:
+        """The volumes that may read through another image's: its own and those its last
+        rebase keeps for a rollback (what keeps that other image from being deleted)."""
+        return self.volumes + (self.previous.volumes if self.previous else ())
+
+    def at_version(self, number: int | None) -> Image:
+        """This master as it was at version ``number`` (its volumes then); itself when ``number``
+        is None, the current version, or one no longer kept."""
+        if number is None or number == self.version:
+            return self
+        for kept in self.versions:
+            if kept.number == number:
+                return attrs.evolve(self, version=number, volumes=kept.volumes)
+        return self
+
+    def version_numbers(self) -> list[int]:
+        """The versions of this master still kept, oldest first (the current one last)."""
+        return sorted([v.number for v in self.versions] + ([self.version] if self.version else []))
 
 
 @attrs.frozen

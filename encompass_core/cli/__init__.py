@@ -24,11 +24,12 @@ if TYPE_CHECKING:
 #: new user meets them. A module is imported only when one of its commands is used: start-up
 #: time is paid by every command.
 BUILTIN_COMMANDS = {
-    "master": ("images", "customize"),
+    "master": ("images", "customize", "versions"),
     "clone": ("images",),
     "image": ("images", "customize"),
     "customize": ("customize",),
     "uncustomize": ("customize",),
+    "rebase": ("versions",),
     "discover": ("machines",),
     "machine": ("machines",),
     "deploy": ("machines",),

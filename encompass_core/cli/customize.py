@@ -87,15 +87,20 @@ def _report(results, verb: str, as_json: bool) -> None:
                 text = f"{verb} {', '.join(done)}" if done else "nothing to change"
                 kept = f" (unchanged: {', '.join(result.unchanged)})" if result.unchanged else ""
                 output.note(f"{result.name}: {text}{kept}")
-        if failed:
-            output.note(f"{len(results) - len(failed)} of {len(results)} clone(s) {verb}, "
-                        f"{len(failed)} failed:")
-            for result in failed:
-                output.note(f"  {result.name}: {result.error}")
-    if failed:
-        # The failures' own exit code (8 for confinement, 4 for a conflict...) when they agree.
-        codes = {result.exit_code for result in failed}
-        raise SystemExit(codes.pop() if len(codes) == 1 else EncompassError.exit_code)
+    exit_if_failed(results, failed, verb, as_json)
+
+
+def exit_if_failed(results, failed, verb: str, as_json: bool) -> None:
+    """Say which of a bulk run's clones failed and why (unless printing JSON), then exit with
+    the failures' own code (8 for confinement, 4 for a conflict...) when they agree."""
+    if not failed:
+        return
+    if not as_json:
+        output.note(f"{len(results) - len(failed)} of {len(results)} clone(s) {verb}, {len(failed)} failed:")
+        for result in failed:
+            output.note(f"  {result.name}: {result.error}")
+    codes = {result.exit_code for result in failed}
+    raise SystemExit(codes.pop() if len(codes) == 1 else EncompassError.exit_code)
 
 
 @click.command("customize")

@@ -8,17 +8,22 @@ import click
 
 from ..operations import clone as clone_op
 from ..operations import delete as delete_op
-from ..operations import holding, importing, lineage, profiles
+from ..operations import holding, importing, lineage, profiles, versions
 from ..store.bulk import collector_paused
 from . import output
 
 
-def _image_row(image) -> dict:
+def _image_row(image, latest: dict | None = None) -> dict:
+    """A listing's row; ``latest`` (master name -> current version) adds whether a clone is
+    outdated (derives from an older version than its master's current one)."""
+    newest = image.version if image.is_master else (latest or {}).get(image.master)
     return {
         "name": image.name,
         "kind": image.kind,
         "state": image.state,
         "version": image.version if image.is_master else image.master_version,
+        "latest": newest,
+        "outdated": versions.is_outdated(image, latest or {}),
         "master": image.master,
         "parent": image.parent,
         "machine": image.machine,
@@ -44,14 +49,19 @@ def master() -> None:
                    "platforms=kvm,xen; other keys are kept as they are. Repeatable.")
 @click.option("--sw", multiple=True, metavar="KEY=VALUE",
               help="Software profile: os=debian, version=12, description=...; repeatable.")
+@click.option("--data-volume", "data_volumes", multiple=True, type=click.IntRange(0), metavar="N",
+              help="Volume N (from 0, in the order of SOURCES) holds the functionality's data, not "
+                   "its software: a rebase carries each clone's own over untouched. Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new master as JSON.")
 @click.pass_obj
-def master_import(ctx, name, sources, pool, hw, sw, as_json) -> None:
+def master_import(ctx, name, sources, pool, hw, sw, data_volumes, as_json) -> None:
     """Import NAME from SOURCES: one disk image file (raw or qcow2) or directory tree (a root
     filesystem, as for NFS roots) per volume, in order. The pool keeps its own read-only copy.
 
     \b
-    Example: encompass master import debian12 debian12.qcow2 --hw memory=1G --sw os=debian
+    Examples:
+      encompass master import debian12 debian12.qcow2 --hw memory=1G --sw os=debian
+      encompass master import db system.qcow2 data.raw --data-volume 1
     """
     hardware = profiles.hardware(hw)
     software = profiles.software(sw)
@@ -59,7 +69,7 @@ def master_import(ctx, name, sources, pool, hw, sw, as_json) -> None:
     with output.progress(f"importing {name}", total or None) as bar:
         task = bar.task_ids[0]
         image = importing.import_master(ctx, name, sources, pool, hardware, software,
-                                        progress=lambda n: bar.advance(task, n))
+                                        progress=lambda n: bar.advance(task, n), data_volumes=data_volumes)
     if as_json:
         output.emit_json(_image_row(image))
         return
@@ -126,26 +136,38 @@ def image() -> None:
     """Every image, masters and clones: list, show, tree, history, delete, flatten."""
 
 
-def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None = None) -> None:
+def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None = None,
+          outdated: bool = False) -> None:
     # Thousands of images and their rows are objects that live until the listing is printed:
     # the cycle collector would only walk them again and again.
     with collector_paused(), ctx.store.snapshot() as tx:
         if master_name is None:
-            images = tx.images(kind=kind)
+            images = tx.images(kind="clone" if outdated else kind)
         else:  # the master and its clones, asked as such
             master = tx.find_image(master_name)
             images = [i for i in ([master] if master else []) + tx.images(master=master_name)
                       if kind is None or i.kind == kind]
-        rows = [_image_row(i) for i in images]
+        latest = {i.name: i.version for i in images if i.is_master}
+        latest.update(versions.latest_versions(tx, [i for i in images if i.master not in latest]))
+        rows = [_image_row(i, latest) for i in images]
+    if outdated:
+        rows = [r for r in rows if r["outdated"]]
     if as_json:
         output.emit_rows(rows)
         return
     if not rows:
-        output.note("no images yet: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")
+        output.note("no outdated clones: every clone derives from its master's current version" if outdated
+                    else "no images yet: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")
         return
     output.table(("NAME", "KIND", "STATE", "VERSION", "MASTER", "PARENT", "POOL", "SIZE", "MACHINE"),
-                 [(r["name"], r["kind"], r["state"], r["version"], r["master"], r["parent"], r["pool"],
+                 [(r["name"], r["kind"], r["state"], _version_text(r), r["master"], r["parent"], r["pool"],
                    output.size(r["size"]), r["machine"]) for r in rows])
+
+
+def _version_text(row: dict) -> str:
+    if row["kind"] == "master" or row["version"] is None:
+        return str(row["version"] or "")
+    return f"{row['version']} of {row['latest']}" + (" (outdated)" if row["outdated"] else "")
 
 
 @image.command("list")
@@ -153,10 +175,13 @@ def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None =
               help="A JSON list of objects: name, kind, state, version, master, parent, ...")
 @click.option("--kind", type=click.Choice(["master", "clone"]), help="Only masters or only clones.")
 @click.option("--master", "master_name", help="Only this master and the clones derived from it.")
+@click.option("--outdated", is_flag=True,
+              help="Only clones of an older version than their master's current one (rebase them: "
+                   "encompass rebase --all-outdated MASTER).")
 @click.pass_obj
-def image_list(ctx, as_json, kind, master_name) -> None:
-    """List images with their kind, state, lineage and size."""
-    _list(ctx, as_json, kind, master_name)
+def image_list(ctx, as_json, kind, master_name, outdated) -> None:
+    """List images with their kind, state, lineage, version and size."""
+    _list(ctx, as_json, kind, master_name, outdated)
 
 
 @image.command("show")
@@ -167,6 +192,7 @@ def image_show(ctx, name, as_json) -> None:
     """Show everything recorded of image NAME: lineage, profiles, volumes, state."""
     with ctx.store.snapshot() as tx:
         found = tx.image(name)
+        master = None if found.is_master else tx.find_image(found.master or "")
     if as_json:
         output.emit_json(found)
         return
@@ -174,9 +200,21 @@ def image_show(ctx, name, as_json) -> None:
     if found.error:
         rows.append(("error", found.error))
     if found.is_master:
-        rows.append(("version", found.version))
+        numbers = [v.number for v in versions.kept(found)]
+        rows.append(("version", f"{found.version} (kept: {', '.join(map(str, numbers))})"))
+        if found.data_volumes:
+            rows.append(("data volumes", ", ".join(map(str, found.data_volumes))))
     else:
-        rows += [("master", f"{found.master} (version {found.master_version})"), ("parent", found.parent)]
+        latest = master.version if master is not None else None
+        outdated = latest is not None and (found.master_version or 0) < latest
+        of = f" of {latest}" if latest is not None else " (master gone)"
+        rows += [("master", f"{found.master}, version {found.master_version}{of}"
+                  + (f" (outdated: encompass rebase {found.name})" if outdated else "")),
+                 ("parent", found.parent)]
+        if found.previous is not None:
+            rows.append(("before rebase", f"version {found.previous.master_version}, "
+                         f"{len(found.previous.volumes)} volume(s) kept (encompass rebase {found.name} "
+                         "--rollback | --discard-old)"))
     if found.owner:
         rows.append(("held by", f"{found.owner.operation}, pid {found.owner.pid} on {found.owner.host} "
                                 f"since {found.owner.since}"))
@@ -204,9 +242,12 @@ def image_show(ctx, name, as_json) -> None:
 
 @image.command("tree")
 @click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True,
+              help="Nested JSON: each image's row (version, latest, outdated...) with its children.")
 @click.pass_obj
-def image_tree(ctx, name) -> None:
-    """Show masters and the clones derived from them (clones of clones nested)."""
+def image_tree(ctx, name, as_json) -> None:
+    """Show masters and the clones derived from them (clones of clones nested), with the
+    version each derives from and which are outdated."""
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -214,14 +255,25 @@ def image_tree(ctx, name) -> None:
         images = tx.images()
         if name:
             tx.image(name)
+    latest = {i.name: i.version for i in images if i.is_master}
     tree = lineage.children_map(images)
     roots = [i for i in images if i.name == name] if name else tree.get(None, [])
+    if as_json:
+        def nested(i) -> dict:
+            return {**_image_row(i, latest), "children": [nested(c) for c in tree.get(i.name, [])]}
+
+        output.emit_json([nested(r) for r in roots])
+        return
     if not roots:
         output.note("no images yet: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")
         return
 
     def label(i) -> str:
-        what = f"master v{i.version}" if i.is_master else f"clone of v{i.master_version}"
+        if i.is_master:
+            what = f"master v{i.version}, versions {','.join(str(v.number) for v in versions.kept(i))}"
+        else:
+            what = f"clone of v{i.master_version}" + (
+                f" (outdated: v{latest[i.master]} is out)" if versions.is_outdated(i, latest) else "")
         extra = f" on {i.machine}" if i.machine else ""
         return f"{i.name}  [dim]{what}, {i.state}{escape(extra)}[/dim]"
 

@@ -75,18 +75,19 @@ def open_image_volume(ctx: Context, image: Image, index: int, partition: int | N
 
 def revert_source(tx: Transaction, image: Image, key: str) -> Image | None:
     """The nearest ancestor of ``image`` that does not have item ``key`` applied: the parent
-    clone, its parent..., else the master. Its files are what stood there before. None when
-    no ancestor is left (a full clone whose parent and master were deleted)."""
+    clone, its parent..., else the master as it was at the clone's version. Its files are what
+    stood there before. An ancestor on another master version (the clone was rebased) is not:
+    the master's files of the clone's version are. None when no ancestor is left (a full clone
+    whose parent and master were deleted)."""
     seen = {image.name}
     name = image.parent
     while name and name not in seen:
         seen.add(name)
         ancestor = tx.find_image(name)
-        if ancestor is None:
+        if ancestor is None or ancestor.is_master or ancestor.master_version != image.master_version:
             break
         if key not in ancestor.applied:
             return ancestor
         name = ancestor.parent
-    if image.master and image.master not in seen:
-        return tx.find_image(image.master)
-    return None
+    master = tx.find_image(image.master) if image.master else None
+    return master.at_version(image.master_version) if master is not None else None

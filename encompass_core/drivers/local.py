@@ -214,6 +214,16 @@ class LocalStorageDriver(StorageDriver):
                                   self._copy_setting)
         return self._volume(index, source.format, target, size=source.size)
 
+    def seal_volume(self, volume: Volume) -> Volume:
+        """A master's volume: the file read-only, a tree's top folder (as imports make them)."""
+        self._check_ours(volume)
+        path = Path(volume.location)
+        if volume.format == "dir":
+            _make_readonly(path)
+        else:
+            os.chmod(path, 0o444)
+        return attrs.evolve(volume, readonly=True)
+
     def flatten_volume(self, volume: Volume) -> Volume:
         if volume.format != "qcow2" or volume.depth == 0:
             return volume

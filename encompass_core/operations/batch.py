@@ -21,7 +21,9 @@ from ..store import Transaction, current_owner
 from . import claims, holding
 from . import workers as workers_mod
 
-Check = Callable[[Transaction, Image], None]
+# check(tx, image): refuse (raise) or accept an image; it may return the image as the operation
+# should take it (e.g. with ``making`` set), written in the same transaction as the lock.
+Check = Callable[[Transaction, Image], Image | None]
 # failed(name, reason, exit_code): the result of an image whose body raised; ``exit_code`` is
 # that of the error's class (errors.py), so the CLI can exit as it would for one image.
 Failed = Callable[[str, str, int], Any]
@@ -46,7 +48,7 @@ def _start_all(ctx: Context, names: Sequence[str], op_name: str, check: Check | 
                                            error=image.error)
                 claims.check(tx, image, op_name, claimed)
                 if check is not None:
-                    check(tx, image)
+                    image = check(tx, image) or image
             except EncompassError as exc:
                 results[name] = failed(name, str(exc), exc.exit_code)
                 continue
@@ -84,14 +86,15 @@ def _write_back(ctx: Context, finished: list[tuple[holding.Holding, Any]]) -> No
                 continue  # gone, or taken over by repair: nothing of ours to record
             op = held.operation
             if result.error is None:
-                done = attrs.evolve(held.image, state=op.success, owner=None, error=None)
+                done = attrs.evolve(held.image, state=op.success, owner=None, error=None, making=None)
                 message = held.message or f"{op.name} done"
             elif held.dirty:
-                done = attrs.evolve(held.image, state="error", owner=None, error=f"{op.name}: {result.error}")
+                done = attrs.evolve(held.image, state="error", owner=None, error=f"{op.name}: {result.error}",
+                                    making=None)
                 message = f"{op.name} failed: {result.error}"
             else:
                 previous = current.owner.previous_state if current.owner else "error"
-                done = attrs.evolve(current, state=previous, owner=None)
+                done = attrs.evolve(current, state=previous, owner=None, making=None)
                 message = f"{op.name} failed, nothing was changed: {result.error}"
             holding.record(ctx, tx, holding.transition_event(current, done.state, message, op.name,
                                                              kind="operation"), events)

@@ -206,6 +206,18 @@ class _Streamed:
             self._on_bytes(self.name, self.done, self.total)
 
 
+def copy_volume(ctx: Context, target: Pool, source_name: str, volume: Volume, name: str,
+                mode: str, record_jobs_on: str | None = None) -> Volume:
+    """One volume of image ``source_name`` cloned as volume ``volume.index`` of storage name
+    ``name`` in pool ``target`` (natively when a driver can, else streamed): what a rebase or a
+    new master version makes. Long storage jobs are recorded on image ``record_jobs_on``."""
+    max_depth = int(target.section.setting("max_chain_depth", 8, int))
+    on_job = _job_recorder(ctx, record_jobs_on, target.name, volume.index) if record_jobs_on else None
+    stats = _Streamed(name, volume.size, None)
+    return _clone_volume(ctx, target, source_name, volume, name, mode, max_depth,
+                         CloneProgress(advance=stats.advance, on_job=on_job), stats)
+
+
 def _clone_volume(
     ctx: Context, target: Pool, source_name: str, volume: Volume, name: str, mode: str, max_depth: int,
     progress: CloneProgress, stats: _Streamed,

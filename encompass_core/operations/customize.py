@@ -289,7 +289,7 @@ def _uncustomize_body(ctx: Context, work: _Work, keys: Sequence[str] | None) -> 
 
 def _refuse_readers(tx: Transaction, image: Image) -> None:
     readers = [o.name for o in tx.dependents(image.name)
-               if any(v.backing and v.backing[0] == image.name for v in o.volumes)]
+               if any(v.backing and v.backing[0] == image.name for v in o.reading_volumes)]
     if readers:
         shown = ", ".join(readers[:5]) + (f" and {len(readers) - 5} more" if len(readers) > 5 else "")
         raise Conflict(

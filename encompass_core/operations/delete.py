@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..context import Context
 from ..errors import Conflict, EncompassError
-from ..model import Image
+from ..model import Image, Volume
 from ..store import Transaction
 from . import holding
 
@@ -18,7 +18,7 @@ def dependents(tx: Transaction, image: Image) -> list[str]:
     names = [other.name for other in tx.dependents(image.name)
              if other.name != image.name and (image.is_master and other.master == image.name
                                               or any(v.backing and v.backing[0] == image.name
-                                                     for v in other.volumes))]
+                                                     for v in other.reading_volumes))]
     # A clone still being made from it may not have its volumes yet.
     names += [child.name for child in tx.children(image.name)
               if child.state == "cloning" and child.name not in names and child.name != image.name]
@@ -45,12 +45,24 @@ def delete_image(ctx: Context, name: str) -> Image:
     """Delete image ``name`` and its volumes."""
     with holding.hold(ctx, name, "delete", check=_refuse_with_dependents) as held:
         held.dirty = True
-        for volume in held.image.volumes:
+        volumes = all_volumes(held.image)
+        for volume in volumes:
             ctx.pool(volume.pool).driver.delete_volume(volume)
         purge_leftovers(ctx, held.image)
         held.removed = True
-        held.message = f"deleted with {len(held.image.volumes)} volume(s)"
+        held.message = f"deleted with {len(volumes)} volume(s)"
     return held.result
+
+
+def all_volumes(image: Image) -> list[Volume]:
+    """Every volume an image holds: its own, a master's earlier versions', and those a rebased
+    clone keeps for a rollback (each once)."""
+    found: dict[tuple[str, str], Volume] = {}
+    earlier = [v for version in image.versions for v in version.volumes]
+    kept = list(image.previous.volumes) if image.previous else []
+    for volume in [*image.volumes, *earlier, *kept]:
+        found.setdefault((volume.pool, volume.location), volume)
+    return list(found.values())
 
 
 def purge_leftovers(ctx: Context, image: Image) -> list[str]:

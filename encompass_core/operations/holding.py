@@ -55,7 +55,8 @@ class Holding:
 
 
 def start(ctx: Context, name: str, op_name: str, check=None) -> Holding:
-    """Take the lock of image ``name`` for ``op_name``; ``check(tx, image)`` may refuse."""
+    """Take the lock of image ``name`` for ``op_name``; ``check(tx, image)`` may refuse, or
+    return the image as the operation takes it (``making`` set), written with the lock."""
     events: list[Event] = []
     with ctx.store.transaction() as tx:
         image = tx.image(name)
@@ -63,7 +64,7 @@ def start(ctx: Context, name: str, op_name: str, check=None) -> Holding:
                                    error=image.error)
         claims.check(tx, image, op_name)
         if check is not None:
-            check(tx, image)
+            image = check(tx, image) or image
         held = attrs.evolve(image, state=op.transitional, owner=current_owner(op_name, image.state))
         record(ctx, tx, transition_event(image, op.transitional, f"{op_name} started", op_name), events)
         tx.put_image(held)
@@ -85,7 +86,7 @@ def finish(ctx: Context, holding: Holding) -> Image:
             done = current
         else:
             target = op.success or current.owner.previous_state
-            done = attrs.evolve(holding.image, state=target, owner=None, error=None)
+            done = attrs.evolve(holding.image, state=target, owner=None, error=None, making=None)
             record(ctx, tx, transition_event(current, target, holding.message or f"{op.name} done",
                                              op.name, kind="operation"), events)
             tx.put_image(done)
@@ -120,10 +121,11 @@ def fail(ctx: Context, holding: Holding, reason: str) -> Image:
             return current or holding.image  # gone, or taken over: nothing of ours to record
         previous = current.owner.previous_state if current.owner else "error"
         if holding.dirty:
-            failed = attrs.evolve(holding.image, state="error", owner=None, error=f"{op.name}: {reason}")
+            failed = attrs.evolve(holding.image, state="error", owner=None, error=f"{op.name}: {reason}",
+                                  making=None)
             message = f"{op.name} failed: {reason}"
         else:
-            failed = attrs.evolve(current, state=previous, owner=None)
+            failed = attrs.evolve(current, state=previous, owner=None, making=None)
             message = f"{op.name} failed, nothing was changed: {reason}"
         record(ctx, tx, transition_event(current, failed.state, message, op.name, kind="operation"), events)
         tx.put_image(failed)

@@ -10,7 +10,7 @@ import attrs
 from .. import lifecycle
 from ..context import Context
 from ..errors import InvalidInput, NotFound, NotSupported
-from ..model import HardwareProfile, Image, SoftwareProfile, validate_name
+from ..model import HardwareProfile, Image, MasterVersion, SoftwareProfile, validate_name
 from ..store import current_owner
 from . import holding
 from .holding import Holding
@@ -24,12 +24,20 @@ def import_master(
     hardware: HardwareProfile | None = None,
     software: SoftwareProfile | None = None,
     progress: Callable[[int], None] | None = None,
+    data_volumes: Sequence[int] = (),
 ) -> Image:
-    """Copy ``sources`` (one per volume, in order) into ``pool`` as master ``name``, version 1."""
+    """Copy ``sources`` (one per volume, in order) into ``pool`` as master ``name``, version 1.
+
+    ``data_volumes``: the indexes of the volumes holding the functionality's data rather than
+    its software (a rebase carries a clone's own over untouched)."""
     validate_name(name)
     if not sources:
         raise InvalidInput("give at least one file or directory to import")
     paths = [Path(s).expanduser() for s in sources]
+    wrong = sorted(set(i for i in data_volumes if not 0 <= i < len(paths)))
+    if wrong:
+        raise InvalidInput(f"--data-volume {wrong[0]}: there are volumes 0 to {len(paths) - 1} only "
+                           "(one per file or directory given, in order)")
     for path in paths:
         if not path.exists():
             raise NotFound(f"no such file or directory: {path}")
@@ -40,6 +48,7 @@ def import_master(
     for path in paths:  # refuse a half-written or unusable file before anything is recorded
         target.driver.inspect_source(path)
     image = Image(name=name, kind="master", state="new", version=1,
+                  data_volumes=tuple(sorted(set(data_volumes))),
                   hardware=hardware or HardwareProfile(), software=software or SoftwareProfile())
     events = []
     with ctx.store.transaction() as tx:
@@ -61,6 +70,7 @@ def import_master(
         reason = "interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
         holding.fail(ctx, held, reason)
         raise
-    held.image = attrs.evolve(importing, volumes=tuple(volumes))
+    held.image = attrs.evolve(importing, volumes=tuple(volumes),
+                              versions=(MasterVersion(1, tuple(volumes), note="imported"),))
     held.message = f"imported {len(volumes)} volume(s) as master version 1"
     return holding.finish(ctx, held)

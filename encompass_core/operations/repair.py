@@ -46,6 +46,8 @@ def find_stuck(ctx: Context) -> list[Stuck]:
             target = "removed" if _never_made(image) else _crash_target(image)
             target += "".join(f"; storage job {job.id} on pool '{job.pool}' cancelled if running"
                               for job in image.jobs)
+            if image.making and not _never_made(image):
+                target += f"; half-made volumes '{image.making}' removed"
             action = f"-> {target}" if alive is False else "left alone (owner running)" if alive else (
                 "left alone (owner on another host; --force to take over)")
             found.append(Stuck(image.name, image.state, image.owner.operation, image.owner.pid,
@@ -61,6 +63,7 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
         return stuck
     events: list[Event] = []
     unmade = _purge_unmade(ctx, fixable, force)
+    _purge_making(ctx, fixable, force)
     with ctx.store.transaction() as tx:
         for name in fixable:
             image = tx.find_image(name)
@@ -79,7 +82,7 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
             target = _crash_target(image)
             reason = (f"{owner.operation} interrupted: process {owner.pid} on {owner.host} died "
                       f"while the image was {image.state}")
-            repaired = attrs.evolve(image, state=target, owner=None,
+            repaired = attrs.evolve(image, state=target, owner=None, making=None,
                                     error=reason if target == "error" else image.error)
             holding.record(ctx, tx, holding.transition_event(image, target, f"repaired: {reason}",
                                                              owner.operation, kind="repair"), events)
@@ -131,6 +134,20 @@ def _purge_unmade(ctx: Context, fixable: set[str], force: bool) -> set[str]:
             continue  # left in error instead, with its reason: delete then purges again
         purged.add(image.name)
     return purged
+
+
+def _purge_making(ctx: Context, fixable: set[str], force: bool) -> None:
+    """Remove the volumes a dead update or rebase was making (under the image's ``making``
+    storage name, in the pools of its volumes): the image's own volumes were never touched."""
+    with ctx.store.snapshot() as tx:
+        candidates = [tx.find_image(name) for name in fixable]
+    for image in candidates:
+        if image is None or not image.making or _never_made(image) or (
+                ctx.store.owner_alive(image.owner) and not force):
+            continue
+        for pool in sorted({v.pool for v in image.volumes}):
+            with contextlib.suppress(EncompassError, OSError):  # unreachable: the files stay, named
+                ctx.pool(pool).driver.cleanup(image.making)
 
 
 def clean_leftovers(ctx: Context, dry_run: bool = False) -> list[rundir.Leftover]:

@@ -217,7 +217,8 @@ class PostgresTransaction:
         """Keep ``backing`` in step with the document, and lease the owner if it is us."""
         if replaced:
             self._conn.execute("DELETE FROM backing WHERE image = %s", (image.name,))
-        backs = sorted({v.backing[0] for v in image.volumes if v.backing and v.backing[0] != image.name})
+        backs = sorted({v.backing[0] for v in image.reading_volumes
+                        if v.backing and v.backing[0] != image.name})
         if backs:
             with self._conn.cursor() as cursor:
                 cursor.executemany("INSERT INTO backing (image, backing) VALUES (%s, %s)",

@@ -26,9 +26,12 @@ def shard_of(name: str, shards: int) -> int:
 
 
 def references(doc: dict[str, Any]) -> set[str]:
-    """The images a document refers to: its parent, its master, its volumes' backing images."""
+    """The images a document refers to: its parent, its master, its volumes' backing images
+    (those its last rebase keeps for a rollback too)."""
     refs = {doc.get("parent"), doc.get("master")}
-    for volume in doc.get("volumes") or ():
+    previous = doc.get("previous")
+    kept = (previous.get("volumes") or ()) if isinstance(previous, dict) else ()
+    for volume in [*(doc.get("volumes") or ()), *kept]:
         backing = volume.get("backing") if isinstance(volume, dict) else None
         if backing:
             refs.add(backing[0])

@@ -148,7 +148,7 @@ class Transaction:
     def dependents(self, name: str) -> list[Image]:
         """Clones of master ``name`` and images reading through one of its volumes."""
         return [i for i in self._images_named(self._referrers(name))
-                if i.master == name or any(v.backing and v.backing[0] == name for v in i.volumes)]
+                if i.master == name or any(v.backing and v.backing[0] == name for v in i.reading_volumes)]
 
     def add_image(self, image: Image) -> None:
         """Store a new image; a taken name is a :class:`Conflict`."""
