@@ -22,8 +22,8 @@ from . import hookspecs
 from .errors import PluginError
 from .records import (
     CliCommandRecord,
-    ItemPresetRecord,
     CustomizerRecord,
+    ItemPresetRecord,
     PlatformDriverRecord,
     StorageDriverRecord,
     VolumeOpenerRecord,

@@ -88,7 +88,8 @@ def check_value(name: str, value: str, key: str) -> str:
             if not sep or not user or not password:
                 raise _fail(key, setting, "give NAME:PASSWORD (the account name, a colon, its password)")
             if not re.fullmatch(r"[^\"/\\\[\]:;|=,+*?<>@]{1,20}", user):
-                raise _fail(key, setting, "the account name has 1-20 characters, none of \" / \\ [ ] : ; | = , + * ? < > @")
+                raise _fail(key, setting, "the account name has 1-20 characters, none of "
+                                          "\" / \\ [ ] : ; | = , + * ? < > @")
         return value
     value = value.strip() if name not in ("commands", SETUP_COMPLETE) else value
     if not value:

@@ -50,7 +50,8 @@ def render(values: Mapping[str, str]) -> bytes:
     for key, name in (("ComputerName", "computer-name"), ("FullName", "registered-owner"),
                       ("OrgName", "registered-organization"), ("ProductKey", "product-key")):
         if values.get(name):
-            user.append((key, values[name] if key in ("ComputerName", "ProductKey") else _quoted(values[name])))
+            plain = key in ("ComputerName", "ProductKey")
+            user.append((key, values[name] if plain else _quoted(values[name])))
     if values.get("domain"):
         identification.append(("JoinDomain", values["domain"]))
         if values.get("domain-user"):
@@ -61,7 +62,8 @@ def render(values: Mapping[str, str]) -> bytes:
             identification.append(("MachineObjectOU", _quoted(values["machine-ou"])))
     else:
         identification.append(("JoinWorkgroup", "WORKGROUP"))
-    address, gateway, servers = values.get("ip-address"), values.get("gateway"), addresses(values.get("dns", ""))
+    address, gateway = values.get("ip-address"), values.get("gateway")
+    servers = addresses(values.get("dns", ""))
     if address or gateway or servers:
         sections["Networking"].append(("InstallDefaultComponents", "No"))
         sections["NetAdapters"] = [("Adapter1", "params.Adapter1")]
@@ -73,7 +75,8 @@ def render(values: Mapping[str, str]) -> bytes:
         adapter = sections[_ADAPTER] = [("SpecificTo", "Adapter1")]
         if address:
             interface = ipaddress.IPv4Interface(address)
-            adapter += [("DHCP", "No"), ("IPAddress", str(interface.ip)), ("SubnetMask", str(interface.netmask))]
+            adapter += [("DHCP", "No"), ("IPAddress", str(interface.ip)),
+                        ("SubnetMask", str(interface.netmask))]
         else:
             adapter.append(("DHCP", "Yes"))
         if gateway:

@@ -128,8 +128,8 @@ def _specialize(build: _Builder, values: Mapping[str, str]) -> None:
             _add(route, "Prefix", "0.0.0.0/0")
     servers = addresses(values.get("dns", ""))
     if servers:
-        entry = _add(_add(build.component(settings, "Microsoft-Windows-DNS-Client"), "Interfaces"), "Interface",
-                     action="add")
+        client = build.component(settings, "Microsoft-Windows-DNS-Client")
+        entry = _add(_add(client, "Interfaces"), "Interface", action="add")
         search = _add(entry, "DNSServerSearchOrder")
         for number, server in enumerate(servers, 1):
             _add(search, "IpAddress", server, action="add", keyValue=str(number))
