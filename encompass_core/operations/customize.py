@@ -304,6 +304,20 @@ def _refuse_readers(tx: Transaction, image: Image) -> None:
         )
 
 
+def check_values(ctx: Context, names: Sequence[str], values: Mapping[str, Mapping[str, str]]) -> None:
+    """Ask each item type that can (``check_value``) whether the given values fit, before any
+    clone is touched: a bad value is one line, and no clone is left half-customized."""
+    with ctx.store.snapshot() as tx:
+        for name in names:
+            given = values.get(name, {})
+            if not given:
+                continue
+            for item in items_of(tx, tx.image(name)):
+                check = getattr(customizer(ctx, item.type, item.key), "check_value", None)
+                if check is not None and item.key in given:
+                    check(item, given[item.key])
+
+
 def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Mapping[str, str]],
                      parallel: int | None = None, on_done=None, force: bool = False,
                      ) -> list[CustomizeResult]:
@@ -317,6 +331,7 @@ def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Ma
         lines = "; ".join(f"{n}: {', '.join(i.key for i in items)}" for n, items in missing.items())
         raise InvalidInput(f"missing input(s) — {lines}. Give them with --set KEY=VALUE or "
                            "--values FILE, or answer prompts with --interactive")
+    check_values(ctx, names, values)
     fingerprint = Fingerprinter(ctx.home)
     parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
     def body(held: holding.Holding, images: list[Image]) -> CustomizeResult:

@@ -74,20 +74,27 @@ class SysprepCustomizer:
             raise InvalidInput(f"item '{item.key}' (sysprep): architecture={architecture!r}; use one of "
                                f"{', '.join(ARCHITECTURES)}")
 
-    def apply(self, fs: FileAccess, item: CustomizationItem, value: str, clone_name: str) -> None:
+    def check_value(self, item: CustomizationItem, value: str) -> str:
+        """The value as it goes into the file; InvalidInput (never quoting a secret) when it
+        does not fit the setting or the file."""
         self.validate(item)
         setting = setting_of(item)
-        kind = format_of(item, setting)
         value = check_value(setting.name, value, item.key)
+        if format_of(item, setting) == SYSPREP_INF and '"' in value:
+            raise InvalidInput(f"item '{item.key}' (sysprep): sysprep.inf cannot hold a double quote (\") "
+                               f"in {setting.name}; choose a value without one")
+        return value
+
+    def apply(self, fs: FileAccess, item: CustomizationItem, value: str, clone_name: str) -> None:
+        value = self.check_value(item, value)
+        setting = setting_of(item)
+        kind = format_of(item, setting)
         if kind == SETUP_COMPLETE:
             if value:
                 script = "\r\n".join(["@echo off", "rem Made by Encompass (sysprep plugin)", *lines(value)])
                 write_file(fs, item.path, (script + "\r\n").encode("utf-8"))
             return
         module = unattend if kind == UNATTEND else sysprepinf
-        if kind == SYSPREP_INF and '"' in value:
-            raise InvalidInput(f"item '{item.key}' (sysprep): sysprep.inf cannot hold a double quote (\") "
-                               f"in {setting.name}; choose a value without one")
         values = module.read(fs.read(item.path)) if fs.exists(item.path) else {}
         if value:
             values[setting.name] = value

@@ -27,6 +27,7 @@ def cli_env(home: Path) -> dict[str, str]:
     env["ENCOMPASS_HOME"] = str(home)
     env["XDG_CACHE_HOME"] = str(home.parent / "xdg-cache")
     env["COLUMNS"] = "200"
+    env["ENCOMPASS_PLUGINS"] = "sysprep"  # only this plugin: others installed beside it stay out
     return env
 
 
