@@ -152,17 +152,21 @@ def items_load(ctx, master_name, file, preset, volume, partition, append) -> Non
 @click.pass_obj
 def items_presets(ctx, as_json) -> None:
     """List the item presets plugins offer (for: items load MASTER --preset NAME)."""
-    records = ctx.host.item_presets()
-    rows = [{"name": n, "description": r.description,
-             "plugin": ctx.host.provider("encompass_item_presets", n)} for n, r in sorted(records.items())]
+    _list_records(ctx, ctx.host.item_presets(), "encompass_item_presets", "PRESET", as_json,
+                  "no item presets (plugins offer them, e.g. encompass-sysprep's 'windows')")
+
+
+def _list_records(ctx, records, hook: str, heading: str, as_json: bool, empty: str | None = None) -> None:
+    """Registered records (item types, presets): name, plugin, description; a table or JSON."""
+    rows = [{"name": n, "description": r.description, "plugin": ctx.host.provider(hook, n)}
+            for n, r in sorted(records.items())]
     if as_json:
         output.emit_json(rows)
-        return
-    if not rows:
-        output.note("no item presets (plugins offer them, e.g. encompass-sysprep's 'windows')")
-        return
-    output.table(("PRESET", "PLUGIN", "DESCRIPTION"),
-                 [(r["name"], r["plugin"], r["description"]) for r in rows])
+    elif not rows and empty:
+        output.note(empty)
+    else:
+        output.table((heading, "PLUGIN", "DESCRIPTION"),
+                     [(r["name"], r["plugin"], r["description"]) for r in rows])
 
 
 @items_group.command("types")
@@ -170,13 +174,6 @@ def items_presets(ctx, as_json) -> None:
 @click.pass_obj
 def items_types(ctx, as_json) -> None:
     """List the item types available (built in and from plugins)."""
-    records = ctx.host.customizers()
-    rows = [{"name": n, "description": r.description,
-             "plugin": ctx.host.provider("encompass_customizers", n)} for n, r in sorted(records.items())]
-    if as_json:
-        output.emit_json(rows)
-        return
-    output.table(("TYPE", "PLUGIN", "DESCRIPTION"),
-                 [(r["name"], r["plugin"], r["description"]) for r in rows])
+    _list_records(ctx, ctx.host.customizers(), "encompass_customizers", "TYPE", as_json)
 
 

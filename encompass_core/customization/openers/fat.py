@@ -22,10 +22,10 @@ import stat as stat_module
 
 from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, VolumeRef
-from encompass_core.customization.openers.base import CannotOpen, ResolvingAccess, describe_volume, seconds
-from encompass_core.customization.openers.region import Region, boot_sector, is_fat, reach
+from encompass_core.customization.openers.base import ResolvingAccess, seconds
+from encompass_core.customization.openers.region import Region, is_fat, open_region, raw_problem
 from encompass_core.customization.openers.resolve import Entry, Resolved, spell_in
-from encompass_core.errors import DriverError, InvalidInput, NotFound
+from encompass_core.errors import DriverError, InvalidInput
 from encompass_core.settings import Setting
 
 DEFAULT_TIMEOUT = 120.0  # seconds one mtools command may take
@@ -200,22 +200,9 @@ class FatOpener:
             return "mtools is not installed (Debian package mtools)"
         if not os.path.isfile(volume.path):
             return f"'{volume.path}' is not a file"
-        if volume.format == "raw":
-            try:
-                region = reach(volume, False, self.timeout, exact=False)
-            except (NotFound, InvalidInput) as error:
-                return str(error)
-            if not is_fat(boot_sector(region.path, region.offset)):
-                return f"{describe_volume(volume)} holds no FAT filesystem"
-        return None
+        return raw_problem(volume, is_fat, "FAT")
 
     def open(self, volume: VolumeRef, writable: bool) -> FileAccess:
         """Reach the filesystem; close the result (or use it in a ``with`` block)."""
-        region = reach(volume, writable, min(self.timeout, 60.0), exact=False)
-        try:
-            if not is_fat(boot_sector(region.path, region.offset)):
-                raise CannotOpen(f"{describe_volume(volume)} holds no FAT filesystem")
-            return FatAccess(volume, writable, region, self.timeout)
-        except BaseException:
-            region.close()
-            raise
+        return open_region(volume, writable, self.timeout, False, is_fat, "FAT",
+                           lambda region: FatAccess(volume, writable, region, self.timeout))

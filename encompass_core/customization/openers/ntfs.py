@@ -27,11 +27,11 @@ import time
 
 from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, VolumeRef
-from encompass_core.customization.openers.base import CannotOpen, describe_volume, seconds
+from encompass_core.customization.openers.base import describe_volume, seconds
 from encompass_core.customization.openers.dirtree import DirTreeAccess, FdNamespace
-from encompass_core.customization.openers.region import Region, boot_sector, is_ntfs, reach
+from encompass_core.customization.openers.region import Region, is_ntfs, open_region, raw_problem
 from encompass_core.customization.openers.resolve import spell_in
-from encompass_core.errors import DriverError, InvalidInput, NotFound
+from encompass_core.errors import DriverError
 from encompass_core.settings import Setting
 
 DEFAULT_TIMEOUT = 60.0  # seconds to mount, and to unmount (which writes everything out)
@@ -170,22 +170,9 @@ class NtfsOpener:
             return "FUSE is not usable: /dev/fuse is not accessible"
         if not os.path.isfile(volume.path):
             return f"'{volume.path}' is not a file"
-        if volume.format == "raw":
-            try:
-                region = reach(volume, False, self.timeout, exact=False)
-            except (NotFound, InvalidInput) as error:
-                return str(error)
-            if not is_ntfs(boot_sector(region.path, region.offset)):
-                return f"{describe_volume(volume)} holds no NTFS filesystem"
-        return None
+        return raw_problem(volume, is_ntfs, "NTFS")
 
     def open(self, volume: VolumeRef, writable: bool) -> FileAccess:
         """Mount the filesystem; close the result (or use it in a ``with`` block)."""
-        region = reach(volume, writable, min(self.timeout, 60.0), exact=True)
-        try:
-            if not is_ntfs(boot_sector(region.path, region.offset)):
-                raise CannotOpen(f"{describe_volume(volume)} holds no NTFS filesystem")
-            return NtfsAccess(volume, writable, region, self.timeout)
-        except BaseException:
-            region.close()
-            raise
+        return open_region(volume, writable, self.timeout, True, is_ntfs, "NTFS",
+                           lambda region: NtfsAccess(volume, writable, region, self.timeout))

@@ -12,13 +12,15 @@ the partition can be reached through the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import attrs
 
-from encompass_core.customization.access import VolumeRef
+from encompass_core.customization.access import FileAccess, VolumeRef
 from encompass_core.customization.openers.base import CannotOpen, describe_volume
 from encompass_core.customization.openers.partitions import find_partition
 from encompass_core.customization.openers.qcow2 import FuseExport
+from encompass_core.errors import InvalidInput, NotFound
 
 _BOOT_SECTOR = 512
 
@@ -98,3 +100,33 @@ def reach(volume: VolumeRef, writable: bool, timeout: float, exact: bool) -> Reg
              _raw_node("image", partition.offset, partition.size, read_only)]
     export = FuseExport(path, writable, label, timeout, blockdevs=nodes)
     return Region(export.raw_path, 0, export)
+
+
+def raw_problem(volume: VolumeRef, recognizes: Callable[[bytes], bool], what: str) -> str | None:
+    """For an opener's ``can_open``: why a raw volume holds no ``what`` filesystem where asked,
+    or None (also for qcow2 volumes, looked at only once exported, by :func:`open_region`)."""
+    if volume.format != "raw":
+        return None
+    try:
+        region = reach(volume, False, 0, exact=False)  # raw and not exact: nothing is exported
+    except (NotFound, InvalidInput) as error:
+        return str(error)
+    if not recognizes(boot_sector(region.path, region.offset)):
+        return f"{describe_volume(volume)} holds no {what} filesystem"
+    return None
+
+
+def open_region(volume: VolumeRef, writable: bool, timeout: float, exact: bool,
+                recognizes: Callable[[bytes], bool], what: str,
+                access: Callable[[Region], FileAccess]) -> FileAccess:
+    """Reach the volume's filesystem (:func:`reach`), check that it is ``what``, and return
+    ``access(region)``; the region is closed again when that fails (:class:`~.base.CannotOpen`
+    when it holds another filesystem, so the next opener is tried)."""
+    region = reach(volume, writable, min(timeout, 60.0), exact)
+    try:
+        if not recognizes(boot_sector(region.path, region.offset)):
+            raise CannotOpen(f"{describe_volume(volume)} holds no {what} filesystem")
+        return access(region)
+    except BaseException:
+        region.close()
+        raise
