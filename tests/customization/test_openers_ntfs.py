@@ -135,3 +135,16 @@ def test_not_ntfs_is_said_and_left_to_other_openers(tmp_path: Path) -> None:
     assert reason == f"volume '{disk}' holds no NTFS filesystem"
     names = [opener.name for opener in builtin_openers()]
     assert names.index("extfs") < names.index("ntfs") < names.index("fat") < names.index("guestfs")
+
+
+def test_a_whole_partitioned_disk_names_the_partition_to_give(tmp_path: Path) -> None:
+    disk = tmp_path / "windows.raw"
+    make_disk(disk, "ntfs", "mbr", WINDOWS_TREE)
+    reason = NtfsOpener().can_open(VolumeRef(str(disk), "raw"))
+    assert "its partition(s) 1 do" in reason and "--partition 1" in reason
+    clone = tmp_path / "clone.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(disk), str(clone)],
+                   check=True)
+    with pytest.raises(InvalidInput, match="its partition"):
+        NtfsOpener().open(VolumeRef(str(clone), "qcow2"), writable=True)
+    assert _fuse_mounts() == [] and _helpers() == []

@@ -18,7 +18,7 @@ import attrs
 
 from encompass_core.customization.access import FileAccess, VolumeRef
 from encompass_core.customization.openers.base import CannotOpen, describe_volume
-from encompass_core.customization.openers.partitions import find_partition
+from encompass_core.customization.openers.partitions import find_partition, list_partitions
 from encompass_core.customization.openers.qcow2 import FuseExport
 from encompass_core.errors import InvalidInput, NotFound
 
@@ -102,6 +102,25 @@ def reach(volume: VolumeRef, writable: bool, timeout: float, exact: bool) -> Reg
     return Region(export.raw_path, 0, export)
 
 
+def _not_here(volume: VolumeRef, region: Region, recognizes: Callable[[bytes], bool],
+              what: str) -> tuple[str, bool]:
+    """Why the region holds no ``what`` filesystem, and whether it is a whole disk whose
+    partitions do (then the item lacks its partition number, and the message says which)."""
+    message = f"{describe_volume(volume)} holds no {what} filesystem"
+    if volume.partition is not None or region.offset:
+        return message, False
+    try:
+        holding = [str(p.number) for p in list_partitions(region.path)
+                   if recognizes(boot_sector(region.path, p.offset))]
+    except (InvalidInput, OSError):
+        return message, False
+    if not holding:
+        return message, False
+    return (f"{message} itself, but its partition(s) {', '.join(holding)} do: give the items their "
+            f"partition (encompass master items load MASTER --preset NAME --partition {holding[-1]}, "
+            "or --partition on items add)"), True
+
+
 def raw_problem(volume: VolumeRef, recognizes: Callable[[bytes], bool], what: str) -> str | None:
     """For an opener's ``can_open``: why a raw volume holds no ``what`` filesystem where asked,
     or None (also for qcow2 volumes, looked at only once exported, by :func:`open_region`)."""
@@ -112,7 +131,7 @@ def raw_problem(volume: VolumeRef, recognizes: Callable[[bytes], bool], what: st
     except (NotFound, InvalidInput) as error:
         return str(error)
     if not recognizes(boot_sector(region.path, region.offset)):
-        return f"{describe_volume(volume)} holds no {what} filesystem"
+        return _not_here(volume, region, recognizes, what)[0]
     return None
 
 
@@ -121,11 +140,13 @@ def open_region(volume: VolumeRef, writable: bool, timeout: float, exact: bool,
                 access: Callable[[Region], FileAccess]) -> FileAccess:
     """Reach the volume's filesystem (:func:`reach`), check that it is ``what``, and return
     ``access(region)``; the region is closed again when that fails (:class:`~.base.CannotOpen`
-    when it holds another filesystem, so the next opener is tried)."""
+    when it holds another filesystem, so the next opener is tried; InvalidInput when a whole disk
+    was asked for whose partitions hold ``what``: the item lacks its partition number)."""
     region = reach(volume, writable, min(timeout, 60.0), exact)
     try:
         if not recognizes(boot_sector(region.path, region.offset)):
-            raise CannotOpen(f"{describe_volume(volume)} holds no {what} filesystem")
+            reason, partitioned = _not_here(volume, region, recognizes, what)
+            raise (InvalidInput if partitioned else CannotOpen)(reason)
         return access(region)
     except BaseException:
         region.close()
