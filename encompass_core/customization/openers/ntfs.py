@@ -40,7 +40,7 @@ _POLL = 0.02  # seconds between looks at the mount table while ntfs-3g starts
 
 def ntfs3g_path() -> str | None:
     """The ntfs-3g executable (Debian package ntfs-3g), or None."""
-    return shutil.which("ntfs-3g") or shutil.which("ntfs-3g", path="/usr/bin:/bin")
+    return shutil.which("ntfs-3g")
 
 
 class CaseInsensitiveNamespace(FdNamespace):

@@ -80,13 +80,13 @@ def spell_in(names: Iterable[str], name: str) -> str:
     """``name`` as spelt among ``names`` when one matches it regardless of case (an exact match
     first), else ``name`` itself: the lookup of case-insensitive file systems."""
     folded = name.casefold()
-    found = name
+    found = None
     for candidate in names:
         if candidate == name:
             return name
-        if found is name and candidate.casefold() == folded:
+        if found is None and candidate.casefold() == folded:
             found = candidate
-    return found
+    return name if found is None else found
 
 
 def _speller(namespace: object):
