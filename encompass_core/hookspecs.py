@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         CloneRequest,
         CustomizerRecord,
         DiscoveryContext,
+        ItemPresetRecord,
         LabPeerRecord,
         PlatformDriverRecord,
         StorageDriverRecord,
@@ -76,6 +77,19 @@ def encompass_volume_openers() -> Iterable[VolumeOpenerRecord]:
     a loop mount when privileged. Openers are tried by ascending priority.
 
     :return: volume opener records.
+    """
+
+
+@hookspec
+def encompass_item_presets() -> Iterable[ItemPresetRecord]:
+    """Offer ready-made lists of customization items (``master items load --preset NAME``).
+
+    Example: the ``windows`` preset of the sysprep plugin (computer name, administrator
+    password, domain join, static address...), so a master is made customizable in one command.
+
+    :return: item preset records, each with ``factory(master)`` returning item specifications
+        (mappings with the fields of an ``[[item]]`` table); two with the same name are an error
+        naming both plugins.
     """
 
 

@@ -24,6 +24,7 @@ from .errors import PluginError
 from .records import (
     CliCommandRecord,
     CustomizerRecord,
+    ItemPresetRecord,
     PlatformDriverRecord,
     StorageDriverRecord,
     VolumeOpenerRecord,
@@ -268,6 +269,9 @@ class PluginHost:
     def volume_openers(self) -> list[VolumeOpenerRecord]:
         records = [v[0] for v in self._collect("encompass_volume_openers", VolumeOpenerRecord).values()]
         return sorted(records, key=lambda r: (r.priority, r.name))
+
+    def item_presets(self) -> dict[str, ItemPresetRecord]:
+        return {k: v[0] for k, v in self._collect("encompass_item_presets", ItemPresetRecord).items()}
 
     def cli_commands(self) -> dict[str, CliCommandRecord]:
         return {k: v[0] for k, v in self._collect("encompass_cli_commands", CliCommandRecord).items()}

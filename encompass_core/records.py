@@ -76,6 +76,18 @@ class VolumeOpenerRecord:
 
 
 @attrs.frozen
+class ItemPresetRecord:
+    """A ready-made list of customization items (``master items load MASTER --preset NAME``):
+    ``factory(master)`` gets the master :class:`~encompass_core.model.Image` (its hardware
+    profile, its volumes) and returns item specifications, mappings with the fields of a
+    ``[[item]]`` table (key, type, path, prompt, secret, params...)."""
+
+    name: str = attrs.field(converter=_normalize)
+    factory: Callable[..., Any]
+    description: str = ""
+
+
+@attrs.frozen
 class CliCommandRecord:
     """An extra click command (or group) added to the ``encompass`` command line."""
 

@@ -111,11 +111,16 @@ def items_move(ctx, master_name, key, position) -> None:
 
 @items_group.command("load")
 @click.argument("master_name", metavar="MASTER")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.option("--preset", help="Load a plugin's ready-made items instead of a FILE (see: items presets).")
+@click.option("--volume", type=click.IntRange(0), help="With --preset: the volume index the items go to "
+              "[default: the preset's, usually 0].")
+@click.option("--partition", type=click.IntRange(1), help="With --preset: the partition (from 1) of "
+              "the volume holding the files, e.g. 3 for Windows on a GPT disk.")
 @click.option("--append", is_flag=True, help="Add to the existing items instead of replacing them.")
 @click.pass_obj
-def items_load(ctx, master_name, file, append) -> None:
-    """Set the items of MASTER from a TOML FILE of [[item]] tables.
+def items_load(ctx, master_name, file, preset, volume, partition, append) -> None:
+    """Set the items of MASTER from a TOML FILE of [[item]] tables, or from a --preset.
 
     \b
     [[item]]
@@ -126,9 +131,42 @@ def items_load(ctx, master_name, file, append) -> None:
     default = "localhost"
     [item.params]
     mode = "0644"
+    \b
+    A Windows master in one command (plugin encompass-sysprep):
+      encompass master items load win2019 --preset windows --partition 2
     """
-    changed = master_items.load_items(ctx, master_name, file, append)
+    if (file is None) == (preset is None):
+        raise InvalidInput("give either a FILE of [[item]] tables or --preset NAME (see: encompass "
+                           "master items presets)")
+    if preset is None and (volume is not None or partition is not None):
+        raise InvalidInput("--volume and --partition go with --preset; in a FILE, set them per item")
+    if preset is not None:
+        changed = master_items.load_preset(ctx, master_name, preset, append, volume, partition)
+    else:
+        changed = master_items.load_items(ctx, master_name, file, append)
     output.note(f"master '{master_name}': {len(changed.items)} item(s)")
+
+
+@items_group.command("presets")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list.")
+@click.pass_obj
+def items_presets(ctx, as_json) -> None:
+    """List the item presets plugins offer (for: items load MASTER --preset NAME)."""
+    _list_records(ctx, ctx.host.item_presets(), "encompass_item_presets", "PRESET", as_json,
+                  "no item presets (plugins offer them, e.g. encompass-sysprep's 'windows')")
+
+
+def _list_records(ctx, records, hook: str, heading: str, as_json: bool, empty: str | None = None) -> None:
+    """Registered records (item types, presets): name, plugin, description; a table or JSON."""
+    rows = [{"name": n, "description": r.description, "plugin": ctx.host.provider(hook, n)}
+            for n, r in sorted(records.items())]
+    if as_json:
+        output.emit_json(rows)
+    elif not rows and empty:
+        output.note(empty)
+    else:
+        output.table((heading, "PLUGIN", "DESCRIPTION"),
+                     [(r["name"], r["plugin"], r["description"]) for r in rows])
 
 
 @items_group.command("types")
@@ -136,13 +174,6 @@ def items_load(ctx, master_name, file, append) -> None:
 @click.pass_obj
 def items_types(ctx, as_json) -> None:
     """List the item types available (built in and from plugins)."""
-    records = ctx.host.customizers()
-    rows = [{"name": n, "description": r.description,
-             "plugin": ctx.host.provider("encompass_customizers", n)} for n, r in sorted(records.items())]
-    if as_json:
-        output.emit_json(rows)
-        return
-    output.table(("TYPE", "PLUGIN", "DESCRIPTION"),
-                 [(r["name"], r["plugin"], r["description"]) for r in rows])
+    _list_records(ctx, ctx.host.customizers(), "encompass_customizers", "TYPE", as_json)
 
 

@@ -11,7 +11,8 @@ type always works on un-customized content. Reverting restores the files of the 
 ancestor that does not have the item applied (the parent clone, else the master), opened
 read-only; when no ancestor is left, the item's default is applied instead. As that restores
 whole files, the other items applied to the same file are applied again (from their stored
-inputs; a secret one, whose value is not kept, is reverted too and must be given again).
+inputs, or the values given to this customization; a secret one whose value is not kept and was
+not given is reverted too and must be given again).
 
 A clone that other clones read through (copy-on-write) is refused: changing it would change
 them. All clones are taken in one transaction (``customizing``/``uncustomizing``, owned by
@@ -154,6 +155,7 @@ class _Work:
         self.name = held.image.name
         self.volumes = _Volumes(ctx)
         self.done = {"applied": [], "reverted": [], "unchanged": []}
+        self.given: Mapping[str, str] = {}  # the values given to this customization, secrets too
 
     @property
     def image(self) -> Image:
@@ -183,15 +185,18 @@ class _Work:
 
     def _reapply_sharing(self, reverted: CustomizationItem) -> None:
         """Reverting restored the whole file: apply again the other items on that same file
-        (with their stored inputs); a secret one, whose value is not kept, is reverted too."""
+        (with their stored inputs, else the value given now); a secret one whose value is not
+        kept and was not given now is reverted too. (An item given a new value now is applied
+        again later with it: its fingerprint differs from the one recorded.)"""
         where = (reverted.volume, reverted.partition, reverted.path)
         for key, record in list(self.image.applied.items()):
             item = _applied_item(record, key)
             if (item.volume, item.partition, item.path) != where:
                 continue
             kind = customizer(self.ctx, item.type, item.key)
-            if not kind.needs_value or key in self.image.inputs:
-                kind.apply(self.fs(item), item, self.image.inputs.get(key, ""), self.name)
+            if not kind.needs_value or key in self.image.inputs or key in self.given:
+                value = self.image.inputs[key] if key in self.image.inputs else self.given.get(key, "")
+                kind.apply(self.fs(item), item, value, self.name)
             else:
                 self._record(key, None)
                 self.done["reverted"].append(key)
@@ -228,6 +233,7 @@ def _customize_body(ctx: Context, work: _Work, values: Mapping[str, str],
                     fingerprint: Fingerprinter, force: bool) -> CustomizeResult:
     """Apply the master's items to the held clone with ``values`` (and its stored inputs)."""
     held, name = work.held, work.name
+    work.given = values
     try:
         items = items_of(work.images, held.image)
         for item in items:
@@ -298,6 +304,20 @@ def _refuse_readers(tx: Transaction, image: Image) -> None:
         )
 
 
+def check_values(ctx: Context, names: Sequence[str], values: Mapping[str, Mapping[str, str]]) -> None:
+    """Ask each item type that can (``check_value``) whether the given values fit, before any
+    clone is touched: a bad value is one line, and no clone is left half-customized."""
+    with ctx.store.snapshot() as tx:
+        for name in names:
+            given = values.get(name, {})
+            if not given:
+                continue
+            for item in items_of(tx, tx.image(name)):
+                check = getattr(customizer(ctx, item.type, item.key), "check_value", None)
+                if check is not None and item.key in given:
+                    check(item, given[item.key])
+
+
 def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Mapping[str, str]],
                      parallel: int | None = None, on_done=None, force: bool = False,
                      ) -> list[CustomizeResult]:
@@ -311,6 +331,7 @@ def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Ma
         lines = "; ".join(f"{n}: {', '.join(i.key for i in items)}" for n, items in missing.items())
         raise InvalidInput(f"missing input(s) — {lines}. Give them with --set KEY=VALUE or "
                            "--values FILE, or answer prompts with --interactive")
+    check_values(ctx, names, values)
     fingerprint = Fingerprinter(ctx.home)
     parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
     def body(held: holding.Holding, images: list[Image]) -> CustomizeResult:

@@ -128,8 +128,49 @@ def read_items_file(path: Path) -> list[CustomizationItem]:
 def load_items(ctx: Context, master_name: str, path: Path, append: bool = False) -> Image:
     """Replace (or extend, with ``append``) the master's items by those of a TOML file."""
     new = [check_item(ctx, item) for item in read_items_file(path)]
+    return _replace(ctx, master_name, new, append, f"{len(new)} item(s) loaded from {path}")
 
+
+def _replace(ctx: Context, master_name: str, new: list[CustomizationItem], append: bool,
+             message: str) -> Image:
     def change(items):
         return items + new if append else new
 
-    return _edit(ctx, master_name, change, f"{len(new)} item(s) loaded from {path}")
+    return _edit(ctx, master_name, change, message)
+
+
+def find_preset(ctx: Context, name: str) -> Any:
+    """The :class:`~encompass_core.records.ItemPresetRecord` named ``name``; NotFound lists them."""
+    presets = ctx.host.item_presets()
+    record = presets.get(name.strip().lower())
+    if record is None:
+        known = ", ".join(sorted(presets)) or "none (plugins offer them, e.g. encompass-sysprep)"
+        raise NotFound(f"no item preset '{name}'; presets available: {known}")
+    return record
+
+
+def preset_items(ctx: Context, master: Image, name: str, volume: int | None = None,
+                 partition: int | None = None) -> list[CustomizationItem]:
+    """The items preset ``name`` offers for ``master``, on ``volume``/``partition`` when given."""
+    record = find_preset(ctx, name)
+    items = []
+    for number, spec in enumerate(record.factory(master), 1):
+        spec = dict(spec)
+        if volume is not None:
+            spec["volume"] = volume
+        if partition is not None:
+            spec["partition"] = partition
+        items.append(check_item(ctx, build_item(spec, f"preset '{record.name}': item {number}")))
+    return items
+
+
+def load_preset(ctx: Context, master_name: str, name: str, append: bool = False,
+                volume: int | None = None, partition: int | None = None) -> Image:
+    """Replace (or extend) the master's items by those of the preset ``name`` (a plugin's)."""
+    with ctx.store.snapshot() as tx:
+        master = tx.image(master_name)
+    if not master.is_master:
+        raise InvalidInput(f"'{master_name}' is a clone; items belong to masters (its master is "
+                           f"'{master.master}')")
+    new = preset_items(ctx, master, name, volume, partition)
+    return _replace(ctx, master_name, new, append, f"{len(new)} item(s) loaded from preset '{name}'")

@@ -9,6 +9,7 @@ import pytest
 
 from encompass_core import config, hookimpl, hookspecs
 from encompass_core.contracts import PlatformDriver
+from encompass_core.errors import NotFound
 from encompass_core.operations import master_items
 from encompass_core.records import PlatformDriverRecord
 
@@ -123,6 +124,11 @@ class Probe:
         return []
 
     @hookimpl
+    def encompass_item_presets(self):
+        self.called.add("encompass_item_presets")
+        return []
+
+    @hookimpl
     def encompass_cli_commands(self):
         self.called.add("encompass_cli_commands")
         return []
@@ -188,6 +194,8 @@ def test_every_hook_is_called_by_the_core(tmp_path: Path) -> None:
     with open_image_volume(ctx, image, 0, None, writable=False) as files:
         assert files.read("/etc/hostname") == b"base\n"
     master_items.customizer(ctx, "file")
+    with pytest.raises(NotFound, match="no item preset 'windows'"):
+        master_items.load_preset(ctx, "base", "windows")
     cli._HOSTS[:] = [host]  # the CLI's own host: a command name it does not know loads plugins
     try:
         CliRunner().invoke(cli.cli, ["--home", str(home), "no-such-command"])

@@ -92,3 +92,19 @@ secret = true
     bad.write_text('[[item]]\nkey = "x"\ntype = "file"\n')
     assert_one_line_error(run_cli("master", "items", "load", "base", bad), "'path' is required")
     assert keys(run_cli) == ["hostname", "seed"]
+
+
+def test_load_needs_a_file_or_a_known_preset(run_cli, base, tmp_path):
+    assert_one_line_error(run_cli("master", "items", "load", "base"), "either a FILE", "--preset")
+    spec = tmp_path / "items.toml"
+    spec.write_text('[[item]]\nkey = "h"\ntype = "file"\npath = "/etc/hostname"\n')
+    assert_one_line_error(run_cli("master", "items", "load", "base", spec, "--preset", "windows"),
+                          "either a FILE")
+    assert_one_line_error(run_cli("master", "items", "load", "base", spec, "--partition", "2"),
+                          "--volume and --partition go with --preset")
+    missing = run_cli("master", "items", "load", "base", "--preset", "no-such-preset",
+                      env={"ENCOMPASS_PLUGINS": "none"})
+    assert_one_line_error(missing, "no item preset 'no-such-preset'")
+    listed = run_cli("master", "items", "presets", "--json", env={"ENCOMPASS_PLUGINS": "none"})
+    assert listed.code == 0 and listed.json() == []
+    assert keys(run_cli) == []

@@ -154,7 +154,7 @@ def test_parent_swapped_for_a_host_symlink_midway_is_refused(
     tree: Path, host_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A race: /etc becomes a symlink to the host after it was looked up, before it is entered."""
-    real_lookup = dirtree._FdNamespace.lookup
+    real_lookup = dirtree.FdNamespace.lookup
 
     def lookup_then_swap(self, directory, name):
         entry = real_lookup(self, directory, name)
@@ -163,7 +163,7 @@ def test_parent_swapped_for_a_host_symlink_midway_is_refused(
             (tree / "etc").symlink_to(host_dir)
         return entry
 
-    monkeypatch.setattr(dirtree._FdNamespace, "lookup", lookup_then_swap)
+    monkeypatch.setattr(dirtree.FdNamespace, "lookup", lookup_then_swap)
     with open_tree(tree) as fs, pytest.raises(ConfinementError, match="changed"):
         fs.write("/etc/secret", b"owned")
     assert_host_untouched(host_dir)

@@ -7,11 +7,14 @@ priority  name        reaches
 20        loop        raw images, any filesystem, by loop mount: root only, when allowed
 30        extfs       ext2/3/4 in raw images (whole or a partition), through debugfs
 40        qcow2-fuse  ext2/3/4 in qcow2 images, exported by qemu-storage-daemon over FUSE
+50        ntfs        NTFS in raw or qcow2 images, mounted by ntfs-3g (FUSE, root only)
+55        fat         FAT12/16/32 in raw or qcow2 images, through mtools (no mount)
 90        guestfs     any filesystem libguestfs knows, in raw or qcow2 images (slow start)
 ========  ==========  =====================================================================
 
 Lower priorities are tried first (as ``VolumeOpenerRecord.priority``). All of them resolve
-paths with the one confinement rule of :mod:`.resolve`.
+paths with the one confinement rule of :mod:`.resolve`; ntfs and fat look names up regardless of
+case, as Windows does.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from encompass_core.customization.access import FileAccess, VolumeOpener, Volume
 from encompass_core.customization.openers.base import CannotOpen, describe_volume
 from encompass_core.customization.openers.dirtree import DirTreeOpener
 from encompass_core.customization.openers.extfs import ExtFsOpener
+from encompass_core.customization.openers.fat import FatOpener
 from encompass_core.customization.openers.guestfs import GuestfsOpener
 from encompass_core.customization.openers.loop import LoopOpener
+from encompass_core.customization.openers.ntfs import NtfsOpener
 from encompass_core.customization.openers.qcow2 import Qcow2Opener
 from encompass_core.errors import NotFound
 
@@ -33,6 +38,8 @@ BUILTIN_OPENERS: list[tuple[str, Callable[..., VolumeOpener], int]] = [
     ("loop", LoopOpener, 20),
     ("extfs", ExtFsOpener, 30),
     ("qcow2-fuse", Qcow2Opener, 40),
+    ("ntfs", NtfsOpener, 50),
+    ("fat", FatOpener, 55),
     ("guestfs", GuestfsOpener, 90),
 ]
 
@@ -73,8 +80,10 @@ __all__ = [
     "CannotOpen",
     "DirTreeOpener",
     "ExtFsOpener",
+    "FatOpener",
     "GuestfsOpener",
     "LoopOpener",
+    "NtfsOpener",
     "Qcow2Opener",
     "builtin_openers",
     "open_volume",

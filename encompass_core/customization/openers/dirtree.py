@@ -39,7 +39,7 @@ def _entry(st: os.stat_result) -> Entry:
     )
 
 
-class _FdNamespace:
+class FdNamespace:
     """Directory handles are ``O_PATH`` descriptors; lookups are ``lstat`` relative to them."""
 
     def __init__(self, root_fd: int, label: str) -> None:
@@ -95,7 +95,7 @@ class DirTreeAccess(ResolvingAccess):
             raise NotFound(f"{self.label} does not exist; check the volume's path") from error
         except OSError as error:
             raise DriverError(f"cannot open {self.label}: {error.strerror}") from error
-        self._names = _FdNamespace(self._root_fd, self.label)
+        self._names = FdNamespace(self._root_fd, self.label)
 
     def _changed(self, path: str, error: OSError) -> ConfinementError:
         return ConfinementError(

@@ -17,6 +17,10 @@ The rule, the same for every opener:
 * Each component is looked up ``lstat``-like in the directory reached so far: no component is
   ever handed to the host (or to debugfs) as a multi-component path that could be resolved
   outside this walk.
+* A namespace of a case-insensitive file system (NTFS, FAT) also has ``spell(directory, name)``:
+  the name as the directory stores it, when one matches without regard to case. The walk then
+  goes on with that spelling, so ``/WINDOWS/system32`` finds ``/Windows/System32`` and a write
+  replaces the existing file instead of adding a second one that differs only in case.
 
 An opener supplies a :class:`Namespace` (how to look a name up in a directory it reached);
 :func:`resolve` does the walking.
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 import attrs
@@ -70,6 +74,24 @@ class Namespace(Protocol[H]):
 
     def release(self, handle: H) -> None:
         """Forget a handle returned by :meth:`enter` (close a descriptor...)."""
+
+
+def spell_in(names: Iterable[str], name: str) -> str:
+    """``name`` as spelt among ``names`` when one matches it regardless of case (an exact match
+    first), else ``name`` itself: the lookup of case-insensitive file systems."""
+    folded = name.casefold()
+    found = None
+    for candidate in names:
+        if candidate == name:
+            return name
+        if found is None and candidate.casefold() == folded:
+            found = candidate
+    return name if found is None else found
+
+
+def _speller(namespace: object):
+    """The namespace's ``spell`` (case-insensitive file systems), or one that changes nothing."""
+    return getattr(namespace, "spell", None) or (lambda directory, name: name)
 
 
 @attrs.define
@@ -151,6 +173,7 @@ def resolve(
     pending = check_path(path, label)
     pending.reverse()  # a stack: the next component is pending[-1]
     root = namespace.root()
+    spell = _speller(namespace)
     stack: list[H] = [root]
     names: list[str] = []
     links = 0
@@ -164,6 +187,7 @@ def resolve(
                 continue
             is_last = not pending
             directory = stack[-1]
+            part = spell(directory, part)
             entry = namespace.lookup(directory, part)
             here = "/" + "/".join([*names, part])
             if entry is None:
