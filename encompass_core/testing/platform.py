@@ -98,6 +98,16 @@ class PlatformDriverSuite:
         assert all(item.power in ("on", "off", "unknown") for item in found)
         assert machine.name in [item.name for item in found]
 
+    def test_discovered_machines_carry_an_identity(self, driver, machine):
+        """``encompass discover`` matches machines by identity, not by name: each has a UUID,
+        a serial number or MAC addresses, and the same ones when asked again."""
+        first = {item.name: item for item in driver.discover()}
+        again = {item.name: item for item in driver.discover()}
+        for name, item in first.items():
+            assert item.uuid or item.serial or item.macs, f"machine '{name}' has no identity"
+            assert (item.uuid, item.serial, item.macs) == \
+                (again[name].uuid, again[name].serial, again[name].macs)
+
     def test_power_on_and_off_changes_the_power_state(self, driver, machine):
         running = driver.power(machine, "on")
         assert isinstance(running, Machine) and running.power == "on"
