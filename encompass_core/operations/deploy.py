@@ -96,6 +96,7 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
             tx.put_machine(attrs.evolve(running, image=clone))
         held.image = attrs.evolve(held.image, machine=machine_name)
         held.message = f"deployed on machine '{machine_name}' (platform '{target.platform}')"
+        held.details = {"machine": machine_name, "platform": target.platform}
     return held.result
 
 
@@ -142,3 +143,13 @@ def _only_platform(ctx: Context) -> str:
     if not platforms:
         raise NotFound(f"no platform is configured in {ctx.config.path}; add a [platforms.NAME] table")
     raise Conflict(f"several platforms are configured ({', '.join(platforms)}); say which: --platform NAME")
+
+
+def where_it_ran(ctx: Context, clone: str) -> list[tuple[str, str, str]]:
+    """The machines ``clone`` was deployed or migrated on, from its history: (time, machine,
+    platform), oldest first."""
+    with ctx.store.snapshot() as tx:
+        events = tx.events(clone)
+    return [(e.time, e.details["machine"], str(e.details.get("platform", "")))
+            for e in events if e.operation in ("deploy", "migrate") and e.details.get("machine")
+            and e.to_state == "deployed"]

@@ -189,6 +189,16 @@ class PlatformDriverSuite:
                 call()
         assert machine.name in names(driver)
 
+    def test_reconfigure_changes_cpus_and_memory_as_declared(self, driver, machine):
+        if not driver.capabilities.reconfigure:
+            return  # refused: test_what_is_not_declared_is_not_supported
+        wanted = HardwareProfile(memory_mib=machine.hardware.memory_mib + 64,
+                                 cpus=machine.hardware.cpus + 1)
+        changed = driver.reconfigure(machine, wanted)
+        assert (changed.hardware.memory_mib, changed.hardware.cpus) == (wanted.memory_mib, wanted.cpus)
+        found = {m.name: m for m in driver.discover()}[machine.name]
+        assert (found.hardware.memory_mib, found.hardware.cpus) == (wanted.memory_mib, wanted.cpus)
+
     def test_cleanup_returns_lines_and_console_log_a_path(self, driver, machine):
         removed = driver.cleanup(machine)
         assert isinstance(removed, list) and all(isinstance(line, str) for line in removed)
