@@ -122,3 +122,28 @@ def test_a_stale_record_under_a_taken_name_is_a_conflict_with_its_command(lab, h
     assert machines(home)["recon-d"].uuid == "0e0e0e0e-0000-4000-8000-000000000002"  # left alone
     assert run_cli("machine", "forget", "recon-d").code == 0
     assert report(run_cli, "--platform", "kvm", "--apply")["recon-d"]["status"] == "new"
+
+
+def test_a_missing_machine_claiming_a_clone_is_settled_by_repair(lab, home, run_cli, tmp_path):
+    disk = tmp_path / "tiny.raw"
+    disk.write_bytes(b"\0" * 1024 * 1024)
+    assert run_cli("master", "import", "tiny", disk).code == 0
+    assert run_cli("clone", "tiny", "web07").code == 0
+    with Context(home).store.transaction() as tx:
+        # Deployed on a domain that was removed by hand since.
+        tx.put_machine(Machine(name="ghost7", platform="kvm", image="web07",
+                               uuid="0e0e0e0e-0000-4000-8000-000000000007"))
+        tx.put_image(attrs.evolve(tx.image("web07"), state="deployed", machine="ghost7"))
+
+    found = report(run_cli, "--platform", "kvm", "--apply")
+
+    assert found["ghost7"]["status"] == "missing"
+    assert "claims image 'web07' (encompass repair settles the claim)" in found["ghost7"]["why"]
+    repaired = run_cli("repair", "--json")
+    assert repaired.code == 0, repaired.err
+    [claim] = json.loads(repaired.out)["claims"]
+    assert claim["finding"] == "no platform has that machine any more"
+    shown = json.loads(run_cli("image", "show", "web07", "--json").out)
+    assert (shown["state"], shown["machine"]) == ("ready", None)
+    assert machines(home)["ghost7"].image is None and machines(home)["ghost7"].missing
+    assert run_cli("machine", "forget", "ghost7").code == 0

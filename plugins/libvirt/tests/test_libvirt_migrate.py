@@ -16,9 +16,8 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from conftest import ENCOMPASS, cli_env
 from encompass_libvirt.domxml import kvm_domain_xml
-from libvirt_testing import add_platform, import_demo, wait_for_line
+from libvirt_testing import ENCOMPASS, add_platform, cli_env, import_demo, wait_for_line
 
 from encompass_core.context import Context
 from encompass_core.lifecycle import TRANSITIONAL
