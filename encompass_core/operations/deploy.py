@@ -20,20 +20,23 @@ from . import claims, holding
 from .machines import fit_problems
 
 
-def _claim(ctx: Context, machine_name: str, clone: str):
-    """A check for :func:`holding.hold`: the machine exists, fits, and is free; claim it."""
+def claim_check(machine_name: str, clone: str, op_name: str = "deploy"):
+    """A check for :func:`holding.hold`: the machine exists, fits, and is free; claim it.
+    (A migration's clone is claimed by its source machine: only deploy refuses that.)"""
 
     def check(tx, image: Image) -> None:
         found = tx.find_machine(machine_name)
         if found is None:
             raise NotFound(f"no machine named '{machine_name}' (see: encompass machine list)")
         if found.image and found.image != clone:
-            raise Conflict(f"cannot deploy '{clone}' on '{machine_name}': it runs '{found.image}' "
-                           f"already; undeploy that first (encompass undeploy {found.image})")
-        claims.refuse(image, "deploy", claims.claimed_by(tx), allow=machine_name)
+            raise Conflict(f"cannot {op_name} '{clone}' on '{machine_name}': it runs '{found.image}' "
+                           f"already; undeploy that first (encompass undeploy {found.image})"
+                           + (", or exchange the two: encompass swap" if op_name == "migrate" else ""))
+        if op_name == "deploy":
+            claims.refuse(image, "deploy", claims.claimed_by(tx), allow=machine_name)
         problems = fit_problems(found, image)
         if problems:
-            raise Conflict(f"cannot deploy clone '{clone}': machine '{machine_name}' "
+            raise Conflict(f"cannot {op_name} clone '{clone}': machine '{machine_name}' "
                            + "; ".join(problems) + f" (hardware profile). Pick another machine: "
                            f"encompass machine list --fits {clone}")
         tx.put_machine(attrs.evolve(found, image=clone))
@@ -77,7 +80,7 @@ def deploy(ctx: Context, clone: str, machine_name: str | None = None, new: bool 
 
 
 def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
-    with holding.hold(ctx, clone, "deploy", check=_claim(ctx, machine_name, clone)) as held:
+    with holding.hold(ctx, clone, "deploy", check=claim_check(machine_name, clone)) as held:
         with ctx.store.snapshot() as tx:
             target = tx.find_machine(machine_name)
         platform_driver = ctx.platform(target.platform).driver

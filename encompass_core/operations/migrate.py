@@ -31,7 +31,7 @@ from ..customization.items import is_hardware_dependent
 from ..errors import Conflict, DriverError, EncompassError, NotFound
 from ..model import Event, Image, Machine, Volume
 from . import claims, holding
-from .machines import fit_problems
+from .deploy import claim_check
 
 
 def migrate(ctx: Context, clone: str, machine_name: str, pool: str | None = None,
@@ -61,33 +61,12 @@ def migrate(ctx: Context, clone: str, machine_name: str, pool: str | None = None
                            f"flatten {readers[0]}")
     _requests(ctx, image, target_driver, pool)  # refuse what the target cannot reach
 
-    with holding.hold(ctx, clone, "migrate", check=_claim_target(machine_name, clone)) as held:
+    with holding.hold(ctx, clone, "migrate", check=claim_check(machine_name, clone, "migrate")) as held:
         with ctx.store.snapshot() as tx:
             source = tx.find_machine(source_name)
         moving = _Migration(ctx, held, source, target)
         moving.run(pool, values)
     return held.result
-
-
-def _claim_target(machine_name: str, clone: str):
-    """A check for :func:`holding.hold`: the target exists, is free and fits; claim it."""
-
-    def check(tx, image: Image) -> None:
-        found = tx.find_machine(machine_name)
-        if found is None:
-            raise NotFound(f"no machine named '{machine_name}' (see: encompass machine list)")
-        if found.image and found.image != clone:
-            raise Conflict(f"cannot migrate '{clone}' to '{machine_name}': it runs '{found.image}'; "
-                           f"undeploy that first (encompass undeploy {found.image}), or exchange "
-                           f"the two: encompass swap")
-        problems = fit_problems(found, image)
-        if problems:
-            raise Conflict(f"cannot migrate clone '{clone}': machine '{machine_name}' "
-                           + "; ".join(problems) + f" (hardware profile). Pick another machine: "
-                           f"encompass machine list --fits {clone}")
-        tx.put_machine(attrs.evolve(found, image=clone))
-
-    return check
 
 
 def _requests(ctx: Context, image: Image, platform_driver, pool: str | None

@@ -84,20 +84,16 @@ def ask(ctx: Context, platform: str | None = None, pool: str | None = None) -> A
             raise NotFound(f"no {table[:-1]} named '{name}' in {ctx.config.path} (configured: "
                            f"{', '.join(where) or 'none'}; add a [{table}.{name}] table)")
     answers = Answers({}, {})
-    for name in platforms:
-        try:
-            answers.platforms[name] = ctx.platform(name).driver.discover()
-        except EncompassError as exc:
-            if platform and not pool:
-                raise
-            answers.platforms[name] = str(exc)
-    for name in pools:
-        try:
-            answers.pools[name] = ctx.pool(name).driver.discover()
-        except EncompassError as exc:
-            if pool and not platform:
-                raise
-            answers.pools[name] = str(exc)
+    for names, found, ask_one, alone in (
+            (platforms, answers.platforms, lambda n: ctx.platform(n).driver.discover(), not pool),
+            (pools, answers.pools, lambda n: ctx.pool(n).driver.discover(), not platform)):
+        for name in names:
+            try:
+                found[name] = ask_one(name)
+            except EncompassError as exc:
+                if alone and (platform or pool):
+                    raise  # the one thing asked for: its error is the command's
+                found[name] = str(exc)
     return answers
 
 
