@@ -41,6 +41,7 @@ def compare(answers: Mapping[str, object], stored: Sequence[Machine], images: Se
     users = _volume_users(images)
     entries: list[Entry] = []
     seen: set[str] = set()  # records accounted for (matched, moved or in a conflict)
+    found_for: dict[str, str] = {}  # record -> the found machine that matched it
     for platform, answer in answers.items():
         if isinstance(answer, str):
             kept = [m.name for m in stored if m.platform == platform]
@@ -50,7 +51,7 @@ def compare(answers: Mapping[str, object], stored: Sequence[Machine], images: Se
             seen.update(kept)
             continue
         for found in answer:
-            entries.append(_one(found, by_name, index, users, seen))
+            entries.append(_one(found, by_name, index, users, seen, found_for))
     asked = {p for p, a in answers.items() if not isinstance(a, str)}
     for machine in stored:
         if machine.name in seen:
@@ -66,7 +67,7 @@ def compare(answers: Mapping[str, object], stored: Sequence[Machine], images: Se
 
 
 def _one(found: Machine, by_name: Mapping[str, Machine], index: Mapping[tuple[str, str], list[str]],
-         users: Mapping[str, str], seen: set[str]) -> Entry:
+         users: Mapping[str, str], seen: set[str], found_for: dict[str, str]) -> Entry:
     source = f"platform:{found.platform}"
     hits: dict[str, tuple[str, str]] = {}
     for key in identity(found):
@@ -82,7 +83,13 @@ def _one(found: Machine, by_name: Mapping[str, Machine], index: Mapping[tuple[st
                              "then: encompass discover --apply"))
     if hits:
         [(name, key)] = hits.items()
+        if name in found_for:
+            return Entry(Finding("conflict", "machine", found.name, source,
+                                 f"{describe(key)} is recorded for '{name}', which machine "
+                                 f"'{found_for[name]}' matched already: two machines share it",
+                                 "give each machine its own UUID and MACs on its platform"))
         seen.add(name)
+        found_for[name] = found.name
         record = by_name[name]
         return _known(found, record, key, by_name, users)
     record = by_name.get(found.name)
