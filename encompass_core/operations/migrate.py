@@ -98,10 +98,14 @@ class _Migration:
 
     def run(self, pool: str | None, values: dict[str, str]) -> None:
         source_driver = self.ctx.platform(self.source.platform).driver
-        self.held.dirty = True
-        stopped = source_driver.undeploy(self.source, self.held.image)
-        for volume in self.held.image.volumes:
-            self.ctx.pool(volume.pool).driver.detach(volume, self.source)
+        self.held.dirty = True  # as for undeploy: a failure part-way leaves it to repair
+        try:
+            stopped = source_driver.undeploy(self.source, self.held.image)
+            for volume in self.held.image.volumes:
+                self.ctx.pool(volume.pool).driver.detach(volume, self.source)
+        except BaseException:
+            self._release(self.target)  # never touched: only its claim ends
+            raise
         self._machine(attrs.evolve(stopped, image=None))
         self._image(machine=None)
         self.step(f"undeployed from machine '{self.source.name}' (platform '{self.source.platform}')")
@@ -109,7 +113,7 @@ class _Migration:
             if pool is not None:
                 self._move_volumes(pool)
             self._hardware_items(values, self.target)
-            running = self._deploy(self.target, pool)
+            running = self._deploy(self.target)
         except BaseException as exc:
             self._fall_back(exc)
             raise
@@ -123,7 +127,7 @@ class _Migration:
                              "from_machine": self.source.name}
 
     # -- steps ------------------------------------------------------------------------------
-    def _deploy(self, machine: Machine, pool: str | None) -> Machine:
+    def _deploy(self, machine: Machine) -> Machine:
         driver = self.ctx.platform(machine.platform).driver
         attached = []
         try:
@@ -180,7 +184,7 @@ class _Migration:
         try:
             self._hardware_items({}, self.source)
             self._claim(self.source)
-            self._deploy(self.source, None)
+            self._deploy(self.source)
         except BaseException as again:  # noqa: BLE001 - both failures are reported
             self._release(self.source)
             self.held.image = attrs.evolve(self.held.image, machine=None)
