@@ -53,8 +53,7 @@ def _machine_refresh(ctx: Context, tx: Transaction, events: list[Event], found: 
     # an image deleted since is stale (nothing is left to protect).
     if image and tx.find_image(image) is None:
         image, note = None, f"facts refreshed; claim on deleted image '{record.image}' released (done)"
-    tx.put_machine(attrs.evolve(found, image=image, extra={**record.extra, **found.extra},
-                                discovered=now(), missing=None))
+    _put_found(tx, found, record, image)
     return note
 
 
@@ -69,13 +68,19 @@ def _machine_move(ctx: Context, tx: Transaction, events: list[Event], found: Mac
         return f"left alone: image '{busy[0]}' is busy; run encompass discover --apply again later"
     if old != found.name:
         tx.remove_machine(old)
-    tx.put_machine(attrs.evolve(found, image=record.image, extra={**record.extra, **found.extra},
-                                discovered=now(), missing=None))
+    _put_found(tx, found, record, record.image)
     for image in claimed:
         _change_image(ctx, tx, events, attrs.evolve(image, machine=found.name),
                       f"its machine '{old}' was found as '{found.name}' on platform "
                       f"'{found.platform}' (encompass discover)", image)
     return None
+
+
+def _put_found(tx: Transaction, found: Machine, record: Machine, image: str | None) -> None:
+    """The record as the platform describes the machine now, keeping what only Encompass knows
+    (the image it runs, its own notes in ``extra``)."""
+    tx.put_machine(attrs.evolve(found, image=image, extra={**record.extra, **found.extra},
+                                discovered=now(), missing=None))
 
 
 def _machine_missing(ctx: Context, tx: Transaction, events: list[Event], name: str) -> str | None:
