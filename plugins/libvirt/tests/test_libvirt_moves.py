@@ -231,3 +231,23 @@ def test_a_failed_fallback_leaves_the_clone_undeployed_and_says_both_machines_st
         image = tx.image("web01")
         assert (image.state, image.machine) == ("error", None)
         assert tx.find_machine("vm1").image is None and tx.find_machine("vm2").image is None
+
+
+def test_migrate_with_pool_copies_the_volumes_and_removes_the_old_ones(ctx, home):
+    with open(home / "encompass.toml", "a", encoding="utf-8") as config:
+        config.write('\n[pools.second]\ndriver = "local"\npath = "second"\n')
+    ctx = Context(home, host=ctx.host)
+    machine_vm(ctx, "vm1")
+    machine_vm(ctx, "vm2")
+    deploy.deploy(ctx, "web01", "vm1")
+    old = Path(moved_image(ctx).volumes[0].location)
+
+    moved = migrate.migrate(ctx, "web01", "vm2", pool="second")
+
+    [volume] = moved.volumes
+    assert volume.pool == "second" and volume.backing is None and volume.depth == 0
+    assert Path(volume.location).is_relative_to(home / "second") and not old.exists()
+    assert runs(ctx, "vm2") == "web01"
+    assert nic(ctx, "web01") == b"eth0 of vm2\n"
+    assert moved.master == "base" and moved.applied.keys() == {"nic"}  # lineage, customization kept
+    ctx.close()
