@@ -89,6 +89,14 @@ class Volume:
     depth: int = 0
     readonly: bool = False
     data: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
+    missing: str | None = None  # when ``encompass discover --apply`` last did not find it
+
+    @property
+    def wwn(self) -> str | None:
+        """The volume's world-wide name when its pool gives one (a SAN LUN's): an identity
+        that stays with the volume when its label or location changes."""
+        value = self.data.get("wwn")
+        return str(value) if value else None
 
 
 @attrs.frozen
@@ -232,12 +240,18 @@ class Image:
 
 @attrs.frozen
 class Machine:
-    """A physical or virtual machine a platform offers, and the image deployed on it."""
+    """A physical or virtual machine a platform offers, and the image deployed on it.
+
+    ``uuid``, ``serial`` and ``macs`` are its identity, which ``encompass discover`` matches by
+    (a name can change); ``missing`` is when discovery last asked its platform and did not
+    find it (the record is kept, never silently deleted).
+    """
 
     name: str
     platform: str
     kind: Literal["physical", "virtual"] = "virtual"
     uuid: str | None = None
+    serial: str | None = None  # a physical machine's serial number (or a VM's BIOS serial)
     hardware: HardwareProfile = attrs.field(factory=HardwareProfile)
     power: str = "unknown"  # on | off | unknown
     macs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
@@ -247,6 +261,7 @@ class Machine:
     image: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     discovered: str | None = None
+    missing: str | None = None
 
 
 @attrs.frozen

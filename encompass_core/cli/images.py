@@ -220,6 +220,13 @@ def image_show(ctx, name, as_json) -> None:
                                 f"since {found.owner.since}"))
     if found.machine:
         rows.append(("machine", found.machine))
+    if not found.is_master:
+        from ..operations.deploy import where_it_ran
+
+        ran = where_it_ran(ctx, found.name)
+        if ran:
+            rows.append(("has run on", ", ".join(f"{machine} ({platform}, from {output.when(time)})"
+                                                 for time, machine, platform in ran)))
     hw = found.hardware
     rows.append(("hardware", f"{hw.memory_mib} MiB, {hw.cpus} CPU(s), {hw.arch}, {hw.firmware}"
                  + (f", platforms {','.join(hw.platforms)}" if hw.platforms else "")
@@ -231,6 +238,7 @@ def image_show(ctx, name, as_json) -> None:
     for volume in found.volumes:
         backing = f", reads through {volume.backing[0]} (depth {volume.depth})" if volume.backing else ""
         readonly = ", read-only" if volume.readonly else ""
+        readonly += f", MISSING since {output.when(volume.missing)}" if volume.missing else ""
         rows.append((f"volume {volume.index}", f"{volume.format} {output.size(volume.size)} in pool "
                      f"'{volume.pool}': {volume.location}{backing}{readonly}"))
     from .customize import status_rows

@@ -6,47 +6,77 @@ import click
 
 from ..operations import deploy as deploy_op
 from ..operations import machines as machines_op
+from ..operations import reconcile as reconcile_op
 from . import output
 
 
 @click.command("discover")
-@click.option("--platform", help="Ask only this platform.")
+@click.option("--platform", help="Ask only this platform (and no pool unless --pool).")
+@click.option("--pool", help="Ask only this pool (and no platform unless --platform).")
+@click.option("--apply", "apply_", is_flag=True,
+              help="Change the records: record new machines and volumes, follow moved ones, mark "
+                   "missing ones. Without it nothing is changed.")
 @click.option("--seed", "seeds", multiple=True, metavar="ADDRESS",
-              help="Also ask plugins to find platforms from this address or range (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list: one object per platform and pool.")
+              help="Instead, ask plugins to find platforms from this address or range (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list: one object per finding.")
 @click.pass_obj
-def discover(ctx, platform, seeds, as_json) -> None:
-    """Ask every configured platform and pool what it has, and record the machines found.
+def discover(ctx, platform, pool, apply_, seeds, as_json) -> None:
+    """Compare what the platforms and pools really hold with the records.
 
-    With --seed, plugins also look for platforms not configured yet (SLP, probing) and propose
+    \b
+    Machines are matched by identity (UUID, serial, MACs), volumes by location
+    (and WWN), never by name alone. Each is reported as:
+      matched      the same thing, where the records say
+      moved        the same identity, another place or name
+      missing      recorded, not found (marked with --apply, never deleted)
+      new          found, unknown (recorded with --apply; a volume is attached
+                   to the image it belongs to, or adopted as a master)
+      conflict     records and facts disagree: left to you, with the command
+      unreachable  a platform or pool that did not answer (exit code 7);
+                   nothing of it is marked missing
+
+    \b
+    Examples:
+      encompass discover                   # the report; changes nothing
+      encompass discover --apply           # bring the records in line
+      encompass discover --platform kvm --json
+      encompass discover --seed 192.0.2.0/24   # propose [platforms.NAME] tables
+
+    With --seed, plugins look for platforms not configured yet (SLP, probing) and propose
     [platforms.NAME] tables to add to encompass.toml.
     """
     if seeds:
-        proposals = machines_op.propose_platforms(ctx, seeds)
-        if as_json:
-            output.emit_json(proposals)
-            return
-        if not proposals:
-            output.note("no platform found from those seeds")
-        for table in proposals:
-            name = table.get("name", "?")
-            settings = "".join(f"\n{k} = {v!r}" for k, v in table.items() if k != "name")
-            output.out.print(f"[platforms.{name}]{settings}\n", markup=False)
+        _propose(ctx, seeds, as_json)
         return
-    reports = machines_op.discover(ctx, platform)
+    findings = reconcile_op.reconcile(ctx, platform, pool, apply=apply_)
     if as_json:
-        output.emit_json(reports)
-        return
-    if not reports:
+        output.emit_json(findings)
+    elif not findings:
         output.note(f"nothing to ask: no platform or pool is configured in {ctx.config.path}")
-        return
-    output.table(("SOURCE", "FOUND", "NEW", "ERROR"),
-                 [(r.source, r.found, ", ".join(r.new), r.error) for r in reports])
-    for report in reports:
-        for name in report.released:
-            output.note(f"machine '{name}' claimed an image that no longer exists: claim released")
-    if any(r.error for r in reports):
+    else:
+        output.table(("STATUS", "WHAT", "NAME", "WHERE", "WHY", "ACTION" if apply_ else "WITH --apply"),
+                     [(f.status, f.subject, f.name, f.source, f.why, f.action) for f in findings])
+        counts = {s: sum(f.status == s for f in findings) for s in reconcile_op.STATUSES}
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        changes = sum(f.status in ("moved", "new") or (f.status == "missing" and "since" not in f.action)
+                      for f in findings)
+        hint = "" if apply_ or not changes else "; nothing was changed: encompass discover --apply"
+        output.note(summary + hint)
+    if any(f.status == "unreachable" for f in findings):
         raise SystemExit(7)
+
+
+def _propose(ctx, seeds, as_json) -> None:
+    proposals = machines_op.propose_platforms(ctx, seeds)
+    if as_json:
+        output.emit_json(proposals)
+        return
+    if not proposals:
+        output.note("no platform found from those seeds")
+    for table in proposals:
+        name = table.get("name", "?")
+        settings = "".join(f"\n{k} = {v!r}" for k, v in table.items() if k != "name")
+        output.out.print(f"[platforms.{name}]{settings}\n", markup=False)
 
 
 @click.group("machine")
@@ -110,6 +140,19 @@ def machine_show(ctx, name, as_json) -> None:
             ("image", found.image), ("discovered", output.when(found.discovered))]
     rows += [(k, v) for k, v in found.extra.items()]
     output.table(("FIELD", "VALUE"), rows)
+
+
+@machine.command("forget")
+@click.argument("name")
+@click.pass_obj
+def machine_forget(ctx, name) -> None:
+    """Remove machine NAME's record (a stale one; the machine itself is not touched).
+
+    Refused while the record claims an image. encompass discover --apply records the machine
+    again if its platform still has it.
+    """
+    machines_op.forget(ctx, name)
+    output.note(f"machine '{name}' forgotten")
 
 
 @machine.command("power")

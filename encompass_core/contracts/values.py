@@ -66,11 +66,19 @@ class Attachment:
 
 @attrs.frozen
 class DiscoveredVolume:
-    """A volume a pool really holds, with the image it seems to belong to."""
+    """A volume a pool really holds, with the image it seems to belong to.
+
+    ``volume.location`` is the same address the pool gave the volume when it made it (what the
+    store records), so ``encompass discover`` matches the two by location; a pool whose volumes
+    have a world-wide name keeps it in ``volume.data["wwn"]`` (:attr:`Volume.wwn`), which
+    matches a volume whose label changed. ``backing`` is the location of the volume a
+    copy-on-write volume reads through, as this pool names locations (compared with the
+    lineage the store records); None for an independent volume.
+    """
 
     image: str | None
     volume: Volume
-    backing: str | None = None  # what a copy-on-write volume reads through, as the pool says
+    backing: str | None = None
 
 
 @attrs.frozen

@@ -41,6 +41,9 @@ from ..model import CustomizationItem
 from .access import FileAccess
 from .openers.resolve import limits_problem
 
+#: Parameters of any item, whatever its type: ``on = "hardware"`` (:func:`is_hardware_dependent`).
+COMMON_PARAMS = frozenset({"on"})
+
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _FIELDS = {f.name for f in attrs.fields(CustomizationItem)}
 
@@ -133,10 +136,18 @@ def expand(template: str, value: str, clone_name: str = "") -> str:
 
 
 def check_params(item: CustomizationItem, known: set[str]) -> None:
-    """Refuse parameters an item type does not know (a typo would be silently ignored)."""
-    unknown = set(item.params) - known
+    """Refuse parameters an item type does not know (a typo would be silently ignored); the
+    parameters every item may carry (:data:`COMMON_PARAMS`) are known to all."""
+    unknown = set(item.params) - known - COMMON_PARAMS
     if unknown:
         raise InvalidInput(
             f"item '{item.key}' ({item.type}): unknown parameter(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(known)) or 'none'}"
         )
+
+
+def is_hardware_dependent(item: CustomizationItem) -> bool:
+    """Whether the item depends on the machine's hardware (drivers, an initrd, network device
+    names): its params hold ``on = "hardware"`` (``--param on=hardware``). Migration applies
+    such items again for the target machine."""
+    return str(item.params.get("on", "")).strip().lower() == "hardware"

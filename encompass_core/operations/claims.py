@@ -131,8 +131,9 @@ def reconcile(ctx: Context, dry_run: bool = False) -> list[ClaimRepair]:
             continue
         if image.state in lifecycle.TRANSITIONAL:
             continue  # an operation holds it; repair of stuck images comes first
+        # A machine discovery marked missing is asked about again, even if the records agree.
         consistent = image.state == "deployed" and image.machine == machine_name and (
-            machine is not None and machine.image == image_name)
+            machine is not None and machine.image == image_name and not machine.missing)
         if consistent:
             continue
         plans.append(_verdict(machine_name, machine, image, platforms))

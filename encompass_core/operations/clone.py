@@ -328,3 +328,12 @@ def _renumber_depths(ctx: Context, root: str) -> None:
                     images[child.name] = attrs.evolve(child, volumes=volumes)
                     tx.put_image(images[child.name])
                 todo.append(child.name)
+
+
+def copy_volume_to(ctx: Context, pool: str, image: str, volume: Volume) -> Volume:
+    """An independent copy of ``image``'s ``volume`` in ``pool``, under the same image name and
+    index (migration across pools): natively where a driver can, else through streams."""
+    target = ctx.pool(pool)
+    made = _clone_volume(ctx, target, image, volume, image, "full", 0, CloneProgress(),
+                         _Streamed(image, volume.size, None))
+    return attrs.evolve(made, backing=None, depth=0)

@@ -360,3 +360,59 @@ def _unique(names: Sequence[str]) -> list[str]:
     if not names:
         raise InvalidInput("give at least one clone (or --master MASTER for all its clones)")
     return list(dict.fromkeys(names))
+
+
+def reapply_for_machine(ctx: Context, held: holding.Holding, items: Sequence[CustomizationItem],
+                        values: Mapping[str, str], facts: Mapping[str, str]) -> tuple[str, ...]:
+    """Apply ``items`` again on the held clone for another machine (migration): each one's value
+    is ``values[key]`` or its stored input, with ``{machine}``, ``{platform}`` and ``{driver}``
+    replaced by ``facts``; what was applied before is reverted first. Returns the keys applied.
+
+    Refuses, before changing anything, an item whose value is not known (a secret one: give it
+    again with --set KEY=VALUE).
+    """
+    image = held.image
+    chosen = []
+    for item in items:
+        kind = customizer(ctx, item.type, item.key)
+        kind.validate(item)
+        value = values.get(item.key, image.inputs.get(item.key)) if kind.needs_value else ""
+        if value is None:
+            raise InvalidInput(f"clone '{image.name}': item '{item.key}' depends on the hardware and "
+                               f"its value is not stored (secret); give it: --set {item.key}=VALUE")
+        chosen.append((item, value))
+    work = _Work(ctx, held, _Images(_lineage(ctx, image)))
+    fingerprint = Fingerprinter(ctx.home)
+    try:
+        for item, value in chosen:
+            record = work.image.applied.get(item.key)
+            if record:
+                work.revert(_applied_item(record, item.key), reapply_others=False)
+            # The machine's facts go into the volume; the input and its fingerprint stay the
+            # template, so the next migration expands it again and customize sees no change.
+            written = value
+            for token, fact in facts.items():
+                written = written.replace("{" + token + "}", fact)
+            work.apply(item, written, fingerprint(value, item.key))
+            if item.key in work.image.inputs:
+                work.held.image = attrs.evolve(work.image, inputs={**work.image.inputs, item.key: value})
+    finally:
+        work.volumes.close()
+    return tuple(item.key for item, _ in chosen)
+
+
+def _lineage(ctx: Context, image: Image) -> list[Image]:
+    """The image, its ancestors and its master (what reverting an item reads from)."""
+    found = [image]
+    with ctx.store.snapshot() as tx:
+        name = image.parent
+        while name and name not in {i.name for i in found}:
+            ancestor = tx.find_image(name)
+            if ancestor is None:
+                break
+            found.append(ancestor)
+            name = ancestor.parent
+        if image.master and image.master not in {i.name for i in found}:
+            master = tx.find_image(image.master)
+            found += [master] if master else []
+    return found

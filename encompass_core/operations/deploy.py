@@ -20,20 +20,23 @@ from . import claims, holding
 from .machines import fit_problems
 
 
-def _claim(ctx: Context, machine_name: str, clone: str):
-    """A check for :func:`holding.hold`: the machine exists, fits, and is free; claim it."""
+def claim_check(machine_name: str, clone: str, op_name: str = "deploy"):
+    """A check for :func:`holding.hold`: the machine exists, fits, and is free; claim it.
+    (A migration's clone is claimed by its source machine: only deploy refuses that.)"""
 
     def check(tx, image: Image) -> None:
         found = tx.find_machine(machine_name)
         if found is None:
             raise NotFound(f"no machine named '{machine_name}' (see: encompass machine list)")
         if found.image and found.image != clone:
-            raise Conflict(f"cannot deploy '{clone}' on '{machine_name}': it runs '{found.image}' "
-                           f"already; undeploy that first (encompass undeploy {found.image})")
-        claims.refuse(image, "deploy", claims.claimed_by(tx), allow=machine_name)
+            raise Conflict(f"cannot {op_name} '{clone}' on '{machine_name}': it runs '{found.image}' "
+                           f"already; undeploy that first (encompass undeploy {found.image})"
+                           + (", or exchange the two: encompass swap" if op_name == "migrate" else ""))
+        if op_name == "deploy":
+            claims.refuse(image, "deploy", claims.claimed_by(tx), allow=machine_name)
         problems = fit_problems(found, image)
         if problems:
-            raise Conflict(f"cannot deploy clone '{clone}': machine '{machine_name}' "
+            raise Conflict(f"cannot {op_name} clone '{clone}': machine '{machine_name}' "
                            + "; ".join(problems) + f" (hardware profile). Pick another machine: "
                            f"encompass machine list --fits {clone}")
         tx.put_machine(attrs.evolve(found, image=clone))
@@ -77,7 +80,7 @@ def deploy(ctx: Context, clone: str, machine_name: str | None = None, new: bool 
 
 
 def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
-    with holding.hold(ctx, clone, "deploy", check=_claim(ctx, machine_name, clone)) as held:
+    with holding.hold(ctx, clone, "deploy", check=claim_check(machine_name, clone)) as held:
         with ctx.store.snapshot() as tx:
             target = tx.find_machine(machine_name)
         platform_driver = ctx.platform(target.platform).driver
@@ -96,6 +99,7 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
             tx.put_machine(attrs.evolve(running, image=clone))
         held.image = attrs.evolve(held.image, machine=machine_name)
         held.message = f"deployed on machine '{machine_name}' (platform '{target.platform}')"
+        held.details = {"machine": machine_name, "platform": target.platform}
     return held.result
 
 
@@ -142,3 +146,13 @@ def _only_platform(ctx: Context) -> str:
     if not platforms:
         raise NotFound(f"no platform is configured in {ctx.config.path}; add a [platforms.NAME] table")
     raise Conflict(f"several platforms are configured ({', '.join(platforms)}); say which: --platform NAME")
+
+
+def where_it_ran(ctx: Context, clone: str) -> list[tuple[str, str, str]]:
+    """The machines ``clone`` was deployed or migrated on, from its history: (time, machine,
+    platform), oldest first."""
+    with ctx.store.snapshot() as tx:
+        events = tx.events(clone)
+    return [(e.time, e.details["machine"], str(e.details.get("platform", "")))
+            for e in events if e.operation in ("deploy", "migrate") and e.details.get("machine")
+            and e.to_state == "deployed"]

@@ -52,6 +52,7 @@ class Holding:
     message: str = ""  # what the success event says
     removed: bool = False  # the body removed the image (delete)
     result: Image | None = None  # the image as left by finish()
+    details: dict = attrs.field(factory=dict)  # the success event's details (the machine...)
 
 
 def start(ctx: Context, name: str, op_name: str, check=None) -> Holding:
@@ -88,7 +89,7 @@ def finish(ctx: Context, holding: Holding) -> Image:
             target = op.success or current.owner.previous_state
             done = attrs.evolve(holding.image, state=target, owner=None, error=None, making=None)
             record(ctx, tx, transition_event(current, target, holding.message or f"{op.name} done",
-                                             op.name, kind="operation"), events)
+                                             op.name, kind="operation", **holding.details), events)
             tx.put_image(done)
     announce(ctx, events)
     return done

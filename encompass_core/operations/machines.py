@@ -5,8 +5,8 @@ from __future__ import annotations
 import attrs
 
 from ..context import Context
-from ..errors import Conflict, EncompassError, NotFound
-from ..model import Image, Machine, now
+from ..errors import Conflict, NotFound
+from ..model import Image, Machine
 from ..records import DiscoveryContext
 
 
@@ -40,57 +40,20 @@ def machine(ctx: Context, name: str) -> Machine:
     return found
 
 
-@attrs.frozen
-class DiscoveryReport:
-    """What one platform or pool answered."""
-
-    source: str  # platform:NAME or pool:NAME
-    found: int = 0
-    new: tuple[str, ...] = ()
-    error: str | None = None
-    released: tuple[str, ...] = ()  # machines whose claim on a deleted image was dropped
-
-
-def discover(ctx: Context, platform: str | None = None) -> list[DiscoveryReport]:
-    """Ask every configured platform (or one) and pool what it has; record the machines found.
-
-    A platform that cannot be reached is reported, and the others still answer.
-    """
-    reports = []
-    names = [platform] if platform else list(ctx.config.platforms)
-    for name in names:
-        try:
-            driver = ctx.platform(name).driver
-            machines = driver.discover()
-        except EncompassError as exc:
-            if platform:
-                raise
-            reports.append(DiscoveryReport(f"platform:{name}", error=str(exc)))
-            continue
-        new, released = [], []
-        with ctx.store.transaction() as tx:
-            for found in machines:
-                stored = tx.find_machine(found.name)
-                if stored is None:
-                    new.append(found.name)
-                # What the platform says wins, but the deployed image is Encompass' own record;
-                # a claim on an image deleted since is stale (nothing is left to protect).
-                image = stored.image if stored else found.image
-                if image and tx.find_image(image) is None:
-                    released.append(found.name)
-                    image = None
-                tx.put_machine(attrs.evolve(found, image=image, discovered=now()))
-        reports.append(DiscoveryReport(f"platform:{name}", len(machines), tuple(new),
-                                       released=tuple(released)))
-    if platform is None:
-        for name in ctx.config.pools:
-            try:
-                volumes = ctx.pool(name).driver.discover()
-            except EncompassError as exc:
-                reports.append(DiscoveryReport(f"pool:{name}", error=str(exc)))
-                continue
-            reports.append(DiscoveryReport(f"pool:{name}", len(volumes)))
-    return reports
+def forget(ctx: Context, name: str) -> Machine:
+    """Remove machine ``name``'s record (a stale one ``encompass discover`` reported); refused
+    while it claims an image, which ``encompass repair`` or ``undeploy`` settles first."""
+    with ctx.store.transaction() as tx:
+        found = tx.find_machine(name)
+        if found is None:
+            raise NotFound(f"no machine named '{name}' (see: encompass machine list)")
+        claiming = [i.name for i in tx.images(machine=name)]
+        if found.image or claiming:
+            image = found.image or claiming[0]
+            raise Conflict(f"cannot forget machine '{name}': it claims image '{image}'; undeploy it "
+                           f"(encompass undeploy {image}) or let encompass repair settle the claim")
+        tx.remove_machine(name)
+    return found
 
 
 def propose_platforms(ctx: Context, seeds: tuple[str, ...]) -> list[dict]:

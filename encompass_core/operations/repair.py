@@ -88,7 +88,8 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
                                                              owner.operation, kind="repair"), events)
             tx.put_image(repaired)
     holding.announce(ctx, events)
-    _clean_machines(ctx, [s for s in stuck if s.name in fixable and s.operation in ("deploy", "undeploy")])
+    _clean_machines(ctx, [s for s in stuck
+                          if s.name in fixable and s.operation in ("deploy", "undeploy", "migrate")])
     return [attrs.evolve(s, action=f"{s.action} (done)") if s.name in fixable else s for s in stuck]
 
 

@@ -98,6 +98,16 @@ class PlatformDriverSuite:
         assert all(item.power in ("on", "off", "unknown") for item in found)
         assert machine.name in [item.name for item in found]
 
+    def test_discovered_machines_carry_an_identity(self, driver, machine):
+        """``encompass discover`` matches machines by identity, not by name: each has a UUID,
+        a serial number or MAC addresses, and the same ones when asked again."""
+        first = {item.name: item for item in driver.discover()}
+        again = {item.name: item for item in driver.discover()}
+        for name, item in first.items():
+            assert item.uuid or item.serial or item.macs, f"machine '{name}' has no identity"
+            assert (item.uuid, item.serial, item.macs) == \
+                (again[name].uuid, again[name].serial, again[name].macs)
+
     def test_power_on_and_off_changes_the_power_state(self, driver, machine):
         running = driver.power(machine, "on")
         assert isinstance(running, Machine) and running.power == "on"
@@ -178,6 +188,16 @@ class PlatformDriverSuite:
             with pytest.raises(NotSupported):
                 call()
         assert machine.name in names(driver)
+
+    def test_reconfigure_changes_cpus_and_memory_as_declared(self, driver, machine):
+        if not driver.capabilities.reconfigure:
+            return  # refused: test_what_is_not_declared_is_not_supported
+        wanted = HardwareProfile(memory_mib=machine.hardware.memory_mib + 64,
+                                 cpus=machine.hardware.cpus + 1)
+        changed = driver.reconfigure(machine, wanted)
+        assert (changed.hardware.memory_mib, changed.hardware.cpus) == (wanted.memory_mib, wanted.cpus)
+        found = {m.name: m for m in driver.discover()}[machine.name]
+        assert (found.hardware.memory_mib, found.hardware.cpus) == (wanted.memory_mib, wanted.cpus)
 
     def test_cleanup_returns_lines_and_console_log_a_path(self, driver, machine):
         removed = driver.cleanup(machine)

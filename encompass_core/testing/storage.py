@@ -245,6 +245,21 @@ class StorageDriverSuite:
                 (volume.index, volume.format, driver.pool)
         assert by_location[master.location].volume.readonly
 
+    def test_discover_names_what_a_copy_on_write_volume_reads_through(self, driver, master):
+        """``encompass discover`` checks lineage against this: a copy-on-write clone's
+        ``backing`` is its source's location, and an independent volume has none."""
+        full = writable_volume(driver, master, "conformance-web01")
+        cow = clone(driver, master, "conformance-web02", "cow") \
+            if "cow" in driver.capabilities.clone_modes else None
+        by_location = {item.volume.location: item for item in driver.discover()}
+        assert by_location[master.location].backing is None
+        if full.depth == 0:
+            assert by_location[full.location].backing is None
+        if cow is not None:
+            assert by_location[cow.location].backing == master.location
+        wwns = [item.volume.wwn for item in by_location.values() if item.volume.wwn]
+        assert len(wwns) == len(set(wwns)), "a world-wide name names one volume"
+
     def test_delete_volume_twice_is_fine_and_discover_forgets_it(self, driver, master):
         copy = writable_volume(driver, master, "conformance-web01")
         driver.delete_volume(copy)

@@ -237,7 +237,7 @@ def test_a_physical_platform_refuses_new_machines_and_files_before_touching_anyt
     assert new.code == 4
     assert_one_line_error(new, "platform 'chassis' cannot create machines", "physical")
 
-    found = run_cli("discover", "--platform", "chassis", "--json", env=plugin_env)
+    found = run_cli("discover", "--platform", "chassis", "--apply", "--json", env=plugin_env)
     assert found.code == 0, found.err
     blade = run_cli("machine", "show", "blade1", "--json", env=plugin_env).json()
     assert blade["host_ports"] == [{"kind": "fc", "address": "21000024ff000001"}]
@@ -282,7 +282,7 @@ def test_removing_a_physical_machine_is_refused_before_it_is_undeployed(
         run_cli, master, encompass_home, plugin_env) -> None:
     add_config(encompass_home, '[platforms.office]\ndriver = "fakeblades"')
     assert run_cli("clone", "base", "web1", env=plugin_env).code == 0
-    assert run_cli("discover", "--platform", "office", env=plugin_env).code == 0
+    assert run_cli("discover", "--platform", "office", "--apply", env=plugin_env).code == 0
     deployed = run_cli("deploy", "web1", "pc1", env=plugin_env)
     assert deployed.code == 0, deployed.err
 

@@ -167,7 +167,7 @@ def test_every_hook_is_called_by_the_core(tmp_path: Path) -> None:
 
     from encompass_core import cli
     from encompass_core.context import Context
-    from encompass_core.operations import clone, importing, machines
+    from encompass_core.operations import clone, importing, machines, reconcile
     from encompass_core.plugins import PluginHost
 
     home = tmp_path / "home"
@@ -184,7 +184,7 @@ def test_every_hook_is_called_by_the_core(tmp_path: Path) -> None:
 
     importing.import_master(ctx, "base", [tree])
     clone.clone_images(ctx, "base", ["web1"])
-    machines.discover(ctx)
+    reconcile.reconcile(ctx, apply=True)
     machines.propose_platforms(ctx, ("127.0.0.1",))
     from encompass_core.demo.physical import lab_peers
     assert lab_peers(ctx) == []  # what `encompass demo --physical` starts

@@ -84,3 +84,23 @@ def test_a_clone_killed_during_its_volume_copy_is_repaired(home, simulator, tmp_
     assert simulator.labels() == {"debian_0_RO"}
     assert simulator.state()["copies"] == {}
     assert encompass(home, "image", "show", "web03").returncode != 0  # never made: gone
+
+
+def test_discover_follows_a_logical_drive_renamed_on_the_subsystem_by_its_wwn(home, simulator, tmp_path):
+    ok(home, "master", "import", "debian", str(make_source_image(tmp_path / "debian.raw")))
+    ok(home, "clone", "debian", "web01")  # a FlashCopy reading through debian_0_RO
+    ok(home, "clone", "debian", "web02", "--mode", "full")
+    simulator.smcli('set logicalDrive ["web02_0"] userLabel="web02-old_0";')
+
+    report = {f["name"]: f for f in json.loads(ok(home, "discover", "--pool", "san", "--json"))}
+
+    assert report["web01/volume 0"]["status"] == "matched"  # its backing is what lineage says
+    moved = report["web02/volume 0"]
+    assert moved["status"] == "moved" and "by WWN" in moved["why"]
+    assert "it was at web02_0, now at web02-old_0" in moved["why"]
+    ok(home, "discover", "--pool", "san", "--apply")
+    shown = json.loads(ok(home, "image", "show", "web02", "--json"))
+    assert shown["volumes"][0]["location"] == "web02-old_0"
+    assert ok(home, "image", "cat", "web02", "/etc/hostname") == "conformance\n"
+    again = {f["name"]: f for f in json.loads(ok(home, "discover", "--pool", "san", "--apply", "--json"))}
+    assert {f["status"] for f in again.values()} == {"matched"}

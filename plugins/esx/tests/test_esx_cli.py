@@ -73,6 +73,16 @@ def test_a_local_master_is_cloned_onto_a_datastore_deployed_and_powered(cli, tmp
     assert shown["extra"]["host"] == "DC0_C0_H1"
     nowhere = cli("esx", "migrate", "web01", "--host", "DC9_H9")
     assert nowhere.returncode == 3 and "no host 'DC9_H9'" in nowhere.stderr
+    # The core's commands reach the same: vMotion of the clone's machine, resize in the profile.
+    live = cli("migrate", "web01", "--host", "DC0_C0_H2")
+    assert live.returncode == 0, live.stderr
+    assert next(m for m in platform.discover() if m.name == "web01").extra["host"] == "DC0_C0_H2"
+    assert "moved live to host 'DC0_C0_H2'" in cli("image", "history", "web01").stdout
+    resized = cli("machine", "resize", "web01", "--cpus", "3")
+    assert resized.returncode == 0, resized.stderr
+    assert next(m for m in platform.discover() if m.name == "web01").hardware.cpus == 3
+    below = cli("machine", "resize", "web01", "--memory", "128M")
+    assert below.returncode == 4 and "hardware profile needs 256 MiB" in below.stderr
 
     undeployed = cli("undeploy", "web01", "--remove-machine")
     assert undeployed.returncode == 0, undeployed.stderr

@@ -19,7 +19,7 @@ import attrs
 
 from encompass_core.contracts import Attachment
 from encompass_core.errors import ConfigError, Conflict, DriverError, NotFound
-from encompass_core.model import Image, Machine
+from encompass_core.model import HardwareProfile, Image, Machine
 
 from . import bootfiles, domfacts, domxml
 from .connection import PRIVATE, libvirt
@@ -133,6 +133,24 @@ class LibvirtDefinitions(LibvirtMachines):
         for name in ("vmlinuz", "initrd.img"):
             with contextlib.suppress(FileNotFoundError):
                 (self._machine_dir(machine.name) / name).unlink()
+        return self._machine(domain)
+
+    def reconfigure(self, machine: Machine, hardware: HardwareProfile) -> Machine:
+        """Set the domain's memory and vCPUs in its definition; a running domain is power
+        cycled to take them (libvirt changes a running guest's maximum memory only offline)."""
+        lv = libvirt()
+        connection = self.connection()
+        domain = self._domain(machine)
+        try:
+            xml = domfacts.resized(domain.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE), hardware.memory_mib,
+                                   hardware.cpus)
+            running = bool(domain.isActive())
+            connection.defineXML(xml)
+            if running:
+                domain.destroy()
+                domain.create()
+        except lv.libvirtError as exc:
+            raise self._error(f"resize machine '{machine.name}'", exc) from None
         return self._machine(domain)
 
     def _new_interfaces(self) -> list[str]:

@@ -100,6 +100,21 @@ def without_image(xml: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def resized(xml: str, memory_mib: int, vcpus: int) -> str:
+    """The domain's XML with ``memory_mib`` of memory and ``vcpus`` virtual CPUs."""
+    root = ET.fromstring(xml)
+    for tag in ("memory", "currentMemory"):
+        element = root.find(tag)
+        if element is not None:
+            element.text, element.attrib = str(memory_mib), {"unit": "MiB"}
+    vcpu = root.find("vcpu")
+    if vcpu is None:
+        vcpu = ET.SubElement(root, "vcpu")
+    vcpu.text = str(vcpus)
+    vcpu.attrib.pop("current", None)
+    return ET.tostring(root, encoding="unicode")
+
+
 def _mib(memory: ET.Element | None) -> int:
     if memory is None or not (memory.text or "").strip():
         return 0

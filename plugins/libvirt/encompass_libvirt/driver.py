@@ -50,7 +50,8 @@ class LibvirtPlatformDriver(LibvirtDefinitions, PlatformDriver):
     """The machines of one libvirt connection (one ``[platforms.NAME]`` table)."""
 
     capabilities = PlatformCapabilities(kind="virtual", attach_kinds=("file",),
-                                        boot_modes=("kernel", "disk"), create_machines=True)
+                                        boot_modes=("kernel", "disk"), create_machines=True,
+                                        reconfigure=True)
 
     def __init__(self, section: Section, config: Config, flavour: str = "kvm") -> None:
         if flavour not in DEFAULT_URI:

@@ -7,10 +7,8 @@ as root the daemon runs as ``nobody``, who must reach the guests' files (pytest'
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,11 +19,10 @@ import pytest
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
 
 from encompass_libvirt.daemon import PrivateDaemon, start_private_daemon  # noqa: E402
+from libvirt_testing import ENCOMPASS, cli_env  # noqa: E402
 
 from encompass_core.demo.guest import DemoMaster  # noqa: E402
 from encompass_core.testing.demo import cached_demo_master  # noqa: E402
-
-ENCOMPASS = Path(sys.executable).with_name("encompass")
 
 
 class CliResult(NamedTuple):
@@ -72,14 +69,6 @@ def home(base_dir: Path, request: pytest.FixtureRequest) -> Path:
     assert result.returncode == 0, result.stderr
     home.chmod(0o755)
     return home
-
-
-def cli_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
-    env["ENCOMPASS_HOME"] = str(home)
-    env["XDG_CACHE_HOME"] = str(home.parent / "xdg-cache")
-    env["COLUMNS"] = "200"
-    return env
 
 
 @pytest.fixture

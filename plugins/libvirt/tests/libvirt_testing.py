@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parent / "data"
+ENCOMPASS = Path(sys.executable).with_name("encompass")
 BOOT_TIMEOUT = 120.0
 
 
@@ -48,3 +51,12 @@ def wait_for_line(log: Path, text: str, timeout: float = BOOT_TIMEOUT) -> float:
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
     raise AssertionError(f"no {text!r} on the console within {timeout:.0f} s; {log} holds:\n{content}")
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    """The environment of an ``encompass`` subprocess working in ``home``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
+    env["ENCOMPASS_HOME"] = str(home)
+    env["XDG_CACHE_HOME"] = str(home.parent / "xdg-cache")
+    env["COLUMNS"] = "200"
+    return env

@@ -35,7 +35,7 @@ def encompass(tmp_path):
         args = [a for pair in hw for a in ("--hw", pair)]
         assert run("master", "import", name, str(disk), *args)[0] == 0
         assert run("clone", name, f"{name}-1")[0] == 0
-    code, _, err = run("discover", "--platform", "lab")
+    code, _, err = run("discover", "--platform", "lab", "--apply")
     assert code == 0, err
     return run
 

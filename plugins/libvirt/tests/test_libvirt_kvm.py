@@ -80,7 +80,7 @@ def test_discover_lists_a_domain_defined_outside_and_powers_it(kvm, run_cli, dae
     with libvirt.open(daemon.uri) as connection:
         domain = connection.defineXML(xml)
         try:
-            result = run_cli("discover", "--platform", "kvm")
+            result = run_cli("discover", "--platform", "kvm", "--apply")
             assert result.code == 0, result.err
             found = machine(run_cli, "outside1")
             assert found["uuid"] == domain.UUIDString()

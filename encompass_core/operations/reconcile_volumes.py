@@ -1,0 +1,179 @@
+"""Volumes found in the pools compared with the volumes the images record.
+
+A found volume is the recorded one at the same location (``matched``), or the recorded one with
+the same world-wide name elsewhere (``moved``). Failing both, a recorded volume missing from its
+pool and a found volume nobody records are paired when they alone share format, size and
+backing (``moved``, said to be a guess). What is left is ``new`` (``--apply`` attaches it to the
+image it belongs to, or adopts it as a master) or ``missing`` (marked, never forgotten). A
+volume whose backing is not what the lineage says is a ``conflict``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from ..contracts import DiscoveredVolume
+from ..errors import InvalidInput
+from ..model import Image, Volume, validate_name
+from .reconcile import Entry, Finding
+
+
+def compare(answers: Mapping[str, object], images: Sequence[Image]) -> list[Entry]:
+    """Entries for every volume of the pools asked (``answers``: a list of discovered volumes
+    or the reason the pool did not answer) and every recorded volume in them."""
+    by_name = {i.name: i for i in images}
+    entries: list[Entry] = []
+    for pool, answer in answers.items():
+        recorded = [(i, v) for i in images for v in i.volumes if v.pool == pool]
+        if isinstance(answer, str):
+            entries.append(Entry(Finding("unreachable", "pool", pool, f"pool:{pool}", answer,
+                                         f"{len(recorded)} recorded volume(s) left as they were; "
+                                         "nothing marked missing")))
+            continue
+        entries += _pool(pool, answer, recorded, by_name)
+    return entries
+
+
+def _pool(pool: str, found: Sequence[DiscoveredVolume], recorded: list[tuple[Image, Volume]],
+          by_name: Mapping[str, Image]) -> list[Entry]:
+    source = f"pool:{pool}"
+    at = {_where(v.location): (i, v) for i, v in recorded}
+    by_wwn = {v.wwn.lower(): (i, v) for i, v in recorded if v.wwn}
+    entries: list[Entry] = []
+    unclaimed: list[DiscoveredVolume] = []
+    accounted: set[tuple[str, int]] = set()
+    for item in found:
+        hit = at.get(_where(item.volume.location))
+        how = "by location"
+        if hit is None and item.volume.wwn:
+            hit, how = by_wwn.get(item.volume.wwn.lower()), f"by WWN {item.volume.wwn}"
+        if hit is None:
+            unclaimed.append(item)
+            continue
+        image, volume = hit
+        accounted.add((image.name, volume.index))
+        entries.append(_known(source, item, image, volume, how, by_name))
+    lost = [(i, v) for i, v in recorded if (i.name, v.index) not in accounted]
+    for image, volume, item in _pairs(lost, unclaimed, by_name):
+        lost.remove((image, volume))
+        unclaimed.remove(item)
+        entries.append(_known(source, item, image, volume,
+                              "probably: the only missing and new volumes of the same format, "
+                              "size and backing", by_name))
+    entries += [_new(source, item, by_name, found) for item in unclaimed]
+    entries += [_missing(source, image, volume) for image, volume in lost]
+    return entries
+
+
+def _known(source: str, item: DiscoveredVolume, image: Image, volume: Volume, how: str,
+           by_name: Mapping[str, Image]) -> Entry:
+    name = f"{image.name}/volume {volume.index}"
+    expected = _expected_backing(volume, by_name)
+    if _where(item.backing) != _where(expected):
+        said = f"reads through {item.backing}" if item.backing else "reads through nothing"
+        lineage = f"the lineage says {expected}" if expected else "the lineage says it is independent"
+        return Entry(Finding("conflict", "volume", name, source,
+                             f"matched {how}, but it {said} and {lineage}",
+                             f"check the volume's chain (qemu-img info --backing-chain "
+                             f"{item.volume.location}); if the clone is lost: encompass image "
+                             f"delete {image.name}"))
+    if _where(item.volume.location) == _where(volume.location):
+        action = "nothing to change" + ("; missing mark cleared" if volume.missing else "")
+        plan = ("volume-seen", image.name, volume.index) if volume.missing else None
+        return Entry(Finding("matched", "volume", name, source, f"matched {how}", action), plan)
+    return Entry(Finding("moved", "volume", name, source,
+                         f"moved ({how}): it was at {volume.location}, now at "
+                         f"{item.volume.location}", "location updated"),
+                 ("volume-move", image.name, volume.index, item.volume))
+
+
+def _new(source: str, item: DiscoveredVolume, by_name: Mapping[str, Image],
+         found: Sequence[DiscoveredVolume]) -> Entry:
+    location = item.volume.location
+    owner = by_name.get(item.image or "")
+    if owner is not None:
+        if any(v.index == item.volume.index for v in owner.volumes):
+            return Entry(Finding("conflict", "volume", location, source,
+                                 f"its place says it is volume {item.volume.index} of image "
+                                 f"'{owner.name}', which records that volume elsewhere",
+                                 f"see encompass image show {owner.name}; remove the copy you do "
+                                 "not want from the pool by hand"))
+        return Entry(Finding("new", "volume", location, source,
+                             f"unknown; its place in the pool says it is volume {item.volume.index} "
+                             f"of image '{owner.name}'", f"attached to image '{owner.name}'"),
+                     ("volume-attach", owner.name, item))
+    if item.backing:
+        return Entry(Finding("new", "volume", location, source,
+                             f"unknown; a copy-on-write volume reading through {item.backing}",
+                             "left alone: a master must be independent (copy it out with "
+                             "qemu-img convert and import it: encompass master import)"))
+    name = _master_name(item, by_name, found)
+    if name is None:
+        return Entry(Finding("new", "volume", location, source,
+                             f"unknown; its place ('{item.image}') is no free image name, or holds "
+                             "several volumes",
+                             "left alone: import it under a name of your own (encompass master "
+                             f"import NAME {location})"))
+    return Entry(Finding("new", "volume", location, source,
+                         "unknown, and no image of that name exists", f"adopted as master '{name}'"),
+                 ("volume-adopt", name, item))
+
+
+def _missing(source: str, image: Image, volume: Volume) -> Entry:
+    name = f"{image.name}/volume {volume.index}"
+    why = f"recorded at {volume.location}; the pool has nothing there (by location, WWN or guess)"
+    if volume.missing:
+        return Entry(Finding("missing", "volume", name, source, why,
+                             f"marked missing since {volume.missing} already"))
+    return Entry(Finding("missing", "volume", name, source, why,
+                         "marked missing on the image (the record is kept)"),
+                 ("volume-missing", image.name, volume.index))
+
+
+def _pairs(lost: list[tuple[Image, Volume]], unclaimed: list[DiscoveredVolume],
+           by_name: Mapping[str, Image]) -> list[tuple[Image, Volume, DiscoveredVolume]]:
+    """Missing and new volumes that pair one to one by format, size and backing."""
+    def key(fmt: str, size: int, backing: str | None) -> tuple:
+        return fmt, size, _where(backing)
+
+    lost_keys = [key(v.format, v.size, _expected_backing(v, by_name)) for _, v in lost]
+    new_keys = [key(d.volume.format, d.volume.size, d.backing) for d in unclaimed]
+    pairs = []
+    for (image, volume), lost_key in zip(lost, lost_keys, strict=True):
+        if not volume.size or lost_keys.count(lost_key) != 1 or new_keys.count(lost_key) != 1:
+            continue
+        pairs.append((image, volume, unclaimed[new_keys.index(lost_key)]))
+    return pairs
+
+
+def _expected_backing(volume: Volume, by_name: Mapping[str, Image]) -> str | None:
+    """The location of what the lineage says the volume reads through (None: independent)."""
+    if not volume.backing:
+        return None
+    parent = by_name.get(volume.backing[0])
+    for candidate in parent.volumes if parent else ():
+        if candidate.index == volume.backing[1]:
+            return candidate.location
+    return f"volume {volume.backing[1]} of '{volume.backing[0]}' (not recorded)"
+
+
+def _master_name(item: DiscoveredVolume, by_name: Mapping[str, Image],
+                 found: Sequence[DiscoveredVolume]) -> str | None:
+    """The name a found volume is adopted under: its place's name, when that is a valid image
+    name, not taken, and the volume is its place's only one."""
+    try:
+        name = validate_name(item.image or "")
+    except InvalidInput:
+        return None
+    siblings = [d for d in found if d.image == item.image]
+    if name in by_name or len(siblings) != 1:
+        return None
+    return name
+
+
+def _where(location: str | None) -> str | None:
+    """A location compared as a path when it is one (``a//b`` and ``a/b`` are one file)."""
+    if location and location.startswith("/"):
+        return os.path.normpath(location)
+    return location
