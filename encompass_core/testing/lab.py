@@ -283,6 +283,15 @@ class LabMachine:
     def _note(self, line: str) -> None:
         with open(self.log, "a", encoding="utf-8") as notes:
             notes.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        self._own(self.log)
+
+    def _own(self, path: Path) -> None:
+        """Give a file root made in the folder to the folder's owner (the peer's user, after
+        :meth:`Lab.hand_over`), so that user can still write it."""
+        if os.geteuid() == 0:
+            owner = self.directory.stat()
+            with contextlib.suppress(OSError):
+                os.chown(path, owner.st_uid, owner.st_gid)
 
     def _boot_drive(self, settings: MachineSettings, identity: Identity) -> tuple[list[str], str]:
         """QEMU's arguments for the first boot device that resolves, and what it is."""
@@ -326,8 +335,11 @@ class LabMachine:
     def _start(self) -> None:
         command, booted = self._command()
         stderr = self.directory / "qemu.err"
+        self.console.touch()
+        self._own(self.console)  # QEMU runs as whoever powers it on: the console stays writable
         with open(stderr, "wb") as errors:
             process = _start_helper(command, f"lab machine {self.name} (qemu)", stderr=errors)
+        self._own(stderr)
         started = process_start_time(process.pid)
         _write_json(self.directory / "power.json", {"pid": process.pid, "started": started})
         self._note(f"power on: booting {booted} (qemu pid {process.pid})")

@@ -5,8 +5,11 @@ The password reaches the driver as a user's would: through ``password_env`` (``$
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from encompass_amt.driver import AmtPlatformDriver
 
@@ -43,3 +46,37 @@ def toml_table(name: str, table: dict[str, Any]) -> str:
     for key, value in table.items():
         lines.append(f"{key} = {json.dumps(value)}")
     return "\n".join(lines) + "\n"
+
+
+ENCOMPASS = Path(sys.executable).with_name("encompass")
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+def init_home(home: Path) -> Path:
+    """A fresh ENCOMPASS_HOME (``encompass init``)."""
+    done = subprocess.run([str(ENCOMPASS), "init"], env=cli_env(home), capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return home
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
+    env["ENCOMPASS_HOME"] = str(home)
+    # Only the plugins these tests use: another plugin installed beside them (a branch not
+    # merged yet) must not add its own lines to the output checked here.
+    env["ENCOMPASS_PLUGINS"] = "amt,kvm"
+    env["COLUMNS"] = "200"
+    return env
+
+
+def run_cli(home: Path, *args: object, timeout: float = 300) -> CliResult:
+    """Run the real ``encompass`` command in ``home``."""
+    done = subprocess.run([str(ENCOMPASS), *map(str, args)], env=cli_env(home), capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    return CliResult(done.returncode, done.stdout, done.stderr)
