@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encompass_core import hookimpl
-from encompass_core.records import PlatformDriverRecord
+from encompass_core.records import DiscoveryContext, PlatformDriverRecord
 
 from .settings import PLATFORM
 
@@ -25,3 +25,14 @@ class AmtPlugin:
         yield PlatformDriverRecord(
             name="amt", factory=_platform, settings=PLATFORM,
             description="PCs with Intel AMT, through WS-Management (power, boot source, identity)")
+
+    @hookimpl
+    def encompass_discover_platforms(self, context: DiscoveryContext) -> list[dict[str, Any]]:
+        """AMT PCs answering at the seeds' addresses (an unauthenticated probe each, at once)."""
+        if not context.seeds:
+            return []
+        import asyncio
+
+        from .probe import find_pcs, proposals
+
+        return proposals(asyncio.run(find_pcs(context.seeds)))

@@ -4,13 +4,16 @@ show it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import threading
 
 import pytest
 from amt_testing import PASSWORD, init_home, run_cli, settings, toml_table
 
-from encompass_core.testing.amt_responder import AmtLab
+from encompass_core.testing.amt_responder import AmtLab, AmtPc
 
 
 @pytest.fixture
@@ -68,3 +71,36 @@ def test_a_password_written_in_the_file_is_refused_before_anything_runs(tmp_path
     refused = run_cli(home, "discover", "--platform", "pcs")
     assert refused.code != 0
     assert "do not write the secret 'password'" in refused.err and PASSWORD not in refused.err
+
+
+def test_discover_with_a_seed_proposes_a_platform_of_the_pcs_that_answer(tmp_path):
+    home = init_home(tmp_path / "home")
+    with AmtLab([AmtPc("pc1"), AmtPc("pc2")], "admin", PASSWORD, consecutive=True) as lab:
+        first = int(lab.endpoints[0].rpartition(":")[2])
+        with socket.socket() as web:  # a web server that is not AMT answers in the range too
+            web.bind(("127.0.0.1", first + 2))
+            web.listen()
+            threading.Thread(target=lambda: plain_http(web), daemon=True).start()
+            found = run_cli(home, "discover", "--seed", f"127.0.0.1:{first - 1}-{first + 2}", "--json")
+    assert found.code == 0, found.err
+    proposed = [table for table in json.loads(found.out) if table.get("driver") == "amt"]
+    assert proposed == [{"name": "amt1", "driver": "amt", "addresses": lab.endpoints, "user": "admin",
+                         "password_env": "AMT_PASSWORD"}]
+
+
+def plain_http(server: socket.socket) -> None:
+    """Answer every connection as a web server asking for basic authentication."""
+    with contextlib.suppress(OSError):
+        while True:
+            client, _ = server.accept()
+            with client:
+                client.recv(65536)
+                client.sendall(b'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm="router", '
+                               b'nonce="1", qop="auth"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+
+
+def test_a_bad_seed_is_one_line(tmp_path):
+    home = init_home(tmp_path / "home")
+    refused = run_cli(home, "discover", "--seed", "10.0.0.9-10.0.0.1")
+    assert refused.code != 0
+    assert refused.err.strip().splitlines()[-1].startswith("encompass: amt discovery, seed")
