@@ -29,6 +29,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import sys
 import threading
 import uuid as uuidlib
@@ -466,12 +467,16 @@ class AmtLab:
 
     ``endpoints``: ``127.0.0.1:PORT`` of each PC, in order; ``endpoint(pc)`` reaches its socket
     (``stall`` it for a timeout test). ``consecutive``: the PCs listen on consecutive ports (a
-    ``HOST:PORT-PORT`` range names them all). Leaving the ``with`` block closes every socket.
+    ``HOST:PORT-PORT`` range names them all). ``tls``: a server SSL context (certificate and
+    key loaded): the PCs speak HTTPS, as on AMT's port 16993. Leaving the ``with`` block closes
+    every socket.
     """
 
-    def __init__(self, pcs: Sequence[AmtPc], user: str, password: str, consecutive: bool = False) -> None:
+    def __init__(self, pcs: Sequence[AmtPc], user: str, password: str, consecutive: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.pcs = list(pcs)
         self.consecutive = consecutive
+        self.tls = tls
         self._user, self._password = user, password
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="amt-lab", daemon=True)
@@ -491,7 +496,7 @@ class AmtLab:
             try:
                 for offset, pc in enumerate(self.pcs):
                     endpoint = Endpoint(DigestGate(self._user, self._password), PcService(pc, self._blocking))
-                    await endpoint.start(port=base + offset if base else 0)
+                    await endpoint.start(port=base + offset if base else 0, tls=self.tls)
                     self._sockets.append(endpoint)
                 return
             except OSError:

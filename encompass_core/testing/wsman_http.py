@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import ssl
 from collections.abc import Awaitable, Callable
 
 #: What an endpoint does with an authenticated POST to /wsman: (status, content type, body).
@@ -83,9 +84,9 @@ class Endpoint:
         self.port = 0
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on ``port`` (0: a free one the system picks)."""
-        self._server = await asyncio.start_server(self._serve, host, port, backlog=256)
+    async def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        """Listen on ``port`` (0: a free one the system picks), over TLS with a ``tls`` context."""
+        self._server = await asyncio.start_server(self._serve, host, port, backlog=256, ssl=tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -100,6 +101,8 @@ class Endpoint:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except ssl.SSLError:
+            pass  # a client that does not trust the certificate hangs up in the handshake
         except asyncio.CancelledError:
             pass  # the lab is closing: end quietly, the connection goes with it
         finally:

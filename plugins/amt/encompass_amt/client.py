@@ -114,7 +114,8 @@ class AmtClient:
                            "certificate as ca_file") from None
         except Broken as exc:
             self._drop(endpoint)
-            raise Unreachable(f"{pc} broke off {what}: {exc}") from None
+            hint = "" if endpoint.tls else " (a PC that speaks HTTPS only needs tls = true)"
+            raise Unreachable(f"{pc} broke off {what}: {exc}{hint}") from None
         except OSError as exc:
             self._drop(endpoint)
             raise Unreachable(f"{pc} does not answer ({exc.strerror or exc}); is its AMT "
