@@ -25,9 +25,11 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +44,8 @@ PASSWORD_VAR = "AMT_LAB_PASSWORD"
 
 
 @contextlib.contextmanager
-def responder(count: int, latency: float, password: str) -> Iterator[list[str]]:
-    """A responder process serving ``count`` PCs; their ``127.0.0.1:PORT`` endpoints."""
+def responder(count: int, latency: float, password: str) -> Iterator[tuple[list[str], int]]:
+    """A responder process serving ``count`` PCs; their ``127.0.0.1:PORT`` endpoints and its pid."""
     env = {**os.environ, PASSWORD_VAR: password,
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(
@@ -53,7 +55,7 @@ def responder(count: int, latency: float, password: str) -> Iterator[list[str]]:
         line = process.stdout.readline()
         if not line:
             raise SystemExit("the AMT responder did not start (see its error above)")
-        yield json.loads(line)["endpoints"]
+        yield json.loads(line)["endpoints"], process.pid
     finally:
         process.terminate()
         try:
@@ -73,15 +75,32 @@ def amt_driver(endpoints: list[str], concurrency: int, folder: Path):
                                              platforms={"pcs": section}))
 
 
-def amt_case(case: str, endpoints: list[str], rounds: int, folder: Path) -> list[Result]:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def amt_case(case: str, endpoints: list[str], responder_pid: int, rounds: int, folder: Path,
+             cpu: dict[str, tuple[float, float]]) -> list[Result]:
     at_once, in_turn = amt_driver(endpoints, 256, folder), amt_driver(endpoints, 1, folder)
     for driver in (at_once, in_turn):  # answer each PC's digest challenge once
         states = driver.power_states()
         assert len(states) == len(endpoints) and set(states.values()) == {"off"}, states
-    return interleave(case, [
-        Contender("concurrent", lambda _round: timed(at_once.power_states)),
+    used: list[tuple[float, float]] = []
+
+    def concurrent(_round: int) -> float:
+        mine, theirs = time.process_time(), cpu_seconds(responder_pid)
+        seconds = timed(at_once.power_states)
+        used.append((time.process_time() - mine, cpu_seconds(responder_pid) - theirs))
+        return seconds
+
+    results = interleave(case, [
+        Contender("concurrent", concurrent),
         Contender("one after another", lambda _round: timed(in_turn.power_states)),
     ], rounds)
+    cpu[case] = (statistics.median(u[0] for u in used), statistics.median(u[1] for u in used))
+    return results
 
 
 def chassis_case(rounds: int, chassis_count: int, workdir: Path) -> list[Result] | str:
@@ -147,7 +166,8 @@ def main() -> None:
     parser.add_argument("--pcs", type=int, default=100, help="AMT PCs (default 100)")
     parser.add_argument("--latency", type=float, default=0.02,
                         help="seconds a PC takes to answer in the second AMT case (default 0.02)")
-    parser.add_argument("--chassis", type=int, default=4, help="lab chassis of 14 blades (default 4)")
+    parser.add_argument("--chassis", type=int, default=4,
+                        help="lab chassis of 14 blades (default 4; 0 leaves the case out)")
     parser.add_argument("--quick", action="store_true", help="2 rounds, 20 PCs, 1 chassis")
     args = parser.parse_args()
     if args.quick:
@@ -155,14 +175,16 @@ def main() -> None:
     password = secrets.token_urlsafe(12)
     os.environ[PASSWORD_VAR] = password  # the drivers read it from there, as password_env says
     results: list[Result] = []
+    cpu: dict[str, tuple[float, float]] = {}
     workdir = Path(tempfile.mkdtemp(prefix="enc-power-poll-", dir="/var/tmp"))
     workdir.chmod(0o755)  # the chassis' snmpd runs as nobody
     try:
         for latency in (0.0, args.latency):
             case = f"{args.pcs} AMT PCs" + (f", {latency * 1000:g} ms each" if latency else "")
-            with responder(args.pcs, latency, password) as endpoints:
-                results += amt_case(case, endpoints, args.rounds, workdir)
-        chassis = chassis_case(args.rounds, args.chassis, workdir)
+            with responder(args.pcs, latency, password) as (endpoints, pid):
+                results += amt_case(case, endpoints, pid, args.rounds, workdir, cpu)
+        chassis = chassis_case(args.rounds, args.chassis, workdir) if args.chassis else \
+            "--chassis 0"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if isinstance(chassis, str):
@@ -174,6 +196,9 @@ def main() -> None:
     print_table(results, {result.case: "concurrent" for result in results})
     for line in verdict(results, args.pcs):
         print(line)
+    for case, (mine, theirs) in cpu.items():
+        print(f"{case}: one concurrent poll used {mine:.2f} s of CPU here and {theirs:.2f} s in the "
+              "responder (medians); the rest of its wall time was waiting for a CPU")
     if skipped:
         print(skipped)
     print(machine_line())
