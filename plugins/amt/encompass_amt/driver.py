@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
@@ -59,6 +60,7 @@ class AmtPlatformDriver(PlatformDriver):
         self._authenticators: dict[Endpoint, Any] = {}  # digest state per PC, across requests
         self._password: str | None = None
         self._names: dict[str, Endpoint] = {}  # machine name -> endpoint, as last discovered
+        self.console_format = section.setting("console_log", None, str)
 
     def __repr__(self) -> str:
         return f"AmtPlatformDriver({self.platform!r}, {len(self.endpoints)} addresses)"
@@ -227,6 +229,13 @@ class AmtPlatformDriver(PlatformDriver):
             return await self._read(client, endpoint)
 
         return self._run(work)
+
+    def console_log(self, machine: Machine) -> Path | None:
+        """Where the PC's serial console is captured (``console_log`` with ``{name}``: what a
+        serial-over-LAN logger such as amtterm or conserver writes)."""
+        if not self.console_format:
+            return None
+        return Path(self.console_format.format(name=machine.name))
 
     # -- deploy --------------------------------------------------------------------------------
     def deploy(self, machine: Machine, image: Image, attachments: list[Attachment]) -> Machine:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from encompass_core import hookimpl
+from encompass_core import hookimpl, records
 from encompass_core.records import DiscoveryContext, PlatformDriverRecord
 
 from .settings import PLATFORM
@@ -15,6 +15,12 @@ def _platform(section: Any, config: Any) -> Any:
     from .driver import AmtPlatformDriver
 
     return AmtPlatformDriver(section, config)
+
+
+def _lab_pcs(workdir: Any, san_portal: str | None, count: int) -> Any:
+    from .lab_peer import lab_peer
+
+    return lab_peer(workdir, san_portal, count)
 
 
 class AmtPlugin:
@@ -36,3 +42,11 @@ class AmtPlugin:
         from .probe import find_pcs, proposals
 
         return proposals(asyncio.run(find_pcs(context.seeds)))
+
+    if hasattr(records, "LabPeerRecord"):  # a core with lab peers (encompass demo --physical)
+        @hookimpl
+        def encompass_lab_peers(self) -> Iterator[Any]:
+            yield records.LabPeerRecord(
+                name="amt", start=_lab_pcs,
+                description="AMT PCs (a WS-Man responder) that are QEMU guests booting their SAN "
+                            "LUN 0 once AMT forces a hard-drive boot")

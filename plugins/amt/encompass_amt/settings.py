@@ -35,6 +35,8 @@ PLATFORM = (
     Setting("concurrency", int, 64, "requests in flight at once across the PCs", minimum=1),
     Setting("initiator_prefix", str, "iqn.2010-04.org.ipxe",
             "the PCs' iSCSI boot initiator names are PREFIX:UUID (iPXE's own default)"),
+    Setting("console_log", str, help="where a serial-over-LAN logger keeps each PC's console: a "
+                                     "path with {name}, the machine's name"),
 )
 
 

@@ -37,7 +37,7 @@ def san(tmp_path: Path) -> Iterator[Tgtd]:
 
 
 @pytest.fixture
-def lab_pcs(san: Tgtd) -> Iterator[tuple[AmtLab, list[AmtPc]]]:
+def lab_pcs(san: Tgtd) -> Iterator[tuple[AmtLab, list[AmtPc], Lab]]:
     """Two AMT PCs that are QEMU guests, their SAN the test's tgtd."""
     base = Path(tempfile.mkdtemp(prefix="enc-amt-", dir="/var/tmp"))
     base.chmod(0o755)
@@ -45,7 +45,7 @@ def lab_pcs(san: Tgtd) -> Iterator[tuple[AmtLab, list[AmtPc]]]:
         with Lab(base / "lab") as lab:
             pcs = [add_lab_pc(lab, name, san_portal=san.portal) for name in ("pc1", "pc2")]
             with AmtLab(pcs, USER, PASSWORD) as responder:
-                yield responder, pcs
+                yield responder, pcs, lab
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -69,12 +69,14 @@ def command_lines() -> str:
 
 
 def test_a_customized_clone_deployed_on_an_amt_pc_boots_from_its_lun(tmp_path, san, lab_pcs):
-    responder, pcs = lab_pcs
+    responder, pcs, lab = lab_pcs
     home = init_home(tmp_path / "home")
     with open(home / "encompass.toml", "a", encoding="utf-8") as config:
         config.write(f'\n[pools.san]\ndriver = "local"\npath = "san"\nexport = "iscsi"\n'
                      f'tgt_control = {san.control}\niscsi_portal = "{san.portal}"\n')
-        config.write(toml_table("pcs", settings(responder)))
+        # What a serial-over-LAN logger would write: the lab keeps each PC's console there.
+        config.write(toml_table("pcs", settings(responder, console_log=str(lab.directory / "{name}" /
+                                                                              "console.log"))))
     master = cached_demo_master()
     ok(home, "master", "import", "demo", str(master.disk), "--hw", "memory=256M")
     ok(home, "master", "items", "add", "demo", "hostname", "--type", "file", "--path", "/etc/hostname",
@@ -83,9 +85,10 @@ def test_a_customized_clone_deployed_on_an_amt_pc_boots_from_its_lun(tmp_path, s
     ok(home, "customize", "web01", "--set", "hostname=web01-on-amt")
     ok(home, "discover", "--platform", "pcs")
 
-    ok(home, "deploy", "web01", "pc1")
+    said = ok(home, "deploy", "web01", "pc1")
 
     machine: LabMachine = pcs[0].backend.machine
+    assert f"console log: {machine.console}" in said
     shown = machine.wait_for_console("encompass-demo: hostname web01-on-amt", timeout=240)
     assert "SYSLINUX" in shown  # the PC's firmware booted the LUN: no kernel was handed over
     assert PASSWORD not in command_lines()  # nor in QEMU's argv, nor anyone's
