@@ -32,8 +32,10 @@ def lab_peer(workdir: Path | str, san_portal: str | None, count: int) -> Iterato
     password = secrets.token_urlsafe(16)
     with Lab(Path(workdir)) as lab:
         pcs = [add_lab_pc(lab, f"pc{number}", san_portal=san_portal) for number in range(1, count + 1)]
-        with AmtLab(pcs, "admin", password) as responder:
-            table = {"driver": "amt", "addresses": responder.endpoints, "user": "admin",
+        # Consecutive ports, named as one range: the table holds plain values only.
+        with AmtLab(pcs, "admin", password, consecutive=True) as responder:
+            ports = [endpoint.rpartition(":")[2] for endpoint in responder.endpoints]
+            table = {"driver": "amt", "range": f"127.0.0.1:{ports[0]}-{ports[-1]}", "user": "admin",
                      "password_env": PASSWORD_VARIABLE, "timeout": 10.0,
                      "console_log": str(lab.directory / "{name}" / "console.log")}
             yield LabPeer(name=PEER_NAME, platform=table, machines=tuple(pc.hostname for pc in pcs),
