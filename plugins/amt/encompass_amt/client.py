@@ -83,16 +83,15 @@ class AmtClient:
         # One request at a time per PC: its connection and nonce count are shared.
         async with self._locks.setdefault(endpoint, asyncio.Lock()):
             connection = self._connection(endpoint)
-            for _ in range(2):
+            fresh = False  # whether the challenge answered came with this very request's 401
+            for _ in range(3):
                 headers = {"Content-Type": SOAP_TYPE}
                 if (authorization := auth.header("POST", "/wsman")) is not None:
                     headers["Authorization"] = authorization
                 status, reply_headers, body = await connection.post("/wsman", envelope, headers)
-                if status != 401 or not auth.learn(reply_headers.get("www-authenticate")):
-                    return status, body
-                if authorization is not None and "stale=true" not in \
-                        reply_headers.get("www-authenticate", "").replace('"', "").lower():
-                    return status, body  # answered and refused: the password is wrong
+                if status != 401 or fresh or not auth.learn(reply_headers.get("www-authenticate")):
+                    return status, body  # a 401 to a fresh challenge's answer: the password
+                fresh = True  # none known yet, or the one kept from an earlier poll went stale
             return status, body
 
     # -- one request ---------------------------------------------------------------------------

@@ -151,3 +151,10 @@ def test_a_hundred_pcs_are_polled_at_once(tmp_path):
         took = time.monotonic() - started
     assert [label for label, state in states.items() if state == "on"] == [lab.endpoints[7]]
     assert took < 100 * 0.1 / 3, f"100 PCs answering in 0.1 s each took {took:.2f} s: not concurrent"
+
+
+def test_a_challenge_kept_from_an_earlier_poll_is_renewed_when_the_pc_forgot_it(platform, pcs, amt_lab):
+    assert set(platform.power_states().values()) == {"off"}
+    for pc in pcs:  # as after the PC's firmware restarted: its nonces are gone
+        amt_lab.endpoint(pc).gate._nonces.clear()
+    assert set(platform.power_states().values()) == {"off"}
