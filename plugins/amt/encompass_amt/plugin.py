@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encompass_core import hookimpl, records
-from encompass_core.records import DiscoveryContext, PlatformDriverRecord
+from encompass_core.records import CliCommandRecord, DiscoveryContext, PlatformDriverRecord
 
 from .settings import PLATFORM
 
@@ -31,6 +31,12 @@ class AmtPlugin:
         yield PlatformDriverRecord(
             name="amt", factory=_platform, settings=PLATFORM,
             description="PCs with Intel AMT, through WS-Management (power, boot source, identity)")
+
+    @hookimpl
+    def encompass_cli_commands(self) -> Iterator[CliCommandRecord]:
+        from .cli import amt
+
+        yield CliCommandRecord(name="amt", command=amt)
 
     @hookimpl
     def encompass_discover_platforms(self, context: DiscoveryContext) -> list[dict[str, Any]]:

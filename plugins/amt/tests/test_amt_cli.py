@@ -53,6 +53,23 @@ def test_discover_lists_the_pcs_and_power_turns_them_on_and_off(home, pcs, amt_l
     assert PASSWORD not in everything_written(home)
 
 
+def test_amt_power_shows_every_pc_and_amt_boot_sets_the_next_boot_only(home, pcs, amt_lab):
+    assert run_cli(home, "discover", "--platform", "pcs").code == 0
+    pcs[2].backend.on = True
+    shown = run_cli(home, "amt", "power", "pcs", "--json")
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out) == {amt_lab.address(pc): ("on" if pc is pcs[2] else "off") for pc in pcs}
+
+    booted = run_cli(home, "amt", "boot", "pc1", "pxe")
+    assert booted.code == 0, booted.err
+    assert "boots pxe at its next power-on" in booted.err + booted.out
+    assert run_cli(home, "machine", "power", "pc1", "on").code == 0
+    assert run_cli(home, "machine", "power", "pc1", "reset").code == 0
+    assert pcs[0].backend.boots == ["pxe", "default"]
+    refused = run_cli(home, "amt", "boot", "pc1", "floppy")
+    assert refused.code != 0 and "floppy" in refused.err
+
+
 def test_a_wrong_password_is_one_line_and_no_secret(home, amt_lab):
     os.environ["AMT_TEST_PASSWORD"] = "Wrong-Guess-123"  # the amt_password fixture restores it
     refused = run_cli(home, "discover", "--platform", "pcs")
