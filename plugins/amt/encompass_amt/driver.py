@@ -4,7 +4,8 @@ The machines are physical: the driver does not create them, it finds them (probi
 address of the platform at once, each with a timeout), powers them on and off, and deploys an
 image by giving the PC its boot volume as an iSCSI LUN 0 (the pool maps it to the PC's boot
 initiator, ``PREFIX:UUID``), forcing a one-time hard-drive boot through AMT and powering it on.
-Each public method runs one asyncio loop over every PC it needs; the password is read when the
+Every request runs on one asyncio loop the driver keeps in a thread of its own (its connections
+to the PCs stay open between calls; ``shutdown`` closes them); the password is read when the
 first request needs it, and only into the HTTP client's digest authenticator.
 """
 
@@ -26,6 +27,7 @@ from encompass_core.model import HostPort, Image, Machine
 
 from . import pc
 from .client import AmtClient, AmtError, Unreachable
+from .loop import BackgroundLoop
 from .settings import Endpoint, endpoints
 
 T = TypeVar("T")
@@ -59,6 +61,8 @@ class AmtPlatformDriver(PlatformDriver):
         self._tls_context: ssl.SSLContext | None = None
         self._authenticators: dict[Endpoint, Any] = {}  # digest state per PC, across requests
         self._password: str | None = None
+        self._loop = BackgroundLoop(f"amt-{self.platform}")
+        self._client: AmtClient | None = None
         self._names: dict[str, Endpoint] = {}  # machine name -> endpoint, as last discovered
         self.console_format = section.setting("console_log", None, str)
 
@@ -90,12 +94,19 @@ class AmtPlatformDriver(PlatformDriver):
         return self._tls_context
 
     def _run(self, work: Callable[[AmtClient], Awaitable[T]]) -> T:
+        """Run ``work`` on the driver's loop with its client (made on first use, kept)."""
         async def main() -> T:
-            async with AmtClient(self.where, self.user, self._secret(), self.timeout, self._tls(),
-                                 self._authenticators) as client:
-                return await work(client)
+            if self._client is None:
+                self._client = AmtClient(self.where, self.user, self._secret(), self.timeout,
+                                         self._tls(), self._authenticators)
+            return await work(self._client)
 
-        return asyncio.run(main())
+        return self._loop.run(main())
+
+    def shutdown(self) -> None:
+        """Close the connections to the PCs and stop the driver's loop."""
+        client, self._client = self._client, None
+        self._loop.close(client.__aexit__(None, None, None) if client is not None else None)
 
     async def _each(self, client: AmtClient, targets: Iterable[Endpoint],
                     probe: Callable[[AmtClient, Endpoint], Awaitable[T]]) -> list[T | AmtError]:

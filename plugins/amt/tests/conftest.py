@@ -32,4 +32,6 @@ def amt_lab(pcs: list[AmtPc]) -> Iterator[AmtLab]:
 
 @pytest.fixture
 def platform(amt_lab: AmtLab, tmp_path: Path):
-    return platform_driver(tmp_path, settings(amt_lab))
+    driver = platform_driver(tmp_path, settings(amt_lab))
+    yield driver
+    driver.shutdown()

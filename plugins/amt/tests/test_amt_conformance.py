@@ -39,7 +39,9 @@ class TestAmtConformance(PlatformDriverSuite, PeerDownSuite):
     @pytest.fixture
     def driver(self, tmp_path, amt_password):
         with AmtLab([AmtPc("pc1"), AmtPc("pc2")], USER, amt_password) as lab:
-            yield platform_driver(tmp_path, settings(lab))
+            driver = platform_driver(tmp_path, settings(lab))
+            yield driver
+            driver.shutdown()
 
     @pytest.fixture
     def record(self):
