@@ -276,7 +276,7 @@ class LabMachine:
         except (FileNotFoundError, ValueError):
             return None
         pid, started = record.get("pid"), record.get("started")
-        if not pid or started is None or process_start_time(pid) != started or _zombie(pid):
+        if not pid or not rundir.running(pid, started):
             return None
         return int(pid)
 
@@ -358,9 +358,9 @@ class LabMachine:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, 15)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and process_start_time(pid) == started and not _zombie(pid):
+            while time.monotonic() < deadline and rundir.running(pid, started):
                 time.sleep(0.05)
-            if process_start_time(pid) == started and not _zombie(pid):
+            if rundir.running(pid, started):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, 9)
             with contextlib.suppress(ChildProcessError, OSError):
@@ -369,14 +369,6 @@ class LabMachine:
             self._note("power off")
         with contextlib.suppress(FileNotFoundError):
             (self.directory / "power.json").unlink()
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2:].split()[0] in ("Z", "X")
 
 
 def _start_helper(command: list[str], what: str, **popen: Any) -> subprocess.Popen:
