@@ -265,6 +265,12 @@ def _end_tree(pid: int, grace: float) -> None:
     _signal_all([p for p, started in tree if process_start_time(p) == started], signal.SIGKILL)
 
 
+def running(pid: int, started: float | None) -> bool:
+    """Whether the process ``pid`` that started at ``started`` (:func:`process_start_time`) still
+    runs: not ended, not a zombie, and the pid not taken by another process since."""
+    return started is not None and process_start_time(pid) == started and not _zombie(pid)
+
+
 def _zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -137,7 +137,10 @@ class Endpoint:
         if not self.gate.admits(headers.get("authorization"), method, path):
             return self._reply(writer, 401, "text/html", b"<html>401 Unauthorized</html>",
                                close=not keep, extra={"WWW-Authenticate": self.gate.challenge()})
-        status, content_type, answer = await self.handler(body)
+        try:
+            status, content_type, answer = await self.handler(body)
+        except Exception as exc:  # noqa: BLE001 - a failing PC answers, as a web server does
+            status, content_type, answer = 500, "text/plain", f"internal error: {exc}\n".encode()
         result = self._reply(writer, status, content_type, answer, close=not keep)
         await writer.drain()
         return result

@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 from encompass_core.errors import DriverError
 
 from . import wsman
-from .http import Broken, Connection, DigestAuth
+from .http import Broken, Connection, DigestAuth, Reply, Stale
 from .settings import Endpoint
 
 SOAP_TYPE = "application/soap+xml;charset=UTF-8"
@@ -85,14 +85,26 @@ class AmtClient:
             connection = self._connection(endpoint)
             fresh = False  # whether the challenge answered came with this very request's 401
             for _ in range(3):
-                headers = {"Content-Type": SOAP_TYPE}
-                if (authorization := auth.header("POST", "/wsman")) is not None:
-                    headers["Authorization"] = authorization
-                status, reply_headers, body = await connection.post("/wsman", envelope, headers)
+                status, reply_headers, body = await self._send(connection, auth, envelope)
                 if status != 401 or fresh or not auth.learn(reply_headers.get("www-authenticate")):
                     return status, body  # a 401 to a fresh challenge's answer: the password
                 fresh = True  # none known yet, or the one kept from an earlier poll went stale
             return status, body
+
+    @staticmethod
+    async def _send(connection: Connection, auth: DigestAuth, envelope: bytes) -> Reply:
+        """One POST with the current digest answer; once more on a new connection when the kept
+        one was closed meanwhile (with a new answer: a nonce count is never sent twice)."""
+        for attempt in (1, 2):
+            headers = {"Content-Type": SOAP_TYPE}
+            if (authorization := auth.header("POST", "/wsman")) is not None:
+                headers["Authorization"] = authorization
+            try:
+                return await connection.post("/wsman", envelope, headers)
+            except Stale:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- one request ---------------------------------------------------------------------------
     async def call(self, endpoint: Endpoint, action: str, resource: str, body: str = "",

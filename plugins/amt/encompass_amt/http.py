@@ -27,6 +27,10 @@ class Broken(Exception):
     """The connection failed or closed before a whole reply came."""
 
 
+class Stale(Broken):
+    """A kept connection failed: the request may be sent again on a new one."""
+
+
 class DigestAuth:
     """One PC's digest state: its last challenge and the nonce count (never the password in
     ``repr``)."""
@@ -82,20 +86,19 @@ class Connection:
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         """Send one POST and read its reply: status, headers (lowercase names), body. A kept
-        connection the PC closed meanwhile is opened again once."""
+        connection that fails (the PC closed it meanwhile) raises :class:`Stale`: send again,
+        with fresh headers (a digest nonce count is never sent twice)."""
         fresh = self._writer is None
-        for attempt in (1, 2):
-            if self._writer is None:
-                self._reader, self._writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None)
-                fresh = True
-            try:
-                return await self._exchange(path, body, headers)
-            except (Broken, ConnectionError):
-                self.close()
-                if fresh or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        if fresh:
+            self._reader, self._writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None)
+        try:
+            return await self._exchange(path, body, headers)
+        except (Broken, ConnectionError) as exc:
+            self.close()
+            if fresh:
+                raise
+            raise Stale(str(exc)) from None
 
     async def _exchange(self, path: str, body: bytes, headers: dict[str, str]) -> Reply:
         assert self._reader is not None and self._writer is not None

@@ -158,3 +158,20 @@ def test_a_challenge_kept_from_an_earlier_poll_is_renewed_when_the_pc_forgot_it(
     for pc in pcs:  # as after the PC's firmware restarted: its nonces are gone
         amt_lab.endpoint(pc).gate._nonces.clear()
     assert set(platform.power_states().values()) == {"off"}
+
+
+class BrokenBackend:
+    """A PC whose insides fail: the responder answers HTTP 500, as a web server does."""
+
+    blocking = False
+
+    def is_on(self) -> bool:
+        raise RuntimeError("the chipset does not answer")
+
+
+def test_a_pc_answering_an_http_error_is_one_line(tmp_path):
+    with AmtLab([AmtPc("pc1", backend=BrokenBackend())], "admin", PASSWORD) as lab:
+        with pytest.raises(AmtError) as failed:
+            platform_driver(tmp_path, settings(lab)).power_states()
+    message = one_line(failed.value)
+    assert "answered Get CIM_AssociatedPowerManagementService with HTTP 500" in message
