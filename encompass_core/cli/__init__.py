@@ -33,6 +33,8 @@ BUILTIN_COMMANDS = {
     "machine": ("machines",),
     "deploy": ("machines",),
     "undeploy": ("machines",),
+    "export": ("transfer",),
+    "import": ("transfer",),
     "init": ("admin",),
     "pool": ("admin",),
     "repair": ("admin",),
