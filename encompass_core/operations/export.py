@@ -102,7 +102,7 @@ def _write(ctx: Context, image: Image, carried: metadata.Carried, target: Path,
             works.append(work)
             with pool.driver.expose(volume, writable=False) as ref:
                 vmdk.to_stream_optimized(ref.path, ref.format, work.path, volume.size,
-                                         _advance(on_progress, stage, volume.size), timeout)
+                                         stage_progress(on_progress, stage, volume.size), timeout)
             disks.append(writer.DiskFile(href=f"{image.name}-disk{volume.index}.vmdk", size=work.size,
                                          capacity=volume.size))
         descriptor = writer.descriptor(image.name, image.hardware, image.software, disks, carried)
@@ -113,7 +113,7 @@ def _write(ctx: Context, image: Image, carried: metadata.Carried, target: Path,
                 package.add_bytes(f"{image.name}.ovf", descriptor)
                 for disk, work in zip(disks, works, strict=True):
                     package.add(disk.href, disk.size, file_chunks(work.fd, disk.size),
-                                _advance(on_progress, f"{image.name}: packing", total))
+                                stage_progress(on_progress, f"{image.name}: packing", total))
                 package.add_bytes(f"{image.name}.mf", package.manifest())
                 package.finish()
             ova.publish(target)
@@ -124,7 +124,9 @@ def _write(ctx: Context, image: Image, carried: metadata.Carried, target: Path,
     return ExportResult(image.name, str(target), size, tuple(d.href for d in disks))
 
 
-def _advance(on_progress: StageProgress | None, stage: str, total: int) -> Callable[[int], None] | None:
+def stage_progress(on_progress: StageProgress | None, stage: str, total: int
+                   ) -> Callable[[int], None] | None:
+    """A byte counter reporting to ``on_progress`` as ``stage`` of ``total`` bytes."""
     if on_progress is None:
         return None
     return lambda done: on_progress(stage, done, total)

@@ -27,7 +27,7 @@ from ..ovf import archive, metadata, reader, vmdk
 from ..ovf.unnamed import UnnamedFile
 from ..store import current_owner
 from . import holding
-from .export import StageProgress
+from .export import StageProgress, stage_progress
 
 KINDS = ("master", "clone")
 
@@ -63,15 +63,19 @@ def import_package(ctx: Context, path: Path, as_kind: str | None = None, name: s
     members = [package.member(disk.href) for disk in descriptor.disks]
     for disk, member in zip(descriptor.disks, members, strict=True):
         vmdk.check(member, where)
-        archive.verify(package, disk.href, _advance(on_progress, "checking digests",
+        archive.verify(package, disk.href, stage_progress(on_progress, "checking digests",
                                                     sum(m.size for m in members)))
     target = ctx.pool(pool)
     if not target.driver.capabilities.imports:
         raise NotSupported(f"pool '{target.name}' takes no imports from this server; import into "
                            "another pool and clone from there (encompass clone --pool)")
     image = _image(descriptor, carried, kind, name, where)
-    return ImportResult(_make(ctx, target, image, descriptor, members, carried, where, on_progress),
-                        descriptor.producer, tuple(_notes(ctx, image)))
+    made = _make(ctx, target, image, descriptor, members, carried, where, on_progress)
+    notes = _notes(ctx, made)
+    if package.manifest is None:
+        notes.insert(0, f"{where} has no manifest: its files were taken without a digest to check "
+                        "them against")
+    return ImportResult(made, descriptor.producer, tuple(notes))
 
 
 def _name_from(text: str) -> str:
@@ -114,12 +118,15 @@ def _make(ctx: Context, target: Pool, image: Image, descriptor: reader.Descripto
     holding.announce(ctx, events)
     held = holding.Holding(image=importing, operation=lifecycle.operation("import"), dirty=True)
     volumes: list[Volume] = []
-    carried_volumes = {v.get("index"): v for v in (carried.image.get("volumes", []) if carried else [])}
+    carried_volumes = list(carried.image.get("volumes", [])) if carried else []
+    if len(carried_volumes) != len(members):
+        carried_volumes = [{"index": n} for n in range(len(members))]
     timeout = float(target.section.setting("copy_timeout", 3600, int))
     try:
-        for index, (disk, member) in enumerate(zip(descriptor.disks, members, strict=True)):
+        for carried_volume, disk, member in zip(carried_volumes, descriptor.disks, members, strict=True):
+            index = int(carried_volume.get("index", len(volumes)))
             made = _volume(target, image, index, disk, member, timeout,
-                           _advance(on_progress, f"{image.name}: disk {index}", disk.capacity))
+                           stage_progress(on_progress, f"{image.name}: disk {index}", disk.capacity))
             volumes.append(made)
     except BaseException as exc:
         for volume in volumes:
@@ -127,7 +134,8 @@ def _make(ctx: Context, target: Pool, image: Image, descriptor: reader.Descripto
         holding.fail(ctx, held, "interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
                      else str(exc))
         raise
-    documents = [metadata.merge_volume(carried_volumes.get(v.index), to_document(v)) for v in volumes]
+    documents = [metadata.merge_volume(carried_volume, to_document(volume))
+                 for carried_volume, volume in zip(carried_volumes, volumes, strict=True)]
     held.image = metadata.restore_image(to_document(importing), where, volumes=documents)
     held.message = f"imported {len(volumes)} disk(s) from {where} as a {image.kind}"
     return holding.finish(ctx, held)
@@ -155,9 +163,3 @@ def _notes(ctx: Context, image: Image) -> list[str]:
                 f"{image.master_version}), which this repository does not hold: customizing it needs "
                 "that master's items (import the master too)"]
     return []
-
-
-def _advance(on_progress: StageProgress | None, stage: str, total: int) -> Callable[[int], None] | None:
-    if on_progress is None:
-        return None
-    return lambda done: on_progress(stage, done, total)
