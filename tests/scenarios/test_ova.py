@@ -459,3 +459,46 @@ def _qemu_img_writing_for(pid: int) -> list[str]:
             if b"qemu-img" in command and f"/proc/{pid}/fd/".encode() in command:
                 found.append(entry)
     return found
+
+
+# -- what the Encompass section carries --------------------------------------------------------
+
+
+def test_every_field_of_the_model_but_the_repositorys_own_is_carried():
+    """Fields added to the model later travel without a change here: the section is the store's
+    document of the image, less what belongs to the repository."""
+    import attrs
+
+    from encompass_core.convert import to_document
+    from encompass_core.model import CustomizationItem, Image, Volume
+    from encompass_core.ovf import metadata
+
+    items = (CustomizationItem(key="hostname", type="file", path="/etc/hostname"),
+             CustomizationItem(key="rootpw", type="file", path="/etc/rootpw", secret=True))
+    master = Image(name="base", kind="master", state="ready", version=3, items=items)
+    parent = Image(name="web", kind="clone", state="ready", master="base", parent="base", master_version=3,
+                   inputs={"hostname": "web"})
+    clone = Image(name="web01", kind="clone", state="deployed", master="base", parent="web",
+                  master_version=3, machine="vm7",
+                  inputs={"hostname": "web01", "rootpw": PASSWORD},  # a secret stored by mistake
+                  volumes=(Volume(index=0, pool="local", format="qcow2", location="/pool/web01/vol0.qcow2",
+                                  size=1 << 30, backing=("web", 0), depth=2, data={"wwn": "x"}),))
+
+    carried = metadata.carry(clone, master, [parent])
+
+    image_fields = {field.name for field in attrs.fields(Image)}
+    assert set(carried.image) == image_fields - metadata.LOCAL_FIELDS
+    volume_fields = {field.name for field in attrs.fields(Volume)}
+    assert set(carried.image["volumes"][0]) == volume_fields - metadata.LOCAL_VOLUME_FIELDS
+    assert carried.image["inputs"] == {"hostname": "web01"}
+    assert PASSWORD not in json.dumps([carried.image, carried.master, *carried.ancestors])
+    assert [item["key"] for item in carried.master["items"]] == ["hostname", "rootpw"]
+    assert [a["name"] for a in carried.ancestors] == ["web"] and carried.ancestors[0]["volumes"] == []
+
+    made = {"index": 0, "pool": "other", "format": "raw", "location": "/x", "size": 1 << 30}
+    restored = metadata.restore_image(carried.image, "test", state="ready",
+                                      volumes=[metadata.merge_volume(carried.image["volumes"][0], made)])
+    back = to_document(restored)
+    assert {k: v for k, v in back.items() if k not in metadata.LOCAL_FIELDS | {"volumes"}} == {
+        k: v for k, v in carried.image.items() if k != "volumes"}
+    assert (back["volumes"][0]["pool"], back["volumes"][0]["backing"]) == ("other", None)
