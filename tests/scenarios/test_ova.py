@@ -175,6 +175,28 @@ def test_the_package_is_a_dsp0243_ova_without_secrets(run_cli, customized, tmp_p
     assert same_disk(volume_path(run_cli, customized), vmdk)
 
 
+def test_a_master_of_two_volumes_and_formats_comes_back_whole(run_cli, tmp_path):
+    system = disk_with(tmp_path, "system", {"/etc/hostname": "two\n"})
+    data = tmp_path / "data.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(data), "16M"], check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x5a 1M 2M", str(data)], check=True, capture_output=True)
+    assert run_cli("master", "import", "two", system, data).code == 0
+    ova = tmp_path / "two.ova"
+
+    exported = run_cli("export", "two", ova, "--json")
+    assert exported.code == 0, exported.err
+    assert exported.json()["disks"] == ["two-disk0.vmdk", "two-disk1.vmdk"]
+    imported = run_cli("import", ova, "--name", "two-copy", "--json")
+
+    assert imported.code == 0, imported.err
+    copy = imported.json()
+    assert [v["index"] for v in copy["volumes"]] == [0, 1]
+    assert [v["size"] for v in copy["volumes"]] == [32 << 20, 16 << 20]
+    assert copy["kind"] == "master" and all(v["readonly"] for v in copy["volumes"])
+    for index in (0, 1):
+        assert same_disk(volume_path(run_cli, "two", index), volume_path(run_cli, "two-copy", index))
+
+
 def test_a_clone_comes_back_as_a_master_with_its_masters_items(run_cli, customized, tmp_path):
     ova = tmp_path / "web01.ova"
     assert run_cli("export", customized, ova).code == 0
