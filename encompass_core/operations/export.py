@@ -35,7 +35,6 @@ class ExportResult:
     path: str
     size: int  # bytes of the OVA
     disks: tuple[str, ...]  # the disk files inside it
-    seconds_converting: float = 0.0
 
 
 def _check_target(target: Path, force: bool) -> Path:
@@ -57,6 +56,8 @@ def _lineage(ctx: Context, image: Image, with_lineage: bool) -> tuple[Image | No
         master = tx.find_image(image.master) if image.master else None
         ancestors: list[Image] = []
         history = tx.events(image.name) if with_lineage else []
+        if history and history[-1].to_state == "exporting":
+            history = history[:-1]  # this export's own start: the image's present, not its past
         parent = image.parent
         while with_lineage and parent and parent != image.master and len(ancestors) < 1000:
             found = tx.find_image(parent)
