@@ -11,7 +11,9 @@ import subprocess
 import tarfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from ovf_samples import (
@@ -75,30 +77,42 @@ def same_disk(left: Path, right: Path) -> bool:
     return subprocess.run(["qemu-img", "compare", "-q", str(left), str(right)]).returncode == 0
 
 
-@pytest.fixture
-def customized(run_cli, tmp_path) -> str:
+class Exported(NamedTuple):
+    """A repository with a customized clone, and the OVAs exported from it."""
+
+    run: Callable[..., CliResult]  # the CLI in that repository
+    master_ova: Path  # master 'base'
+    clone_ova: Path  # clone 'web01', --with-lineage
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Exported:
     """Master 'base' (debian 12, 2 CPUs, 1 GiB, UEFI) with a hostname item and a secret item;
-    clone 'web01' customized with both."""
-    disk = disk_with(tmp_path, "base", {"/etc/hostname": "master\n", "/etc/rootpw": "master-password\n"})
-    assert run_cli("master", "import", "base", disk, "--hw", "cpus=2", "--hw", "memory=1G", "--hw",
-                   "firmware=uefi", "--hw", "platforms=kvm,esx", "--hw", "rack=r7", "--sw", "os=debian",
-                   "--sw", "version=12", "--sw", "description=web server").code == 0
-    assert run_cli("master", "items", "add", "base", "hostname", "--type", "file", "--path",
-                   "/etc/hostname", "--description", "the host's name").code == 0
-    assert run_cli("master", "items", "add", "base", "rootpw", "--type", "file", "--path", "/etc/rootpw",
-                   "--secret", "--param", "mode=0600").code == 0
-    assert run_cli("clone", "base", "web01").code == 0
-    done = run_cli("customize", "web01", "--set", "hostname=web01", "--set", f"rootpw={PASSWORD}")
+    clone 'web01' customized with both; each exported (the clone --with-lineage). Made once
+    for the tests that only read it: customizing is the slow part."""
+    tmp = tmp_path_factory.mktemp("exported")
+    run = other_home(tmp, "home")
+    disk = disk_with(tmp, "base", {"/etc/hostname": "master\n", "/etc/rootpw": "master-password\n"})
+    assert run("master", "import", "base", disk, "--hw", "cpus=2", "--hw", "memory=1G", "--hw",
+               "firmware=uefi", "--hw", "platforms=kvm,esx", "--hw", "rack=r7", "--sw", "os=debian",
+               "--sw", "version=12", "--sw", "description=web server").code == 0
+    assert run("master", "items", "add", "base", "hostname", "--type", "file", "--path",
+               "/etc/hostname", "--description", "the host's name").code == 0
+    assert run("master", "items", "add", "base", "rootpw", "--type", "file", "--path", "/etc/rootpw",
+               "--secret", "--param", "mode=0600").code == 0
+    assert run("clone", "base", "web01").code == 0
+    done = run("customize", "web01", "--set", "hostname=web01", "--set", f"rootpw={PASSWORD}")
     assert done.code == 0, done.err
-    return "web01"
+    master_ova, clone_ova = tmp / "base.ova", tmp / "web01.ova"
+    done = run("export", "base", master_ova)
+    assert done.code == 0, done.err
+    assert "exported 'base'" in done.err
+    assert run("export", "web01", clone_ova, "--with-lineage").code == 0
+    return Exported(run, master_ova, clone_ova)
 
 
-def test_round_trip_keeps_every_field_and_the_disk(run_cli, customized, tmp_path):
-    master_ova, clone_ova = tmp_path / "base.ova", tmp_path / "web01.ova"
-    exported = run_cli("export", "base", master_ova)
-    assert exported.code == 0, exported.err
-    assert "exported 'base'" in exported.err
-    assert run_cli("export", customized, clone_ova, "--with-lineage").code == 0
+def test_round_trip_keeps_every_field_and_the_disk(exported, tmp_path):
+    run_cli, customized = exported.run, "web01"
     # The image went back to where it was, and the export is in its history.
     assert image_records(run_cli)[customized]["state"] == "ready"
     history = run_cli("image", "history", customized, "--json").json()
@@ -106,7 +120,7 @@ def test_round_trip_keeps_every_field_and_the_disk(run_cli, customized, tmp_path
                                                                        ("exporting", "ready")]
 
     elsewhere = other_home(tmp_path)
-    for ova in (master_ova, clone_ova):
+    for ova in (exported.master_ova, exported.clone_ova):
         imported = elsewhere("import", ova)
         assert imported.code == 0, imported.err
         assert "from an Encompass package" in imported.err
@@ -128,9 +142,8 @@ def test_round_trip_keeps_every_field_and_the_disk(run_cli, customized, tmp_path
     assert elsewhere("image", "cat", customized, "/etc/hostname").out == "master\n"
 
 
-def test_the_package_is_a_dsp0243_ova_without_secrets(run_cli, customized, tmp_path):
-    ova = tmp_path / "web01.ova"
-    assert run_cli("export", customized, ova).code == 0
+def test_the_package_is_a_dsp0243_ova_without_secrets(exported, tmp_path):
+    run_cli, customized, ova = exported.run, "web01", exported.clone_ova
 
     names = [name for name, _data in members(ova)]
     assert names == ["web01.ovf", "web01-disk0.vmdk", "web01.mf"]  # descriptor first
@@ -157,6 +170,9 @@ def test_the_package_is_a_dsp0243_ova_without_secrets(run_cli, customized, tmp_p
     quantity = {item.findtext(f"{{{RASD}}}ResourceType"): item.findtext(f"{{{RASD}}}VirtualQuantity")
                 for item in hardware.findall(f"{{{OVF}}}Item")}
     assert quantity["3"] == "2" and quantity["4"] == "1024"
+    vmware = "http://www.vmware.com/schema/ovf"
+    assert [(c.get(f"{{{vmware}}}key"), c.get(f"{{{vmware}}}value"))
+            for c in hardware.iter(f"{{{vmware}}}Config")] == [("firmware", "efi")]  # the UEFI profile
     disk_item = next(i for i in hardware.findall(f"{{{OVF}}}Item")
                      if i.findtext(f"{{{RASD}}}ResourceType") == "17")
     assert disk_item.findtext(f"{{{RASD}}}HostResource") == f"ovf:/disk/{disk.get(f'{{{OVF}}}diskId')}"
@@ -198,9 +214,8 @@ def test_a_master_of_two_volumes_and_formats_comes_back_whole(run_cli, tmp_path)
         assert same_disk(volume_path(run_cli, "two", index), volume_path(run_cli, "two-copy", index))
 
 
-def test_a_clone_comes_back_as_a_master_with_its_masters_items(run_cli, customized, tmp_path):
-    ova = tmp_path / "web01.ova"
-    assert run_cli("export", customized, ova).code == 0
+def test_a_clone_comes_back_as_a_master_with_its_masters_items(exported, tmp_path):
+    ova = exported.clone_ova
     elsewhere = other_home(tmp_path)
 
     refused = elsewhere("import", ova, "--as", "clone", "--name", "bad name")
