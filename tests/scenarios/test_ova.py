@@ -406,6 +406,19 @@ def test_a_descriptor_with_a_doctype_is_refused(run_cli, our_ova, tmp_path):
     assert_nothing_recorded(run_cli)
 
 
+def test_a_package_cannot_claim_a_machine_or_a_state(run_cli, our_ova, tmp_path):
+    def claim(name: str, data: bytes) -> tuple[str, bytes]:
+        if name.endswith(".ovf"):
+            data = data.replace(b'{"applied"', b'{"machine": "vm7", "state": "deployed", "error": "x", '
+                                b'"owner": {"pid": 1}, "applied"', 1)
+        return name, data
+
+    done = run_cli("import", repacked(tmp_path, our_ova, claim), "--name", "copy", "--json")
+    assert done.code == 0, done.err
+    image = done.json()
+    assert (image["state"], image["machine"], image["error"], image["owner"]) == ("ready", None, None, None)
+
+
 def test_foreign_packages_are_not_clones(run_cli, tmp_path):
     folder = tmp_path / "package"
     folder.mkdir()
