@@ -140,14 +140,17 @@ def open_ova(path: str) -> Package:
     first = None
     with archive:
         for info in archive:
-            check_href(info.name, path)
+            name = info.name.removeprefix("./")  # what "tar cf x.ova ." writes
+            if info.isdir():
+                continue  # nothing is extracted: a folder entry changes nothing
+            check_href(name, path)
             if not info.isfile():
                 raise InvalidInput(f"{path}: refused member '{info.name}': a package holds plain files, "
-                                   "not links, folders or devices")
-            if info.name in members:
-                raise InvalidInput(f"{path} holds '{info.name}' twice")
-            members[info.name] = Member(info.name, path, info.offset_data, info.size)
-            first = first or info.name
+                                   "not links or devices")
+            if name in members:
+                raise InvalidInput(f"{path} holds '{name}' twice")
+            members[name] = Member(name, path, info.offset_data, info.size)
+            first = first or name
     if first is None or not first.lower().endswith(".ovf"):
         raise InvalidInput(f"{path}: the first file of an OVA must be its .ovf descriptor "
                            f"(found {first or 'nothing'})")

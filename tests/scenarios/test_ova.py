@@ -4,6 +4,7 @@ VirtualBox and OVF 2.0 tools write import as masters; bad packages are refused i
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
@@ -353,6 +354,16 @@ def test_a_reference_outside_the_package_is_refused(run_cli, our_ova, tmp_path):
     write_ova(tmp_path / "evil.ova", [("evil.ovf", dict(members(our_ova))["base.ovf"]),
                                       ("../evil.vmdk", b"x")])
     assert_one_line_error(run_cli("import", tmp_path / "evil.ova"), "../evil.vmdk", "outside the package")
+    # A member that is a link (to a file of this host) is no file of the package.
+    with tarfile.open(tmp_path / "link.ova", "w", format=tarfile.USTAR_FORMAT) as archive:
+        descriptor = dict(members(our_ova))["base.ovf"]
+        info = tarfile.TarInfo("base.ovf")
+        info.size = len(descriptor)
+        archive.addfile(info, io.BytesIO(descriptor))
+        link = tarfile.TarInfo("base-disk0.vmdk")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        archive.addfile(link)
+    assert_one_line_error(run_cli("import", tmp_path / "link.ova"), "base-disk0.vmdk", "not links")
     assert_nothing_recorded(run_cli)
 
 
