@@ -159,13 +159,15 @@ def units(text: str, where: str) -> int:
     for part in text.replace(" ", "").lower().split("*"):
         if part in _UNIT_WORDS:
             factor *= _UNIT_WORDS[part]
-        elif re.fullmatch(r"\d+\^\d+", part):
+        elif re.fullmatch(r"\d{1,4}\^\d{1,2}", part):
             base, power = part.split("^")
             factor *= int(base) ** int(power)
-        elif part.isdigit():
+        elif part.isdigit() and len(part) <= 12:
             factor *= int(part)
         else:
             raise InvalidInput(f"{where}: unknown allocation unit {text!r}")
+    if factor > 1 << 50:  # a petabyte per unit: no real descriptor says that
+        raise InvalidInput(f"{where}: allocation unit {text!r} is out of range")
     return factor
 
 
@@ -183,6 +185,7 @@ def _items(system: ET.Element) -> list[dict[str, str]]:
 
 
 def _hardware(system: ET.Element, ovf: _Names, where: str) -> tuple[HardwareProfile, str]:
+    """The hardware profile and who made the package (``vmware``, ``virtualbox`` or ``ovf``)."""
     cpus, memory_mib, firmware, extra = None, None, "bios", {}
     producer = "ovf"
     for item in _items(system):
@@ -192,43 +195,50 @@ def _hardware(system: ET.Element, ovf: _Names, where: str) -> tuple[HardwareProf
         elif kind == str(names.MEMORY) and quantity.isdigit():
             memory_mib = int(quantity) * units(item.get("AllocationUnits") or "byte * 2^20", where) >> 20
     section = next((e for e in system if names.local(e.tag) == "VirtualHardwareSection"), None)
-    system_type = ""
     if section is not None:
         system_type = (section.findtext(f"{ovf('System')}/{names.tag(names.VSSD, 'VirtualSystemType')}")
                        or "").strip()
-        vmware_config = {}
-        for element in section:
-            if element.tag in (names.tag(names.VMW, "Config"), names.tag(names.VMW, "ExtraConfig")):
-                producer = "vmware"
-                key = element.get(names.tag(names.VMW, "key"), "")
-                # guestinfo.* carries a deployment's data (user data, passwords): not the image's.
-                if key and not key.startswith("guestinfo."):
-                    vmware_config[key] = element.get(names.tag(names.VMW, "value"), "")
-        if vmware_config.get("firmware") == "efi":
-            firmware = "uefi"
-        if vmware_config:
-            extra["vmware-config"] = vmware_config
-    if system_type.startswith("vmx-"):
-        producer = "vmware"
+        if system_type:
+            extra["virtual-system-type"] = system_type
+        config = _vmware_config(section)
+        if config or system_type.startswith("vmx-"):
+            producer = "vmware"
+        if config:
+            extra["vmware-config"] = config
+            firmware = "uefi" if config.get("firmware") == "efi" else firmware
     machine = system.find(names.tag(names.VBOX, "Machine"))
     if machine is not None:
         producer = "virtualbox"
-        hardware = _child(machine, "Hardware")
-        if hardware is not None:
-            cpu = _child(hardware, "CPU")
-            if cpus is None and cpu is not None and (cpu.get("count") or "").isdigit():
-                cpus = int(cpu.get("count"))
-            memory = _child(hardware, "Memory")
-            if memory_mib is None and memory is not None and (memory.get("RAMSize") or "").isdigit():
-                memory_mib = int(memory.get("RAMSize"))
-            chosen = _child(hardware, "Firmware")
-            if chosen is not None and (chosen.get("type") or "").upper().startswith("EFI"):
-                firmware = "uefi"
-    if system_type:
-        extra["virtual-system-type"] = system_type
+        vbox_cpus, vbox_memory, vbox_uefi = _virtualbox(machine)
+        cpus, memory_mib = cpus or vbox_cpus, memory_mib or vbox_memory
+        firmware = "uefi" if vbox_uefi else firmware
     defaults = HardwareProfile()
     return HardwareProfile(memory_mib=memory_mib or defaults.memory_mib, cpus=cpus or defaults.cpus,
                            arch=_arch(system, ovf), firmware=firmware, extra=extra), producer
+
+
+def _vmware_config(section: ET.Element) -> dict[str, str]:
+    """VMware's ``vmw:Config`` and ``vmw:ExtraConfig`` entries of the hardware section."""
+    config = {}
+    for element in section:
+        if element.tag in (names.tag(names.VMW, "Config"), names.tag(names.VMW, "ExtraConfig")):
+            key = element.get(names.tag(names.VMW, "key"), "")
+            # guestinfo.* carries a deployment's data (user data, passwords): not the image's.
+            if key and not key.startswith("guestinfo."):
+                config[key] = element.get(names.tag(names.VMW, "value"), "")
+    return config
+
+
+def _virtualbox(machine: ET.Element) -> tuple[int | None, int | None, bool]:
+    """CPUs, memory (MiB) and whether the firmware is EFI, from VirtualBox's ``vbox:Machine``."""
+    hardware = _child(machine, "Hardware")
+    if hardware is None:
+        return None, None, False
+    cpu, memory, firmware = (_child(hardware, name) for name in ("CPU", "Memory", "Firmware"))
+    count = cpu.get("count", "") if cpu is not None else ""
+    ram = memory.get("RAMSize", "") if memory is not None else ""
+    uefi = firmware is not None and firmware.get("type", "").upper().startswith("EFI")
+    return (int(count) if count.isdigit() else None, int(ram) if ram.isdigit() else None, uefi)
 
 
 def _child(parent: ET.Element, local: str) -> ET.Element | None:
