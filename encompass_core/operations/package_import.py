@@ -91,7 +91,7 @@ def _image(descriptor: reader.Descriptor, carried: metadata.Carried | None, kind
                      software=descriptor.software)
     # What belongs to a repository is never taken from a package (a crafted one could claim a
     # machine, or hold the image locked).
-    doc = {k: v for k, v in carried.image.items() if k not in metadata.LOCAL_FIELDS}
+    doc = {k: v for k, v in carried.image.items() if k not in metadata.local_fields()}
     if kind == "master" and carried.kind == "clone":
         # A clone made a master: it keeps its profiles; its master's items customize its clones.
         items = (carried.master or {}).get("items", [])

@@ -3,7 +3,9 @@
 The image goes through the store's one converter (:func:`~encompass_core.convert.to_document`
 and back with :func:`~encompass_core.convert.from_document`), so every field of the model rides
 along, fields added later included; only what belongs to the repository rather than to the
-image is left out (its state, lock, machine, the pools' addresses of its volumes). Secret inputs
+image is left out (its state, lock, machine, the pools' addresses of its volumes, and any field
+holding volumes kept aside, such as old ones kept for a rollback: the package holds only the
+image's current disks). Secret inputs
 are never stored anyway; they are filtered here again, by the items that say they are secret.
 A clone's customization items are its master's: the master's document goes too, without its
 volumes. ``--with-lineage`` adds the parents in between and the image's history.
@@ -15,6 +17,7 @@ In the descriptor each document is JSON inside an element of our namespace, in a
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,7 +25,7 @@ import attrs
 
 from ..convert import from_document, to_document
 from ..errors import InvalidInput
-from ..model import Event, Image
+from ..model import Event, Image, Volume
 
 #: Bumped when the section's shape changes in a way older readers must refuse.
 SCHEMA = 1
@@ -62,9 +65,23 @@ def secret_keys(*images: Image | None) -> set[str]:
     return keys
 
 
+def _mentions(tp: Any, cls: type) -> bool:
+    """Whether type ``tp`` is ``cls`` or holds it (``tuple[cls, ...]``, ``cls | None``)."""
+    return tp is cls or any(_mentions(arg, cls) for arg in typing.get_args(tp))
+
+
+def local_fields() -> frozenset[str]:
+    """:data:`LOCAL_FIELDS`, and every other field of :class:`Image` that holds volumes (kept
+    aside by some operation): volumes of this repository that a package does not hold."""
+    attrs.resolve_types(Image)
+    return LOCAL_FIELDS | {field.name for field in attrs.fields(Image)
+                           if field.name != "volumes" and _mentions(field.type, Volume)}
+
+
 def portable(image: Image, secrets: set[str]) -> dict[str, Any]:
     """``image``'s document without what belongs to this repository, and without secrets."""
-    doc = {k: v for k, v in to_document(image).items() if k not in LOCAL_FIELDS}
+    local = local_fields()
+    doc = {k: v for k, v in to_document(image).items() if k not in local}
     doc["volumes"] = [{k: v for k, v in volume.items() if k not in LOCAL_VOLUME_FIELDS}
                       for volume in doc.get("volumes", [])]
     doc["inputs"] = {k: v for k, v in doc.get("inputs", {}).items() if k not in secrets}
