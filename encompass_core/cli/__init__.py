@@ -37,6 +37,8 @@ BUILTIN_COMMANDS = {
     "migrate": ("moves",),
     "reassign": ("moves",),
     "swap": ("moves",),
+    "export": ("transfer",),
+    "import": ("transfer",),
     "init": ("admin",),
     "pool": ("admin",),
     "repair": ("admin",),
