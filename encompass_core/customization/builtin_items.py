@@ -15,6 +15,7 @@ def encompass_customizers():
     from .itemtypes.delete import DeleteCustomizer
     from .itemtypes.file import FileCustomizer
     from .itemtypes.regexp import RegexpCustomizer
+    from .itemtypes.service import ServiceCustomizer
 
     yield CustomizerRecord(name="file", factory=FileCustomizer,
                            description="write a file holding the value (template, mode, owner)")
@@ -26,3 +27,6 @@ def encompass_customizers():
                            description="remove a file (no value)")
     yield CustomizerRecord(name="cloud-init", factory=CloudInitCustomizer,
                            description="a cloud-init NoCloud seed: the value is the user-data")
+    yield CustomizerRecord(name="service", factory=ServiceCustomizer,
+                           description="services started at boot: NAME[:on|off|mask],... "
+                           "(systemd, SysV, OpenRC, busybox)")
