@@ -14,6 +14,7 @@ def encompass_customizers():
     from .itemtypes.cloudinit import CloudInitCustomizer
     from .itemtypes.delete import DeleteCustomizer
     from .itemtypes.file import FileCustomizer
+    from .itemtypes.network import NetworkCustomizer
     from .itemtypes.regexp import RegexpCustomizer
     from .itemtypes.service import ServiceCustomizer
 
@@ -30,3 +31,6 @@ def encompass_customizers():
     yield CustomizerRecord(name="service", factory=ServiceCustomizer,
                            description="services started at boot: NAME[:on|off|mask],... "
                            "(systemd, SysV, OpenRC, busybox)")
+    yield CustomizerRecord(name="network", factory=NetworkCustomizer,
+                           description="an interface's static address or DHCP (ifupdown, netplan, "
+                           "NetworkManager, networkd, ifcfg)")

@@ -94,3 +94,14 @@ def set_link(fs: FileAccess, path: str, target: str | None) -> None:
             parent = posixpath.dirname(path)
             fs.mkdir(parent, parents=True)
             fs.symlink(path, target)
+
+
+def prune_directories(fs: FileAccess, parent_fs: FileAccess, path: str) -> None:
+    """Remove the directories above ``path`` that are empty in ``fs`` and absent from
+    ``parent_fs`` (made when a file was written there), deepest first."""
+    directory = posixpath.dirname(path)
+    while directory not in ("", "/") and not parent_fs.exists(directory):
+        if not fs.exists(directory) or fs.stat(directory).kind != "dir" or fs.listdir(directory):
+            return
+        fs.rmdir(directory)
+        directory = posixpath.dirname(directory)
