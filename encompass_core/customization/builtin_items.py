@@ -14,6 +14,7 @@ def encompass_customizers():
     from .itemtypes.cloudinit import CloudInitCustomizer
     from .itemtypes.delete import DeleteCustomizer
     from .itemtypes.file import FileCustomizer
+    from .itemtypes.kernel import KernelCustomizer
     from .itemtypes.network import NetworkCustomizer
     from .itemtypes.regexp import RegexpCustomizer
     from .itemtypes.service import ServiceCustomizer
@@ -34,3 +35,6 @@ def encompass_customizers():
     yield CustomizerRecord(name="network", factory=NetworkCustomizer,
                            description="an interface's static address or DHCP (ifupdown, netplan, "
                            "NetworkManager, networkd, ifcfg)")
+    yield CustomizerRecord(name="kernel", factory=KernelCustomizer,
+                           description="the installed kernel that boots: GRUB default, extlinux "
+                           "DEFAULT, vmlinuz links (hardware-dependent)")

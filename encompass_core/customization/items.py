@@ -128,11 +128,35 @@ def expand(template: str, value: str, clone_name: str = "") -> str:
     return template.replace("{clone}", clone_name).replace("{value}", value)
 
 
+#: The parameter every item may hold saying when it applies: ``on = "hardware"`` marks an item
+#: that depends on the machine's hardware (re-applied when its image moves to other hardware);
+#: ``on = "image"`` says it does not (the default, except for the ``kernel`` type).
+ON_PARAM = "on"
+ON_VALUES = ("hardware", "image")
+HARDWARE_DEPENDENT_TYPES = frozenset({"kernel"})
+
+
+def is_hardware_dependent(item: CustomizationItem) -> bool:
+    """Whether ``item`` depends on the hardware its image runs on, so that a migration to
+    other hardware applies it again: its params hold ``on = "hardware"``, or its type is
+    hardware-dependent by default (``kernel``) and it does not say ``on = "image"``."""
+    on = str(item.params.get(ON_PARAM, "")).strip().lower()
+    if on:
+        return on == "hardware"
+    return item.type in HARDWARE_DEPENDENT_TYPES
+
+
 def check_params(item: CustomizationItem, known: set[str]) -> None:
-    """Refuse parameters an item type does not know (a typo would be silently ignored)."""
-    unknown = set(item.params) - known
+    """Refuse parameters an item type does not know (a typo would be silently ignored); every
+    type knows ``on`` (``hardware`` or ``image``, see :func:`is_hardware_dependent`)."""
+    unknown = set(item.params) - known - {ON_PARAM}
     if unknown:
         raise InvalidInput(
             f"item '{item.key}' ({item.type}): unknown parameter(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(known)) or 'none'}"
+            f"known: {', '.join(sorted(known | {ON_PARAM}))}"
         )
+    on = str(item.params.get(ON_PARAM, "hardware")).strip().lower()
+    if on not in ON_VALUES:
+        raise InvalidInput(f"item '{item.key}': on={item.params[ON_PARAM]!r} is not one of "
+                           f"{', '.join(ON_VALUES)} (on=hardware: applied again when the image "
+                           "moves to other hardware)")
