@@ -13,6 +13,9 @@ An item type (a *customizer*) is registered through ``encompass_customizers`` as
     :class:`~encompass_core.customization.access.FileAccess`). ``fs`` holds the *un-customized*
     content of the item's files: the core reverts an item before applying a new value.
     Never put ``value`` in an error message: it may be a secret.
+``check_value(item, value) -> None`` (optional)
+    Raise :class:`~encompass_core.errors.InvalidInput` when ``value`` cannot be applied
+    (a malformed address...); called for every new value before the clone is changed at all.
 ``revert(fs, item, parent_fs) -> None``
     Undo the change. ``parent_fs`` is the same volume of the nearest ancestor image (a parent
     clone, else the master) that does not have the item applied, opened read-only; None when

@@ -125,6 +125,12 @@ class KernelCustomizer:
     def validate(self, item: CustomizationItem) -> None:
         check_params(item, PARAMS)
 
+    def check_value(self, item: CustomizationItem, value: str) -> None:
+        """Refuse what cannot be a kernel version before anything is written."""
+        if not _VERSION.fullmatch(value.strip()):
+            raise InvalidInput(f"item '{item.key}': {value.strip()!r} is not a kernel version like "
+                               "6.1.0-10-amd64")
+
     def _paths(self, item: CustomizationItem) -> list[str]:
         boot = item.path
         paths = [_join(boot, f"{d}/{n}") for d in GRUB_DIRS for n in ("grub.cfg", "grubenv")]

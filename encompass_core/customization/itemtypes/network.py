@@ -270,6 +270,10 @@ class NetworkCustomizer:
         if fmt == "ifupdown" and interface_match(item)[0] is None:
             raise InvalidInput(f"item '{item.key}': ifupdown names interfaces: give --param interface=NAME")
 
+    def check_value(self, item: CustomizationItem, value: str) -> None:
+        """Refuse a malformed configuration before anything is written."""
+        parse_netconfig(item, value)
+
     def apply(self, fs: FileAccess, item: CustomizationItem, value: str, clone_name: str) -> None:
         config = parse_netconfig(item, value)
         name, mac = interface_match(item)

@@ -358,6 +358,10 @@ class ServiceCustomizer:
         if init and init not in INITS:
             raise InvalidInput(f"item '{item.key}': init={init!r} is not one of {', '.join(INITS)}")
 
+    def check_value(self, item: CustomizationItem, value: str) -> None:
+        """Refuse a malformed list before anything is written (names are checked in the image)."""
+        parse_services(item, value)
+
     def plan(self, fs: FileAccess, item: CustomizationItem, value: str) -> tuple[str, dict[str, str | None]]:
         """The init system and the links the value asks for (read only: nothing is written)."""
         services = parse_services(item, value)
