@@ -61,14 +61,21 @@ def _link_paths(boot: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _words(line: str) -> list[str]:
+    """A GRUB command line's words, quotes removed (split on blanks when the quotes do not pair)."""
+    try:
+        return shlex.split(line, comments=True, posix=True)
+    except ValueError:
+        return line.split()
+
+
 def _grub_entry(text: str, kernel: str) -> str | None:
     """The id path (``submenu>entry``) of the first non-recovery entry loading ``kernel``."""
     stack: list[str | None] = []  # ids of open blocks (None: a block that is no menu)
     pending = None
     for line in text.splitlines():
         stripped = line.strip()
-        words = shlex.split(stripped, comments=True, posix=True) if stripped.startswith(
-            ("menuentry", "submenu")) else []
+        words = _words(stripped) if stripped.startswith(("menuentry", "submenu")) else []
         if words[:1] in (["menuentry"], ["submenu"]):
             ident = words[1] if len(words) > 1 else ""
             for i, word in enumerate(words[:-1]):
