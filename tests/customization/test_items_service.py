@@ -91,6 +91,7 @@ def test_bad_values_change_nothing(systemd_master, tmp_path):
     for value, error, message in (
         ("ssh:on,nosuch:on", NotFound, "no systemd unit nosuch.service"),
         ("ssh:maybe", InvalidInput, "is not NAME"),
+        ("ssh\\\\x:on", InvalidInput, "is not NAME"),
         ("ssh,ssh:off", InvalidInput, "given twice"),
         ("getty@:on,serial-getty@:on", InvalidInput, "template without DefaultInstance"),
         ("systemd-journald:on", InvalidInput, "no \\[Install\\] section"),

@@ -39,21 +39,15 @@ from ...model import CustomizationItem
 from ..access import FileAccess
 from ..fsutil import restore, set_link, write_file
 from ..items import check_params
+from .service_plan import SERVICE_NAME, LinkPlan, inside
+from .service_scripts import plan_busybox, plan_openrc, plan_sysv
+from .service_systemd import plan_systemd
 
 PARAMS = {"init", "runlevel", "order"}
 INITS = ("systemd", "openrc", "sysv", "busybox")
 STATES = ("on", "off", "mask")
 RECORD_DIR = "/var/lib/encompass/items"
 SYSTEMD_BINARIES = ("/lib/systemd/systemd", "/usr/lib/systemd/systemd")
-SYSTEMD_ETC = "/etc/systemd/system"
-# Where `systemctl --root` looks for unit files, in its order (/run is empty offline).
-UNIT_DIRS = (SYSTEMD_ETC, "/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
-UNIT_SUFFIXES = (".service", ".socket", ".target", ".timer", ".path", ".mount", ".automount",
-                 ".swap", ".slice", ".scope", ".device")
-DEPENDENCY_DIRS = {"WantedBy": ".wants", "RequiredBy": ".requires", "UpheldBy": ".upholds"}
-SYSV_LEVELS = ("0", "1", "2", "3", "4", "5", "6", "S")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9@_.+\\-]*")
-_SYSV_LINK = re.compile(r"^([SK])(\d\d)(.+)$")
 
 
 def parse_services(item: CustomizationItem, value: str) -> list[tuple[str, str]]:
@@ -67,7 +61,7 @@ def parse_services(item: CustomizationItem, value: str) -> list[tuple[str, str]]
     for entry in entries:
         name, _, state = entry.partition(":")
         state = state.lower() or "on"
-        if not _NAME.fullmatch(name) or state not in STATES:
+        if not SERVICE_NAME.fullmatch(name) or state not in STATES:
             raise InvalidInput(f"item '{item.key}': {entry!r} is not NAME[:on|off|mask] (names: "
                                "letters, digits, @ _ . + -), e.g. ssh:on")
         if name in parsed:
@@ -76,12 +70,8 @@ def parse_services(item: CustomizationItem, value: str) -> list[tuple[str, str]]
     return list(parsed.items())
 
 
-def _inside(root: str, path: str) -> str:
-    return posixpath.normpath(posixpath.join(root, path.lstrip("/")))
-
-
 def _record_path(item: CustomizationItem) -> str:
-    return _inside(item.path, f"{RECORD_DIR}/{item.key}.json")
+    return inside(item.path, f"{RECORD_DIR}/{item.key}.json")
 
 
 def detect_init(fs: FileAccess, item: CustomizationItem) -> str:
@@ -92,7 +82,7 @@ def detect_init(fs: FileAccess, item: CustomizationItem) -> str:
     root = item.path
 
     def has(path: str) -> bool:
-        return fs.exists(_inside(root, path))
+        return fs.exists(inside(root, path))
 
     if any(has(p) for p in SYSTEMD_BINARIES):
         return "systemd"
@@ -104,244 +94,6 @@ def detect_init(fs: FileAccess, item: CustomizationItem) -> str:
         return "busybox"
     raise NotFound(f"item '{item.key}': no init system found under {root} (no systemd, OpenRC, "
                    "SysV rc.d or busybox); check the item's path, or set --param init=...")
-
-
-class _Plan:
-    """Links to make (target) or remove (None), checked before anything is written."""
-
-    def __init__(self, fs: FileAccess, item: CustomizationItem) -> None:
-        self.fs = fs
-        self.item = item
-        self.links: dict[str, str | None] = {}
-
-    def at(self, path: str) -> str:
-        return _inside(self.item.path, path)
-
-    def current(self, path: str) -> tuple[str, str | None] | None:
-        """(kind, link target) of what stands at ``path`` now, or None."""
-        if self.path_exists(path):
-            info = self.fs.stat(path)
-            return info.kind, info.target
-        return None
-
-    def path_exists(self, path: str) -> bool:
-        return self.fs.exists(path)
-
-    def listdir(self, path: str) -> list[str]:
-        if not self.fs.exists(path) or self.fs.stat(path).kind != "dir":
-            return []
-        return self.fs.listdir(path)
-
-    def link(self, path: str, target: str | None) -> None:
-        found = self.current(path)
-        if found is not None and found[0] != "symlink":
-            what = "directory" if found[0] == "dir" else "file"
-            raise Conflict(f"item '{self.item.key}': {path} is a {what}, not a link; move it "
-                           "away, the item only makes and removes links")
-        if (found[1] if found else None) != target:
-            self.links[path] = target
-
-
-# ------------------------------------------------------------------------- systemd
-
-
-def _unit_name(name: str) -> str:
-    return name if name.endswith(UNIT_SUFFIXES) else name + ".service"
-
-
-def _template_of(unit: str) -> str | None:
-    """``getty@tty1.service`` -> ``getty@.service``; None for a unit that is no instance."""
-    prefix, at, rest = unit.partition("@")
-    if not at or rest.startswith("."):
-        return None
-    return f"{prefix}@{rest[rest.rindex('.'):]}"
-
-
-def _install_section(text: str) -> dict[str, list[str]]:
-    section: dict[str, list[str]] = {}
-    current = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            current = line
-            continue
-        if current == "[Install]" and "=" in line:
-            key, _, value = line.partition("=")
-            words = value.split()
-            section.setdefault(key.strip(), []).extend(words)
-            if not words:  # an empty assignment resets the list
-                section[key.strip()] = []
-    return section
-
-
-def _find_unit(plan: _Plan, unit: str) -> tuple[str, dict[str, list[str]]] | None:
-    """The path of the unit file (a template's for an instance) and its [Install] section."""
-    template = _template_of(unit)
-    for name in (unit, template) if template else (unit,):
-        for directory in UNIT_DIRS:
-            path = plan.at(f"{directory}/{name}")
-            found = plan.current(path)
-            if found is None or (found[0] == "symlink" and found[1] == "/dev/null"):
-                continue
-            if found[0] == "dir":
-                continue
-            try:
-                text = plan.fs.read(path).decode("utf-8", errors="replace")
-            except NotFound:
-                continue  # a dangling link
-            return path, _install_section(text)
-    return None
-
-
-def _guest_path(plan: _Plan, path: str) -> str:
-    """A path in the volume as the guest sees it (without the item's root)."""
-    root = plan.item.path.rstrip("/")
-    return path[len(root):] if root and path.startswith(root + "/") else path
-
-
-def _plan_systemd(plan: _Plan, name: str, state: str, seen: set[str]) -> None:
-    unit = _unit_name(name)
-    if unit in seen:
-        return
-    seen.add(unit)
-    etc = plan.at(SYSTEMD_ETC)
-    mask_path = f"{etc}/{unit}"
-    found = _find_unit(plan, unit)
-    masked = plan.current(mask_path) == ("symlink", "/dev/null")
-    if found is None and not masked:
-        raise NotFound(f"item '{plan.item.key}': no systemd unit {unit} under {plan.item.path} "
-                       f"({', '.join(UNIT_DIRS)}); check the name")
-    if state == "mask":
-        plan.link(mask_path, "/dev/null")
-        return
-    if masked:
-        plan.link(mask_path, None)  # on or off: unmasked as `systemctl unmask` would
-    if found is None:
-        return
-    path, install = found
-    target = _guest_path(plan, path)
-    unit_file = posixpath.basename(path)
-    instance = unit
-    if unit == unit_file and _template_of(unit) is None and "@." in unit:
-        default = (install.get("DefaultInstance") or [""])[-1]
-        instance = unit.replace("@.", f"@{default}.") if default else ""
-    aliases = install.get("Alias", [])
-    if state == "on":
-        wanted = [(key, t) for key in DEPENDENCY_DIRS for t in install.get(key, [])]
-        if not (wanted or aliases or install.get("Also")):
-            raise InvalidInput(f"item '{plan.item.key}': unit {unit} has no [Install] section: it "
-                               "cannot be enabled (it starts when another unit needs it)")
-        if wanted and not instance:
-            raise InvalidInput(f"item '{plan.item.key}': {unit} is a template without "
-                               "DefaultInstance; name an instance, e.g. getty@tty1")
-        for key, dependent in wanted:
-            plan.link(f"{etc}/{dependent}{DEPENDENCY_DIRS[key]}/{instance}", target)
-        for alias in aliases:
-            if posixpath.join(etc, alias) != path:
-                plan.link(f"{etc}/{alias}", target)
-    else:
-        names = {unit, *aliases}
-        for directory in [etc] + [f"{etc}/{d}" for d in plan.listdir(etc)
-                                  if d.endswith(tuple(DEPENDENCY_DIRS.values()))]:
-            for entry in plan.listdir(directory):
-                link = f"{directory}/{entry}"
-                found_link = plan.current(link)
-                if found_link is None or found_link[0] != "symlink" or found_link[1] == "/dev/null":
-                    continue
-                points_here = posixpath.basename(found_link[1] or "") == unit_file
-                if entry in names or (unit == unit_file and points_here and "@" in unit):
-                    plan.link(link, None)
-    for also in install.get("Also", []):
-        _plan_systemd(plan, also, state, seen)
-
-
-# ------------------------------------------------------------------ sysv, openrc, busybox
-
-
-def _script(plan: _Plan, name: str) -> str:
-    path = plan.at(f"/etc/init.d/{name}")
-    if not plan.path_exists(path):
-        raise NotFound(f"item '{plan.item.key}': no init script /etc/init.d/{name} under "
-                       f"{plan.item.path}; check the name")
-    return path
-
-
-def _lsb_levels(plan: _Plan, name: str, path: str) -> tuple[list[str], list[str]]:
-    text = plan.fs.read(path).decode("utf-8", errors="replace")
-    if "### BEGIN INIT INFO" not in text:
-        raise InvalidInput(f"item '{plan.item.key}': /etc/init.d/{name} has no LSB header "
-                           "(### BEGIN INIT INFO): its runlevels are unknown")
-    levels: dict[str, list[str]] = {"Default-Start": [], "Default-Stop": []}
-    header = text.split("### BEGIN INIT INFO", 1)[1].split("### END INIT INFO", 1)[0]
-    for line in header.splitlines():
-        key, _, value = line.lstrip("#").strip().partition(":")
-        if key in levels:
-            levels[key] = [level for level in value.split() if level in SYSV_LEVELS]
-    return levels["Default-Start"], levels["Default-Stop"]
-
-
-def _plan_sysv(plan: _Plan, name: str, state: str) -> None:
-    if state == "mask":
-        raise InvalidInput(f"item '{plan.item.key}': 'mask' is for systemd; use {name}:off")
-    start, stop = _lsb_levels(plan, name, _script(plan, name))
-    existing: dict[str, dict[str, str]] = {}  # level -> link name -> sequence number
-    for level in SYSV_LEVELS:
-        for entry in plan.listdir(plan.at(f"/etc/rc{level}.d")):
-            match = _SYSV_LINK.match(entry)
-            if match and match.group(3) == name:
-                existing.setdefault(level, {})[entry] = match.group(2)
-    wanted: dict[str, str] = {}  # level -> S or K
-    for level in stop:
-        wanted[level] = "K"
-    for level in start:
-        wanted[level] = "S" if state == "on" else "K"
-    for level in SYSV_LEVELS:
-        have = existing.get(level, {})
-        keep = None
-        if level in wanted:
-            number = next(iter(have.values()), "01")
-            keep = f"{wanted[level]}{number}{name}"
-            plan.link(plan.at(f"/etc/rc{level}.d/{keep}"), f"../init.d/{name}")
-        for entry in have:
-            if entry != keep and not (state == "off" and entry.startswith("K")):
-                plan.link(plan.at(f"/etc/rc{level}.d/{entry}"), None)
-
-
-def _plan_openrc(plan: _Plan, name: str, state: str) -> None:
-    if state == "mask":
-        raise InvalidInput(f"item '{plan.item.key}': 'mask' is for systemd; use {name}:off")
-    _script(plan, name)
-    runlevel = str(plan.item.params.get("runlevel", "default"))
-    if not _NAME.fullmatch(runlevel):
-        raise InvalidInput(f"item '{plan.item.key}': runlevel={runlevel!r} is not a runlevel name")
-    runlevels = plan.at("/etc/runlevels")
-    if state == "on":
-        plan.link(f"{runlevels}/{runlevel}/{name}", f"/etc/init.d/{name}")
-    else:
-        for level in plan.listdir(runlevels):
-            if name in plan.listdir(f"{runlevels}/{level}"):
-                plan.link(f"{runlevels}/{level}/{name}", None)
-
-
-def _plan_busybox(plan: _Plan, name: str, state: str) -> None:
-    if state == "mask":
-        raise InvalidInput(f"item '{plan.item.key}': 'mask' is for systemd; use {name}:off")
-    order = str(plan.item.params.get("order", "50"))
-    if not re.fullmatch(r"\d\d", order):
-        raise InvalidInput(f"item '{plan.item.key}': order={order!r} must be two digits, e.g. 50")
-    init_d = plan.at("/etc/init.d")
-    started = [e for e in plan.listdir(init_d) if re.fullmatch(rf"S\d\d{re.escape(name)}", e)]
-    if state == "on":
-        _script(plan, name)
-        if not started:
-            plan.link(f"{init_d}/S{order}{name}", name)
-        return
-    if not started and not plan.path_exists(f"{init_d}/{name}"):
-        _script(plan, name)  # neither started nor there: a typo
-    for entry in started:
-        plan.link(f"{init_d}/{entry}", None)
 
 
 # ----------------------------------------------------------------------- the item type
@@ -366,17 +118,17 @@ class ServiceCustomizer:
         """The init system and the links the value asks for (read only: nothing is written)."""
         services = parse_services(item, value)
         init = detect_init(fs, item)
-        plan = _Plan(fs, item)
+        plan = LinkPlan(fs, item)
         seen: set[str] = set()
         for name, state in services:
             if init == "systemd":
-                _plan_systemd(plan, name, state, seen)
+                plan_systemd(plan, name, state, seen)
             elif init == "sysv":
-                _plan_sysv(plan, name, state)
+                plan_sysv(plan, name, state)
             elif init == "openrc":
-                _plan_openrc(plan, name, state)
+                plan_openrc(plan, name, state)
             else:
-                _plan_busybox(plan, name, state)
+                plan_busybox(plan, name, state)
         return init, plan.links
 
     def apply(self, fs: FileAccess, item: CustomizationItem, value: str, clone_name: str) -> None:
