@@ -18,7 +18,8 @@ def items_group() -> None:
 
     \b
     Item keys: a lowercase letter, then lowercase letters, digits, - _ . (1-64 characters).
-    Types: file, regexp, bootscript, delete, cloud-init (plugins add more; see: items types).
+    Types: file, regexp, bootscript, delete, cloud-init, service, network, kernel (plugins add
+    more; see: items types). Any item may say --param on=hardware: applied again on migration.
     Example:
       encompass master items add base hostname --type file --path /etc/hostname \\
           --prompt "Host name" --default localhost

@@ -68,6 +68,15 @@ class FileAccess(Protocol):
     def remove(self, path: str) -> None:
         """Remove a file or symlink (not a directory)."""
 
+    def symlink(self, path: str, target: str) -> None:
+        """Create the symlink ``path`` holding ``target`` (not followed: the guest resolves it).
+
+        ``path`` must not exist and its parent directory must; the link gets the directory's
+        owner, as a new file does."""
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory (a final symlink is not followed)."""
+
     def close(self) -> None:
         """Flush and release the volume (unmount, stop helpers). Idempotent."""
 

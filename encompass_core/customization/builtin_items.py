@@ -14,7 +14,10 @@ def encompass_customizers():
     from .itemtypes.cloudinit import CloudInitCustomizer
     from .itemtypes.delete import DeleteCustomizer
     from .itemtypes.file import FileCustomizer
+    from .itemtypes.kernel import KernelCustomizer
+    from .itemtypes.network import NetworkCustomizer
     from .itemtypes.regexp import RegexpCustomizer
+    from .itemtypes.service import ServiceCustomizer
 
     yield CustomizerRecord(name="file", factory=FileCustomizer,
                            description="write a file holding the value (template, mode, owner)")
@@ -26,3 +29,12 @@ def encompass_customizers():
                            description="remove a file (no value)")
     yield CustomizerRecord(name="cloud-init", factory=CloudInitCustomizer,
                            description="a cloud-init NoCloud seed: the value is the user-data")
+    yield CustomizerRecord(name="service", factory=ServiceCustomizer,
+                           description="services started at boot: NAME[:on|off|mask],... "
+                           "(systemd, SysV, OpenRC, busybox)")
+    yield CustomizerRecord(name="network", factory=NetworkCustomizer,
+                           description="an interface's static address or DHCP (ifupdown, netplan, "
+                           "NetworkManager, networkd, ifcfg)")
+    yield CustomizerRecord(name="kernel", factory=KernelCustomizer,
+                           description="the installed kernel that boots: GRUB default, extlinux "
+                           "DEFAULT, vmlinuz links (hardware-dependent)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ..errors import DriverError, EncompassError, InvalidInput, NotFound
+from ..errors import Conflict, EncompassError, InvalidInput, NotFound
 from ..model import CustomizationItem
 from .access import FileAccess
 
@@ -59,20 +59,49 @@ def write_file(fs: FileAccess, path: str, data: bytes, mode: int | None = None,
 
 
 def restore(fs: FileAccess, parent_fs: FileAccess | None, path: str) -> bool:
-    """Make ``path`` in ``fs`` what it is in ``parent_fs``: the same bytes, mode and owner, or
-    absent when the parent has no such file. Returns False when ``parent_fs`` is None (nothing
-    could be done)."""
+    """Make ``path`` in ``fs`` what it is in ``parent_fs``: the same bytes, mode and owner, the
+    same symlink, or absent when the parent has no such file. Returns False when ``parent_fs``
+    is None (nothing could be done)."""
     if parent_fs is None:
         return False
     info = parent_fs.stat(path) if parent_fs.exists(path) else None
+    mine = fs.stat(path) if fs.exists(path) else None
     if info is not None and info.kind == "symlink":
-        mine = fs.stat(path) if fs.exists(path) else None
-        if mine is None or mine.kind != "symlink" or mine.target != info.target:
-            raise DriverError(f"cannot restore {path}: it is a symlink in the parent image, and "
-                              "volume access cannot make symlinks; restore it inside the guest")
-        return True
-    if info is not None and info.kind == "file":
+        set_link(fs, path, info.target)
+    elif info is not None and info.kind == "file":
+        if mine is not None and mine.kind == "symlink":
+            fs.remove(path)  # written through, the link would change the file it names
         write_file(fs, path, parent_fs.read(path), mode=info.mode, uid=info.uid, gid=info.gid)
-    elif fs.exists(path) and fs.stat(path).kind != "dir":
+    elif mine is not None and mine.kind != "dir":
         fs.remove(path)
     return True
+
+
+def set_link(fs: FileAccess, path: str, target: str | None) -> None:
+    """Make ``path`` the symlink holding ``target`` (None: no file there), replacing a file or
+    link; a directory in the way is refused."""
+    mine = fs.stat(path) if fs.exists(path) else None
+    if mine is not None and mine.kind == "symlink" and mine.target == target:
+        return
+    if mine is not None:
+        if mine.kind == "dir":
+            raise Conflict(f"cannot make {path} a symlink: a directory is there; move it away")
+        fs.remove(path)
+    if target is not None:
+        try:
+            fs.symlink(path, target)
+        except NotFound:
+            parent = posixpath.dirname(path)
+            fs.mkdir(parent, parents=True)
+            fs.symlink(path, target)
+
+
+def prune_directories(fs: FileAccess, parent_fs: FileAccess, path: str) -> None:
+    """Remove the directories above ``path`` that are empty in ``fs`` and absent from
+    ``parent_fs`` (made when a file was written there), deepest first."""
+    directory = posixpath.dirname(path)
+    while directory not in ("", "/") and not parent_fs.exists(directory):
+        if not fs.exists(directory) or fs.stat(directory).kind != "dir" or fs.listdir(directory):
+            return
+        fs.rmdir(directory)
+        directory = posixpath.dirname(directory)

@@ -14,9 +14,9 @@ An item type (a *customizer*) is registered through ``encompass_customizers`` as
     content of the item's files: the core reverts an item before applying a new value.
     Never put ``value`` in an error message: it may be a secret.
 ``check_value(item, value) -> None`` (optional)
-    Refuse a value that cannot work (a malformed address...) with
-    :class:`~encompass_core.errors.InvalidInput`, before any clone is touched. Never quote a
-    secret item's value in the message.
+    Raise :class:`~encompass_core.errors.InvalidInput` when ``value`` cannot be applied
+    (a malformed address...); called for every new value before the clone is changed at all.
+    Never quote a secret item's value in the message.
 ``revert(fs, item, parent_fs) -> None``
     Undo the change. ``parent_fs`` is the same volume of the nearest ancestor image (a parent
     clone, else the master) that does not have the item applied, opened read-only; None when
@@ -40,9 +40,6 @@ from ..errors import InvalidInput
 from ..model import CustomizationItem
 from .access import FileAccess
 from .openers.resolve import limits_problem
-
-#: Parameters of any item, whatever its type: ``on = "hardware"`` (:func:`is_hardware_dependent`).
-COMMON_PARAMS = frozenset({"on"})
 
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _FIELDS = {f.name for f in attrs.fields(CustomizationItem)}
@@ -135,19 +132,35 @@ def expand(template: str, value: str, clone_name: str = "") -> str:
     return template.replace("{clone}", clone_name).replace("{value}", value)
 
 
-def check_params(item: CustomizationItem, known: set[str]) -> None:
-    """Refuse parameters an item type does not know (a typo would be silently ignored); the
-    parameters every item may carry (:data:`COMMON_PARAMS`) are known to all."""
-    unknown = set(item.params) - known - COMMON_PARAMS
-    if unknown:
-        raise InvalidInput(
-            f"item '{item.key}' ({item.type}): unknown parameter(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(known)) or 'none'}"
-        )
+#: The parameter every item may hold saying when it applies: ``on = "hardware"`` marks an item
+#: that depends on the machine's hardware (re-applied when its image moves to other hardware);
+#: ``on = "image"`` says it does not (the default, except for the ``kernel`` type).
+ON_PARAM = "on"
+ON_VALUES = ("hardware", "image")
+HARDWARE_DEPENDENT_TYPES = frozenset({"kernel"})
 
 
 def is_hardware_dependent(item: CustomizationItem) -> bool:
-    """Whether the item depends on the machine's hardware (drivers, an initrd, network device
-    names): its params hold ``on = "hardware"`` (``--param on=hardware``). Migration applies
-    such items again for the target machine."""
-    return str(item.params.get("on", "")).strip().lower() == "hardware"
+    """Whether ``item`` depends on the hardware its image runs on, so that a migration to
+    other hardware applies it again: its params hold ``on = "hardware"``, or its type is
+    hardware-dependent by default (``kernel``) and it does not say ``on = "image"``."""
+    on = str(item.params.get(ON_PARAM, "")).strip().lower()
+    if on:
+        return on == "hardware"
+    return item.type in HARDWARE_DEPENDENT_TYPES
+
+
+def check_params(item: CustomizationItem, known: set[str]) -> None:
+    """Refuse parameters an item type does not know (a typo would be silently ignored); every
+    type knows ``on`` (``hardware`` or ``image``, see :func:`is_hardware_dependent`)."""
+    unknown = set(item.params) - known - {ON_PARAM}
+    if unknown:
+        raise InvalidInput(
+            f"item '{item.key}' ({item.type}): unknown parameter(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(known | {ON_PARAM}))}"
+        )
+    on = str(item.params.get(ON_PARAM, "hardware")).strip().lower()
+    if on not in ON_VALUES:
+        raise InvalidInput(f"item '{item.key}': on={item.params[ON_PARAM]!r} is not one of "
+                           f"{', '.join(ON_VALUES)} (on=hardware: applied again when the image "
+                           "moves to other hardware)")

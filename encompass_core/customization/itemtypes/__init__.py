@@ -1,1 +1,2 @@
-"""The built-in customization item types: file, regexp, bootscript, delete, cloud-init."""
+"""The built-in customization item types: file, regexp, bootscript, delete, cloud-init, service,
+network, kernel."""

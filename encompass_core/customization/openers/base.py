@@ -9,6 +9,7 @@ leaves them only the few steps that touch the volume.
 
 from __future__ import annotations
 
+import os
 import stat as stat_module
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -16,7 +17,13 @@ from types import TracebackType
 from typing import Any
 
 from encompass_core.customization.access import FileKind, FileStat, VolumeRef
-from encompass_core.customization.openers.resolve import Entry, Resolved, check_path, resolve
+from encompass_core.customization.openers.resolve import (
+    PATH_MAX,
+    Entry,
+    Resolved,
+    check_path,
+    resolve,
+)
 from encompass_core.errors import Conflict, InvalidInput, NotFound
 
 # New files get this mode unless the caller says otherwise (owner: the parent directory's).
@@ -79,6 +86,17 @@ def settle_mode_and_owner(
         uid = directory_uid if uid is None else uid
         gid = directory_gid if gid is None else gid
     return DEFAULT_FILE_MODE if mode is None else mode, uid, gid
+
+
+def check_link_target(path: str, target: str, label: str) -> str:
+    """Refuse a symlink text no guest could use (empty, a NUL, a line break, longer than a path)."""
+    if not isinstance(target, str) or not target or any(c in target for c in "\0\n\r"):
+        raise InvalidInput(f"cannot make symlink {path} in {label}: its target {target!r} is "
+                           "empty or holds a NUL or a line break")
+    if len(os.fsencode(target)) > PATH_MAX:
+        raise InvalidInput(f"cannot make symlink {path} in {label}: its target is longer than "
+                           f"{PATH_MAX} bytes")
+    return target
 
 
 def seconds(value: object, setting: str = "timeout") -> float:
@@ -156,7 +174,8 @@ class ResolvingAccess(FileAccessBase):
 
     A subclass sets ``_names`` (its :class:`~.resolve.Namespace`) and supplies the steps that
     touch the volume: ``_read_file``, ``_directory_entry``, ``_write_file``, ``_list``,
-    ``_make_directory`` and ``_remove_entry``. Every check, default and message is here.
+    ``_make_directory``, ``_remove_entry``, ``_make_symlink`` and ``_remove_directory``.
+    Every check, default and message is here.
     """
 
     _names: Any
@@ -249,6 +268,32 @@ class ResolvingAccess(FileAccessBase):
                 raise self._missing(path)
             self._remove_entry(path, where)
 
+    def symlink(self, path: str, target: str) -> None:
+        """Create the symlink ``path`` holding ``target``; owner: its directory's."""
+        self._check_writable(path)
+        check_link_target(path, target, self.label)
+        with self._resolve(path, follow_final=False) as where:
+            if where.name is None or where.entry is not None:
+                raise Conflict(f"cannot create symlink {path} in {self.label}: it exists")
+            self._make_symlink(path, where, target, self._directory_entry(where.directory))
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory (a final symlink is not followed)."""
+        self._check_writable(path)
+        with self._resolve(path, follow_final=False) as where:
+            if where.name is None:
+                raise InvalidInput(f"cannot remove {path} in {self.label}: name the directory "
+                                   "itself (not / or a path ending in ..)")
+            if where.entry is None:
+                raise self._missing(path)
+            if where.entry.kind != "dir":
+                raise InvalidInput(f"cannot remove {path} in {self.label}: it is "
+                                   f"{kind_phrase(where.entry)}, not a directory")
+            self._remove_directory(path, where)
+
+    def _not_empty(self, path: str) -> Conflict:
+        return Conflict(f"cannot remove directory {path} in {self.label}: it is not empty")
+
     # The steps a subclass supplies; ``where`` is the resolved place, still held.
 
     def _read_file(self, path: str, where: Resolved[Any], entry: Entry) -> bytes:
@@ -269,6 +314,12 @@ class ResolvingAccess(FileAccessBase):
         raise NotImplementedError
 
     def _remove_entry(self, path: str, where: Resolved[Any]) -> None:
+        raise NotImplementedError
+
+    def _make_symlink(self, path: str, where: Resolved[Any], target: str, parent: Entry) -> None:
+        raise NotImplementedError
+
+    def _remove_directory(self, path: str, where: Resolved[Any]) -> None:
         raise NotImplementedError
 
 

@@ -196,6 +196,31 @@ class DirTreeAccess(ResolvingAccess):
         except IsADirectoryError as error:
             raise self._changed(path, error) from error
 
+    def _make_symlink(self, path: str, where: Resolved, target: str, parent: Entry) -> None:
+        try:
+            os.symlink(target, where.name, dir_fd=where.directory)
+        except OSError as error:
+            raise DriverError(f"cannot create symlink {path} in {self.label}: {error.strerror}") from error
+        made = os.stat(where.name, dir_fd=where.directory, follow_symlinks=False)
+        if (made.st_uid, made.st_gid) != (parent.uid, parent.gid):
+            try:
+                os.chown(where.name, parent.uid, parent.gid, dir_fd=where.directory,
+                         follow_symlinks=False)
+            except PermissionError as error:
+                raise DriverError(f"cannot give symlink {path} in {self.label} owner "
+                                  f"{parent.uid}:{parent.gid}: permission denied; run as root") from error
+        self._sync_directory(where.directory)
+
+    def _remove_directory(self, path: str, where: Resolved) -> None:
+        try:
+            os.rmdir(where.name, dir_fd=where.directory)
+        except FileNotFoundError as error:
+            raise self._missing(path) from error
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise self._not_empty(path) from error
+            raise self._changed(path, error) from error
+
     def close(self) -> None:
         """Release the root directory descriptor. Idempotent."""
         if not self.closed:

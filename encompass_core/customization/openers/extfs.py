@@ -153,7 +153,7 @@ def _problem(entry: Entry | None, change: _Change, readback: bytes) -> str | Non
     if change.kind is None:
         return None if entry is None else "it is still there"
     if entry is None or entry.kind != change.kind:
-        return f"the {'file' if change.kind == 'file' else 'directory'} is not there"
+        return f"the {'directory' if change.kind == 'dir' else change.kind} is not there"
     if (stat_module.S_IMODE(entry.mode), entry.uid, entry.gid) != change.owner:
         return f"it has mode {entry.mode:#o} and owner {entry.uid}:{entry.gid}"
     if change.data is not None and readback != change.data:
@@ -282,6 +282,43 @@ class ExtFsAccess(ResolvingAccess):
             self._give_up()
             raise DriverError(f"removing {path} from {self.label} did not take effect")
         self._names.forget(where.entry.inode)
+        self._changes[(directory, name)] = _Change(path, None)
+
+    def _make_symlink(self, path: str, where: Resolved, target: str, parent: Entry) -> None:
+        name, directory = where.name, where.directory
+        quoted = quote(name, self.label)
+        self._change(
+            f"create symlink {path}",
+            directory,
+            [
+                f"symlink {quoted} {quote_source(target)}",
+                f"sif {quoted} uid {parent.uid}",
+                f"sif {quoted} gid {parent.gid}",
+            ],
+        )
+        change = _Change(path, "symlink", (0o777, parent.uid, parent.gid))
+        entry = self._names.listings[directory].entries.get(name)
+        problem = _problem(entry, change, b"")
+        if problem is None and entry.size != len(os.fsencode(target)):
+            problem = "its target differs"
+        if problem is not None:
+            self._give_up()
+            raise DriverError(
+                f"creating symlink {path} in {self.label} did not take effect: {problem}; the "
+                "filesystem may be full or damaged: check it with e2fsck -fn"
+            )
+        self._changes[(directory, name)] = change
+
+    def _remove_directory(self, path: str, where: Resolved) -> None:
+        name, directory, entry = where.name, where.directory, where.entry
+        if self._names.listing(entry.inode).entries:
+            raise self._not_empty(path)
+        self._change(f"remove directory {path}", directory, [f"rmdir {quote(name, self.label)}"])
+        if name in self._names.listings[directory].entries:
+            self._give_up()
+            raise DriverError(f"removing directory {path} from {self.label} did not take effect")
+        self._names.listings.pop(entry.inode, None)
+        self._names.forget(entry.inode)
         self._changes[(directory, name)] = _Change(path, None)
 
     def _check_changes_reached_the_image(self) -> None:

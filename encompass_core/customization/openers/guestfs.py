@@ -26,6 +26,7 @@ from encompass_core import rundir
 from encompass_core.customization.access import FileAccess, FileStat, VolumeRef
 from encompass_core.customization.openers.base import (
     FileAccessBase,
+    check_link_target,
     check_mode,
     describe_volume,
     kind_of_mode,
@@ -177,6 +178,15 @@ class _Guestfish:
     def rm(self, path: str) -> None:
         self.call("rm", path)
 
+    def rmdir(self, path: str) -> None:
+        self.call("rmdir", path)
+
+    def ln_s(self, target: str, linkname: str) -> None:
+        self.call("ln-s", target, linkname)
+
+    def lchown(self, uid: int, gid: int, path: str) -> None:
+        self.call("lchown", str(uid), str(gid), path)
+
     def shutdown(self) -> None:
         try:
             self.call("umount-all")
@@ -298,6 +308,33 @@ class GuestfsAccess(FileAccessBase):
         if kind_of_mode(found["st_mode"]) == "dir":
             raise InvalidInput(f"cannot remove {path} in {self.label}: it is a directory")
         self._call(path, "rm", path)
+
+    def symlink(self, path: str, target: str) -> None:
+        """Create the symlink ``path`` holding ``target``; owner: its directory's."""
+        self._check_writable(path)
+        parts = check_path(path, self.label)
+        check_link_target(path, target, self.label)
+        if self._lstat(path) is not None:
+            raise Conflict(f"cannot create symlink {path} in {self.label}: it exists")
+        parent = self._lstat("/" + "/".join(parts[:-1]))
+        if parent is None:
+            raise self._missing("/" + "/".join(parts[:-1]))
+        self._call(path, "ln_s", target, path)
+        self._call(path, "lchown", parent["st_uid"], parent["st_gid"], path)
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory."""
+        self._check_writable(path)
+        if not check_path(path, self.label):
+            raise InvalidInput(f"cannot remove {path} in {self.label}: it is the volume's root")
+        found = self._lstat(path)
+        if found is None:
+            raise self._missing(path)
+        if kind_of_mode(found["st_mode"]) != "dir":
+            raise InvalidInput(f"cannot remove {path} in {self.label}: it is not a directory")
+        if self._call(path, "ls", path):
+            raise Conflict(f"cannot remove directory {path} in {self.label}: it is not empty")
+        self._call(path, "rmdir", path)
 
     def close(self) -> None:
         """Unmount, sync and stop the appliance. Idempotent."""
