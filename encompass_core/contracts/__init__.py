@@ -19,6 +19,7 @@ from .storage import StorageDriver
 from .values import (
     ATTACH_KINDS,
     BOOT_MODES,
+    PLATFORM_CUSTOMIZATION_KEYS,
     Attachment,
     AttachRequest,
     CloneProgress,
@@ -58,6 +59,7 @@ def check_capability(platform: PlatformDriver, capability: str, action: str) -> 
 __all__ = [
     "ATTACH_KINDS",
     "BOOT_MODES",
+    "PLATFORM_CUSTOMIZATION_KEYS",
     "AttachRequest",
     "Attachment",
     "CloneProgress",

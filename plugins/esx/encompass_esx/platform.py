@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from encompass_core.config import Config, Section
 from encompass_core.contracts import Attachment, PlatformCapabilities, PlatformDriver
 from encompass_core.errors import Conflict, InvalidInput, NotFound, NotSupported
@@ -37,6 +39,9 @@ class EsxPlatformDriver(PlatformDriver):
         self.host_name: str | None = settings.get("host_system")
         self.network: str | None = settings.get("network")
         self.guest_id: str = settings.get("guest_id") or "otherLinux64Guest"
+        if settings.get("guest_customization") is False:
+            # Guests without VMware Tools cannot apply a spec: the core customizes files.
+            self.capabilities = attrs.evolve(self.capabilities, customize=False)
 
     # -- reading -------------------------------------------------------------------------------
     def inventory(self) -> Inventory:
