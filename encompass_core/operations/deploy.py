@@ -84,13 +84,13 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
         platform_driver = ctx.platform(target.platform).driver
         pending = platform_items.pending(held.image)
         by_platform = bool(pending) and platform_driver.capabilities.customize
-        if pending and not by_platform:
-            # This platform does not customize guests: the items go into the files, before
-            # the volumes are attached (a failure from here on leaves the clone in error).
-            held.dirty = True
-            apply_pending_in_files(ctx, held)
         attached = []
         try:
+            if pending and not by_platform:
+                # This platform does not customize guests: the items go into the files, before
+                # the volumes are attached (a failure from here on leaves the clone in error).
+                held.dirty = True
+                apply_pending_in_files(ctx, held)
             for volume, request in _attach_requests(ctx, held.image, platform_driver):
                 attached.append((volume, ctx.pool(volume.pool).driver.attach(volume, target, request)))
             if by_platform:  # before the machine boots: the guest applies it as it starts
