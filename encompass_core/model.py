@@ -125,6 +125,10 @@ class CustomizationItem:
     """One step of a master's customization: where, how (type), and what un-customizes it.
 
     ``optional``: a missing target (no file, no match) is skipped instead of being an error.
+    ``platform_key``: what the value is to a platform that customizes guests itself (one of
+    :data:`~encompass_core.contracts.PLATFORM_CUSTOMIZATION_KEYS`: ``hostname``, ``ip``...); a
+    clone whose items all have one is customized by the platform it is deployed on, when that
+    platform can (see :mod:`encompass_core.operations.platform_items`).
     """
 
     key: str
@@ -138,6 +142,7 @@ class CustomizationItem:
     secret: bool = False
     params: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     optional: bool = False
+    platform_key: str | None = None
 
 
 @attrs.frozen

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..contracts import PLATFORM_CUSTOMIZATION_KEYS
 from ..customization.items import build_item, parse_params
 from ..errors import InvalidInput
 from ..operations import master_items
@@ -43,15 +44,19 @@ def items_group() -> None:
 @click.option("--optional", is_flag=True, help="A missing file or match is not an error.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="A parameter of the type (template, mode, owner, pattern, ...); repeatable.")
+@click.option("--platform-key", type=click.Choice(PLATFORM_CUSTOMIZATION_KEYS),
+              help="What the value is to a platform that customizes guests itself (a vSphere "
+                   "customization spec): a clone whose items all have one is customized by the "
+                   "platform at deploy when it can, in its files otherwise.")
 @click.option("--position", type=click.IntRange(1), help="Insert at this position [default: last].")
 @click.pass_obj
 def items_add(ctx, master_name, key, type_name, path, volume, partition, prompt, default, description,
-              secret, optional, params, position) -> None:
+              secret, optional, params, platform_key, position) -> None:
     """Add item KEY to MASTER (items are applied in order)."""
     item = build_item({"key": key, "type": type_name, "path": path, "volume": volume,
                        "partition": partition, "prompt": prompt, "default": default,
                        "description": description, "secret": secret, "optional": optional,
-                       "params": parse_params(params)})
+                       "params": parse_params(params), "platform_key": platform_key})
     changed = master_items.add_item(ctx, master_name, item, position)
     output.note(f"master '{master_name}': item '{key}' ({item.type}) added, "
                 f"{len(changed.items)} item(s) in all")
@@ -61,7 +66,7 @@ def _item_row(item) -> dict:
     return {"key": item.key, "type": item.type, "volume": item.volume, "partition": item.partition,
             "path": item.path, "description": item.description, "prompt": item.prompt,
             "default": item.default, "secret": item.secret, "optional": item.optional,
-            "params": dict(item.params)}
+            "params": dict(item.params), "platform_key": item.platform_key}
 
 
 @items_group.command("list")

@@ -19,6 +19,7 @@ from .storage import StorageDriver
 from .values import (
     ATTACH_KINDS,
     BOOT_MODES,
+    PLATFORM_CUSTOMIZATION_KEYS,
     Attachment,
     AttachRequest,
     CloneProgress,
@@ -67,6 +68,7 @@ __all__ = [
     "BOOT_MODES",
     "CONTRACT_EDITION",
     "SUPPORTED_EDITIONS",
+    "PLATFORM_CUSTOMIZATION_KEYS",
     "AttachRequest",
     "Attachment",
     "CloneProgress",

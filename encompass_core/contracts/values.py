@@ -99,6 +99,11 @@ class StorageCapabilities:
     long_jobs: bool = False
 
 
+#: What a platform-side customization (``PlatformDriver.customize``) may hold: ``dns`` is a list
+#: of addresses, the others text. An item's ``platform_key`` names one of them.
+PLATFORM_CUSTOMIZATION_KEYS = ("hostname", "domain", "ip", "netmask", "gateway", "dns")
+
+
 @attrs.frozen
 class PlatformCapabilities:
     """What a platform accepts and can do; the core refuses a request before touching anything.

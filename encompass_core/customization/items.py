@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from ..contracts.values import PLATFORM_CUSTOMIZATION_KEYS
 from ..errors import InvalidInput
 from ..model import CustomizationItem
 from .access import FileAccess
@@ -115,11 +116,21 @@ def build_item(spec: Mapping[str, Any], where: str = "item") -> CustomizationIte
     for flag in ("secret", "optional"):
         if not isinstance(spec.get(flag, False), bool):
             raise InvalidInput(f"{where}: {flag} must be true or false")
+    platform_key = spec.get("platform_key") or None
+    if platform_key is not None:
+        if platform_key not in PLATFORM_CUSTOMIZATION_KEYS:
+            raise InvalidInput(f"{where}: platform_key {platform_key!r} is none of "
+                               f"{', '.join(PLATFORM_CUSTOMIZATION_KEYS)}")
+        if spec.get("secret"):
+            # A platform-side customization keeps its value until deploy: never a secret's.
+            raise InvalidInput(f"{where}: a secret item cannot be handed to a platform "
+                               "(drop --platform-key or --secret)")
     return CustomizationItem(
         key=key, type=str(spec["type"]).strip().lower().replace("_", "-"), path=path,
         volume=volume, partition=partition, description=spec.get("description", ""),
         prompt=spec.get("prompt", ""), default=None if default is None else str(default),
         secret=spec.get("secret", False), params=dict(params), optional=spec.get("optional", False),
+        platform_key=platform_key,
     )
 
 

@@ -35,10 +35,10 @@ from ..convert import from_document, to_document
 from ..customization.access import FileAccess
 from ..customization.fingerprint import Fingerprinter
 from ..customization.volumes import open_image_volume, revert_source
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, StoreError
 from ..model import CustomizationItem, Image, now
 from ..store import Transaction
-from . import batch, holding
+from . import batch, holding, platform_items
 from .master_items import customizer
 
 
@@ -73,7 +73,11 @@ def items_of(tx: Transaction, clone: Image) -> tuple[CustomizationItem, ...]:
 
 
 def _same_item(record: Mapping[str, Any], item: CustomizationItem) -> bool:
-    return record.get("item") == to_document(item)
+    # Compared as items, not documents: a record made before a field was added still matches.
+    try:
+        return _applied_item(record, item.key) == item
+    except StoreError:
+        return False
 
 
 def needed_inputs(ctx: Context, names: Sequence[str],
@@ -167,6 +171,10 @@ class _Work:
     def revert(self, item: CustomizationItem, reapply_others: bool = True) -> None:
         """Undo ``item`` (as it was applied) in the clone's volume; then apply again the other
         items on the same file, unless everything is being reverted."""
+        if platform_items.is_platform_record(self.image.applied.get(item.key, {})):
+            self._record(item.key, None)  # nothing was written in the files: forget it
+            self.done["reverted"].append(item.key)
+            return
         kind = customizer(self.ctx, item.type, item.key)
         source = revert_source(self.images, self.image, item.key)
         parent_fs = None
@@ -191,7 +199,8 @@ class _Work:
         where = (reverted.volume, reverted.partition, reverted.path)
         for key, record in list(self.image.applied.items()):
             item = _applied_item(record, key)
-            if (item.volume, item.partition, item.path) != where:
+            if platform_items.is_platform_record(record) or (
+                    item.volume, item.partition, item.path) != where:
                 continue
             kind = customizer(self.ctx, item.type, item.key)
             if not kind.needs_value or key in self.image.inputs or key in self.given:
@@ -201,7 +210,14 @@ class _Work:
                 self._record(key, None)
                 self.done["reverted"].append(key)
 
-    def apply(self, item: CustomizationItem, value: str, fingerprint: str) -> None:
+    def apply(self, item: CustomizationItem, value: str, fingerprint: str,
+              by_platform: bool = False) -> None:
+        """Apply ``item`` in the clone's files, or (``by_platform``) leave it to the platform
+        the clone is deployed on (:mod:`.platform_items`)."""
+        if by_platform:
+            self._record(item.key, platform_items.record(item, fingerprint), input_value=value)
+            self.done["applied"].append(item.key)
+            return
         kind = customizer(self.ctx, item.type, item.key)
         fs = self.fs(item)
         self.held.dirty = True  # from here on the volume may have changed
@@ -242,9 +258,9 @@ def _customize_body(ctx: Context, work: _Work, values: Mapping[str, str],
             check_value = getattr(kind, "check_value", None)
             if check_value is not None and item.key in values:
                 check_value(item, values[item.key])
+        platform_side = platform_items.by_platform(items)
         for item in items:
             kind = customizer(ctx, item.type, item.key)
-            kind.validate(item)
             record = held.image.applied.get(item.key)
             if not kind.needs_value:
                 value = ""
@@ -268,12 +284,13 @@ def _customize_body(ctx: Context, work: _Work, values: Mapping[str, str],
             if record:
                 work.revert(_applied_item(record, item.key))
                 work.done["reverted"].remove(item.key)
-            work.apply(item, value, print_)
+            work.apply(item, value, print_, by_platform=platform_side)
     finally:
         work.volumes.close()
     done = work.done
     held.message = ("customized: " + (f"applied {', '.join(done['applied'])}" if done["applied"]
                                       else "nothing to change")
+                    + (" (by the platform, at deploy)" if platform_side and done["applied"] else "")
                     + (f"; unchanged {', '.join(done['unchanged'])}" if done["unchanged"] else ""))
     return CustomizeResult(name, "ready", tuple(done["applied"]), (), tuple(done["unchanged"]))
 
@@ -356,6 +373,18 @@ def uncustomize_images(ctx: Context, names: Sequence[str], keys: Sequence[str] |
         return _uncustomize_body(ctx, _Work(ctx, held, _Images(images)), keys)
 
     return batch.run_many(ctx, names, "uncustomize", body, _failed, parallel, _refuse_readers, on_done)
+
+
+def apply_pending_in_files(ctx: Context, held: holding.Holding) -> list[str]:
+    """Apply in the files of the held clone the items left to a platform that turns out not to
+    customize (deploy on it): they become ordinary applied records. Returns their keys."""
+    work = _Work(ctx, held, _Images([]))
+    try:
+        for key, record in platform_items.pending(held.image).items():
+            work.apply(_applied_item(record, key), held.image.inputs.get(key, ""), record["fingerprint"])
+    finally:
+        work.volumes.close()
+    return work.done["applied"]
 
 
 def _failed(name: str, reason: str, exit_code: int) -> CustomizeResult:

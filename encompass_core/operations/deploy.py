@@ -16,7 +16,8 @@ from ..context import Context
 from ..contracts import AttachRequest, attachment_kinds, check_capability
 from ..errors import Conflict, NotFound
 from ..model import Image, Machine, Volume
-from . import claims, holding
+from . import claims, holding, platform_items
+from .customize import apply_pending_in_files
 from .machines import fit_problems
 
 
@@ -84,10 +85,19 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
         with ctx.store.snapshot() as tx:
             target = tx.find_machine(machine_name)
         platform_driver = ctx.platform(target.platform).driver
+        pending = platform_items.pending(held.image)
+        by_platform = bool(pending) and platform_driver.capabilities.customize
         attached = []
         try:
+            if pending and not by_platform:
+                # This platform does not customize guests: the items go into the files, before
+                # the volumes are attached (a failure from here on leaves the clone in error).
+                held.dirty = True
+                apply_pending_in_files(ctx, held)
             for volume, request in _attach_requests(ctx, held.image, platform_driver):
                 attached.append((volume, ctx.pool(volume.pool).driver.attach(volume, target, request)))
+            if by_platform:  # before the machine boots: the guest applies it as it starts
+                platform_driver.customize(target, held.image, platform_items.spec(held.image, pending))
             running = platform_driver.deploy(target, held.image, [a for _v, a in attached])
         except BaseException:
             for volume, _attachment in attached:
@@ -100,6 +110,11 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
         held.image = attrs.evolve(held.image, machine=machine_name)
         held.message = f"deployed on machine '{machine_name}' (platform '{target.platform}')"
         held.details = {"machine": machine_name, "platform": target.platform}
+        if by_platform:
+            held.image = platform_items.mark_applied(held.image, pending, machine_name)
+            held.message += f"; customized by the platform: {', '.join(pending)}"
+        elif pending:
+            held.message += f"; customized in its files: {', '.join(pending)}"
     return held.result
 
 

@@ -34,7 +34,7 @@ def test_add_list_move_remove(run_cli, base):
     assert row == {"key": "hostname", "type": "file", "volume": 0, "partition": None,
                    "path": "/etc/hostname", "description": "", "prompt": "Host name",
                    "default": "localhost", "secret": False, "optional": False,
-                   "params": {"mode": "0644"}}
+                   "params": {"mode": "0644"}, "platform_key": None}
     assert run_cli("master", "items", "move", "base", "machine-id", "3").code == 0
     assert keys(run_cli) == ["hostname", "net.eth0-address", "machine-id"]
     table = run_cli("master", "items", "list", "base")
@@ -52,6 +52,8 @@ def test_add_list_move_remove(run_cli, base):
     (("h", "--type", "regexp", "--path", "/etc/h"), ("needs --param pattern",)),
     (("h", "--type", "file", "--path", "/etc/h", "--param", "mdoe=0600"), ("unknown parameter", "mdoe")),
     (("h", "--type", "file", "--path", "/etc/h", "--param", "mode=999"), ("octal mode",)),
+    (("pw", "--type", "file", "--path", "/etc/pw", "--secret", "--platform-key", "hostname"),
+     ("secret item cannot be handed to a platform",)),
 ])
 def test_bad_items_are_refused(run_cli, base, args, words):
     assert_one_line_error(run_cli("master", "items", "add", "base", *args), *words)

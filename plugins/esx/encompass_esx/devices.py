@@ -27,13 +27,41 @@ def disk_file(disk: Any) -> str:
     return getattr(disk.backing, "fileName", "") or ""
 
 
+def _guest_nics(item: Item) -> list[Any]:
+    """The VM's own NICs as its guest reports them (an address of the guest's own, such as a
+    bridge, has no device: ``deviceConfigId`` -1)."""
+    return sorted((nic for nic in item.props.get("guest.net") or ()
+                   if nic.deviceConfigId is not None and nic.deviceConfigId >= 0
+                   and nic.macAddress),
+                  key=lambda nic: nic.deviceConfigId)
+
+
+def needs_devices(item: Item) -> bool:
+    """Whether a VM read lean (:data:`.inventory.LEAN_VM`) lacks what its device list would
+    tell: its guest reports fewer NICs than it has (no VMware Tools running, powered off)."""
+    if "config.hardware.device" in item.props:
+        return False
+    return len(_guest_nics(item)) < int(item.props.get("summary.config.numEthernetCards") or 0)
+
+
+def macs_and_disks(item: Item) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The VM's MACs and disk files, from its device list when it was read, else from what
+    its guest reports and its file layout (the first file of a disk is the one attached)."""
+    vim, _ = pyvmomi()
+    if "config.hardware.device" in item.props or "layout.disk" not in item.props:
+        macs = tuple(device.macAddress for device in devices(item)
+                     if isinstance(device, vim.vm.device.VirtualEthernetCard) and device.macAddress)
+        return macs, tuple(disk_file(disk) for disk in disks(item))
+    layout = sorted(item.props.get("layout.disk") or (), key=lambda disk: disk.key)
+    return (tuple(nic.macAddress for nic in _guest_nics(item)),
+            tuple(disk.diskFile[0] for disk in layout if disk.diskFile))
+
+
 def to_machine(item: Item, inventory: Inventory, platform: str) -> Machine:
     """A virtual machine of the inventory as a :class:`Machine` (its host, datastores, MACs)."""
-    vim, _ = pyvmomi()
     props = item.props
     host = inventory.by_id(props.get("runtime.host"))
-    macs = tuple(device.macAddress for device in devices(item)
-                 if isinstance(device, vim.vm.device.VirtualEthernetCard) and device.macAddress)
+    macs, disk_files = macs_and_disks(item)
     datastores = [inventory.by_id(ref) for ref in props.get("datastore") or ()]
     extra = {"moid": item.id, "host": host.name if host else None,
              "datastores": [ds.name for ds in datastores if ds is not None],
@@ -50,7 +78,7 @@ def to_machine(item: Item, inventory: Inventory, platform: str) -> Machine:
                                  platforms=("esx",)),
         power=POWER.get(str(props.get("runtime.powerState")), "unknown"),
         macs=macs, addresses=(address,) if address else (),
-        disks=tuple(disk_file(disk) for disk in disks(item)), extra=extra)
+        disks=disk_files, extra=extra)
 
 
 def scsi_controller(item: Item) -> Any | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from encompass_core.contracts import PLATFORM_CUSTOMIZATION_KEYS
 from encompass_core.errors import InvalidInput
 
 from .connection import pyvmomi
 
-#: What a platform-side customization may hold.
-KEYS = ("hostname", "domain", "ip", "netmask", "gateway", "dns")
+#: What a platform-side customization may hold: the core's whole vocabulary.
+KEYS = PLATFORM_CUSTOMIZATION_KEYS
 
 
 def check(spec: dict[str, Any], platform: str) -> None:

@@ -31,6 +31,14 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
                        "guest.ipAddress"),
 }
 
+#: What discovery reads of a VM instead of its device list, whose deserialization by pyvmomi
+#: is most of the time of a large inventory (4.3 s of 5.5 s for 500 VMs): the NICs the guest
+#: reports (``guest.net``, with VMware Tools running), the disks' files (``layout.disk``), and
+#: how many NICs the VM has, to tell when the guest's list falls short (then the device lists
+#: of those VMs alone are read, in one more round trip: :meth:`Collector.with_devices`).
+LEAN_VM = (*(p for p in PROPERTIES["VirtualMachine"] if p != "config.hardware.device"),
+           "guest.net", "layout.disk", "summary.config.numEthernetCards")
+
 #: Objects per page of the answer.
 PAGE = 1000
 
@@ -117,21 +125,45 @@ class Collector:
                                            root, types, True)
         return self._view
 
-    def read(self, kinds: tuple[str, ...] | None = None) -> Inventory:
-        """The inventory: one round trip, plus one per further page of a large answer."""
+    def read(self, kinds: tuple[str, ...] | None = None, lean: bool = False) -> Inventory:
+        """The inventory: one round trip, plus one per further page of a large answer.
+        ``lean``: VMs without their device lists (:data:`LEAN_VM`)."""
         vim, vmodl = pyvmomi()
         collector = vmodl.query.PropertyCollector
         view = self._container()
         wanted = kinds or tuple(PROPERTIES)
+
+        def paths(kind: str) -> list[str]:
+            return list(LEAN_VM if lean and kind == "VirtualMachine" else PROPERTIES[kind])
+
         spec = collector.FilterSpec(
             objectSet=[collector.ObjectSpec(obj=view, skip=True, selectSet=[collector.TraversalSpec(
                 name="view", path="view", skip=False, type=vim.view.ContainerView)])],
-            propSet=[collector.PropertySpec(type=getattr(vim, kind), pathSet=list(PROPERTIES[kind]))
+            propSet=[collector.PropertySpec(type=getattr(vim, kind), pathSet=paths(kind))
                      for kind in wanted],
         )
+        return Inventory(tuple(self._retrieve(spec)))
+
+    def with_devices(self, inventory: Inventory, machines: list[Item]) -> Inventory:
+        """``inventory`` with the device lists of ``machines`` read (one round trip for all)."""
+        if not machines:
+            return inventory
+        vim, vmodl = pyvmomi()
+        collector = vmodl.query.PropertyCollector
+        spec = collector.FilterSpec(
+            objectSet=[collector.ObjectSpec(obj=item.ref, skip=False) for item in machines],
+            propSet=[collector.PropertySpec(type=vim.VirtualMachine,
+                                            pathSet=["config.hardware.device"])])
+        found = {item.id: item.props for item in self._retrieve(spec)}
+        return Inventory(tuple(
+            attrs.evolve(item, props={**item.props, **found[item.id]}) if item.id in found else item
+            for item in inventory.items))
+
+    def _retrieve(self, spec: Any) -> list[Item]:
+        _, vmodl = pyvmomi()
         pc = self.session.content.propertyCollector
-        return Inventory(tuple(self.session.call("list the inventory", lambda: list(
-            self._pages(pc, spec, collector)))))
+        return self.session.call("list the inventory", lambda: list(
+            self._pages(pc, spec, vmodl.query.PropertyCollector)))
 
     def _pages(self, pc: Any, spec: Any, collector: Any) -> Iterator[Item]:
         result = pc.RetrievePropertiesEx([spec], collector.RetrieveOptions(maxObjects=PAGE))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from encompass_core.config import Config, Section
 from encompass_core.contracts import Attachment, PlatformCapabilities, PlatformDriver
 from encompass_core.errors import Conflict, InvalidInput, NotFound, NotSupported
@@ -37,14 +39,21 @@ class EsxPlatformDriver(PlatformDriver):
         self.host_name: str | None = settings.get("host_system")
         self.network: str | None = settings.get("network")
         self.guest_id: str = settings.get("guest_id") or "otherLinux64Guest"
+        if settings.get("guest_customization") is False:
+            # Guests without VMware Tools cannot apply a spec: the core customizes files.
+            self.capabilities = attrs.evolve(self.capabilities, customize=False)
 
     # -- reading -------------------------------------------------------------------------------
     def inventory(self) -> Inventory:
         return self.collector.read()
 
     def discover(self) -> list[Machine]:
-        """Every VM (templates included, marked ``extra['template']``), in one round trip."""
-        inventory = self.inventory()
+        """Every VM (templates included, marked ``extra['template']``), in one round trip
+        without device lists (pyvmomi's slowest part), plus one for the device lists of the
+        VMs whose guests do not report all their NICs."""
+        inventory = self.collector.read(lean=True)
+        inventory = self.collector.with_devices(
+            inventory, [item for item in inventory.machines if devices.needs_devices(item)])
         return [devices.to_machine(item, inventory, self.platform) for item in inventory.machines]
 
     def resources(self) -> dict[str, list[dict[str, Any]]]:

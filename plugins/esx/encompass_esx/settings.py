@@ -40,4 +40,7 @@ PLATFORM = (
     Setting("host_system", str, help="the host new VMs start on (default: the first host)"),
     Setting("network", str, help="the network new VMs are connected to (default: none)"),
     Setting("guest_id", str, "otherLinux64Guest", "the guest OS type of the VMs it creates"),
+    Setting("guest_customization", bool, True, "hand a clone's hostname and addresses to a "
+            "vSphere customization spec (needs VMware Tools in the guest); false: the core "
+            "writes them into the clone's files"),
 )

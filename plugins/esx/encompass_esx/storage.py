@@ -8,10 +8,12 @@ as a storage job); everything else moves through the datastore's HTTP file acces
 uploads, ``expose`` downloads the flat extent for the utility server's openers and uploads it
 back when it was writable.
 
-Not here: copy-on-write (linked) clones. vSphere makes them as delta disks on a parent's
-snapshot, and vcsim 0.24, the only server the tests have, makes empty files for child disks
-and ignores the disk move type of ``CloneVM_Task``: nothing could prove them, so ``cow`` is
-not declared and the core refuses it before anything is made.
+Not here: copy-on-write (linked) clones, and templates cloned with ``CloneVM_Task``. vSphere
+makes them as delta disks on a parent's snapshot; vcsim 0.24, the only server the tests have,
+takes a snapshot without a delta disk, clones with a fresh empty disk whose backing has no
+parent (whatever the disk move type), and echoes a ``parent`` given to a new disk without
+checking it exists: nothing could prove them (README), so ``cow`` is not declared and the
+core refuses it before anything is made.
 """
 
 from __future__ import annotations

@@ -106,3 +106,52 @@ def test_a_wrong_password_is_one_line_and_exit_code_7(cli):
     assert done.returncode == 7
     assert done.stderr.strip().count("\n") == 0 and "refused the login" in done.stderr
     assert "wrong" not in done.stderr.replace("wrong user", "")
+
+
+def test_a_clone_of_hostname_and_address_items_is_customized_by_vsphere_or_else_in_its_files(
+        cli, tmp_path, vcsim, platform):
+    with open(tmp_path / "home" / "encompass.toml", "a", encoding="utf-8") as config:
+        config.write(table("platforms.vcnet", vcsim.settings(network="VM Network")))
+        config.write(table("platforms.notools", vcsim.settings(network="VM Network",
+                                                               guest_customization=False)))
+    master = make_source_image(tmp_path / "master.raw", size_mib=8)
+    assert cli("master", "import", "base", master, "--hw", "memory=256M").returncode == 0
+    for key, path in (("hostname", "/etc/hostname"), ("ip", "/etc/encompass/ip"),
+                      ("netmask", "/etc/encompass/netmask")):
+        added = cli("master", "items", "add", "base", key, "--type", "file", "--path", path,
+                    "--platform-key", key)
+        assert added.returncode == 0, added.stderr
+    original = cli("image", "cat", "base", "/etc/hostname").stdout
+
+    for clone, address in (("web11", "10.0.0.11"), ("web12", "10.0.0.12")):
+        assert cli("clone", "base", clone, "--pool", "ds1", "--mode", "full").returncode == 0
+        done = cli("customize", clone, "--set", f"hostname={clone}", "--set", f"ip={address}",
+                   "--set", "netmask=255.255.255.0")
+        assert done.returncode == 0, done.stderr
+        applied = json.loads(cli("image", "show", clone, "--json").stdout)["applied"]
+        assert {r["by"] for r in applied.values()} == {"platform"}
+        assert {r["machine"] for r in applied.values()} == {None}
+        # Nothing was written into the clone's files.
+        assert cli("image", "cat", clone, "/etc/hostname").stdout == original
+
+    # A platform that customizes guests: vSphere's spec, applied as the guest starts.
+    deployed = cli("deploy", "web11", "--new", "--platform", "vcnet")
+    assert deployed.returncode == 0, deployed.stderr
+    vm = next(m for m in platform.discover() if m.name == "web11")
+    assert vm.extra["guest_hostname"] == "web11" and vm.addresses == ("10.0.0.11",)
+    applied = json.loads(cli("image", "show", "web11", "--json").stdout)["applied"]
+    assert {r["machine"] for r in applied.values()} == {"web11"}
+    assert cli("image", "cat", "web11", "/etc/hostname").stdout == original
+
+    # One that does not (guests without VMware Tools): the core writes the files first.
+    deployed = cli("deploy", "web12", "--new", "--platform", "notools")
+    assert deployed.returncode == 0, deployed.stderr
+    assert cli("image", "cat", "web12", "/etc/hostname").stdout == "web12\n"
+    assert cli("image", "cat", "web12", "/etc/encompass/ip").stdout == "10.0.0.12\n"
+    applied = json.loads(cli("image", "show", "web12", "--json").stdout)["applied"]
+    assert not any("by" in r for r in applied.values())
+    vm = next(m for m in platform.discover() if m.name == "web12")
+    assert vm.extra.get("guest_hostname") != "web12"  # no spec was sent
+
+    for clone in ("web11", "web12"):
+        assert cli("undeploy", clone, "--remove-machine").returncode == 0

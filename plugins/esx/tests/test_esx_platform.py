@@ -8,8 +8,13 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
+import attrs
 import pytest
+from encompass_esx import devices
+from encompass_esx.connection import pyvmomi
+from encompass_esx.inventory import PAGE, Collector, Inventory
 from vcsim_testing import PASSWORD, platform_driver, start_vcsim
 
 from encompass_core.contracts import Attachment, AttachRequest, CloneProgress
@@ -52,6 +57,71 @@ def test_the_inventory_is_one_round_trip_with_what_a_machine_is(platform):
     assert vm.power == "on" and vm.extra["host"] == "DC0_H0"
     assert vm.disks == ("[LocalDS_0] DC0_H0_VM0/disk1.vmdk",)
     assert machines["DC0_C0_RP0_VM0"].extra["host"].startswith("DC0_C0_H")
+
+
+def test_discovery_reads_no_device_lists_unless_a_guest_hides_its_nics(platform):
+    full = platform.collector.read()
+    lean = platform.collector.read(lean=True)
+    assert all("config.hardware.device" not in item.props for item in lean.machines)
+    for item in full.machines:  # the guests' NICs and the disk layout say what the devices do
+        assert devices.macs_and_disks(lean.named("VirtualMachine", item.name)) == \
+            devices.macs_and_disks(item)
+    assert any(devices.macs_and_disks(item)[0] for item in full.machines)
+    assert not any(devices.needs_devices(item) for item in lean.machines)
+
+    # A guest without VMware Tools reports no NIC: that VM's device list alone is read.
+    quiet = next(item for item in lean.machines if devices.macs_and_disks(item)[0])
+    silent = attrs.evolve(quiet, props={**quiet.props, "guest.net": []})
+    assert devices.needs_devices(silent) and devices.macs_and_disks(silent)[0] == ()
+    inventory = Inventory(tuple(silent if item is quiet else item for item in lean.items))
+    before = platform.session.round_trips
+    filled = platform.collector.with_devices(inventory, [silent])
+    assert platform.session.round_trips - before == 1
+    again = filled.named("VirtualMachine", quiet.name)
+    assert "config.hardware.device" in again.props and not devices.needs_devices(again)
+    assert devices.macs_and_disks(again) == devices.macs_and_disks(full.named("VirtualMachine",
+                                                                             quiet.name))
+
+
+class _PagingCollector:
+    """A PropertyCollector answering in pages, as vCenter does past ``maxObjects`` (vcsim 0.24
+    answers everything at once and has no ``ContinueRetrievePropertiesEx``)."""
+
+    def __init__(self, pages):
+        self.pages = list(pages)
+        self.calls = []
+
+    def _page(self, index):
+        objects, last = self.pages[index], index == len(self.pages) - 1
+        return SimpleNamespace(objects=objects, token=None if last else f"token-{index + 1}")
+
+    def RetrievePropertiesEx(self, specs, options):  # noqa: N802 - vSphere's name
+        self.calls.append(("first", options.maxObjects))
+        return self._page(0)
+
+    def ContinueRetrievePropertiesEx(self, token):  # noqa: N802 - vSphere's name
+        self.calls.append(("continue", token))
+        return self._page(int(token.rsplit("-", 1)[1]))
+
+
+def test_a_paged_answer_is_read_to_its_last_page():
+    vim, _ = pyvmomi()
+
+    def found(name):
+        return SimpleNamespace(obj=vim.VirtualMachine(name), propSet=[
+            SimpleNamespace(name="name", val=name)])
+
+    pages = [[found("vm-1"), found("vm-2")], [found("vm-3")], [found("vm-4")]]
+    fake = _PagingCollector(pages)
+    items = list(Collector(session=None)._pages(fake, spec=None, collector=vmodl_collector()))
+    assert [item.name for item in items] == ["vm-1", "vm-2", "vm-3", "vm-4"]
+    assert [item.kind for item in items] == ["VirtualMachine"] * 4
+    assert fake.calls == [("first", PAGE), ("continue", "token-1"), ("continue", "token-2")]
+
+
+def vmodl_collector():
+    _, vmodl = pyvmomi()
+    return vmodl.query.PropertyCollector
 
 
 def test_a_created_machine_fits_the_profile_and_is_reset_reconfigured_and_migrated(platform, machine,
