@@ -27,7 +27,7 @@ from ..config import toml_table
 from ..context import Context
 from ..errors import InvalidInput, NotSupported
 from ..operations import deploy as deploy_op
-from ..operations import machines as machines_op
+from ..operations import reconcile as reconcile_op
 from ..records import LabPeerRecord
 from .run import Booted, clean_up, import_demo_master, make_clones, report_consoles, wait_for_consoles
 
@@ -133,8 +133,9 @@ def _run(ctx: Context, peer, names: list[str], say: Callable[[str], None], timeo
          customize: Callable[[Context, list[str]], None] | None) -> list[Booted]:
     import_demo_master(ctx, say)
     make_clones(ctx, names, "full", say, customize)  # raw volumes: what the iSCSI export serves
-    report = machines_op.discover(ctx, peer.name)[0]
-    say(f"discovered {report.found} machines on platform '{peer.name}'")
+    findings = reconcile_op.reconcile(ctx, peer.name, apply=True)  # records the new machines
+    found = sum(finding.subject == "machine" for finding in findings)
+    say(f"discovered {found} machines on platform '{peer.name}'")
     deployed = {}
     for name, machine in zip(names, peer.machines, strict=False):
         image = deploy_op.deploy(ctx, name, machine)
