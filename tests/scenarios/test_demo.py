@@ -67,8 +67,7 @@ def test_physical_demo_boots_three_clones_on_blades_from_the_san(tmp_path):
     before = set(Path("/var/tmp").glob("encompass-demo-physical-*"))
 
     done = subprocess.run([ENCOMPASS, "demo", "--physical", "--peer", "bladecenter", "--timeout", "240"],
-                          capture_output=True,
-                          text=True, env=env, timeout=900, check=False)
+                          capture_output=True, text=True, env=env, timeout=900, check=False)
 
     assert done.returncode == 0, done.stderr
     for number in (1, 2, 3):
