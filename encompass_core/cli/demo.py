@@ -10,6 +10,24 @@ from ..errors import DriverError
 from . import output
 
 
+class _PeerOption(click.Option):
+    """``--peer``: its help names the lab peers the installed plugins offer."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        try:
+            from ..plugins import PluginHost
+
+            names = [peer.name for answer in PluginHost().load().hook.encompass_lab_peers()
+                     for peer in (answer or ())]
+        except Exception:  # --help must show even when a plugin is broken
+            names = []
+        installed = ", ".join(names) or "none: pip install encompass-bladecenter or encompass-amt"
+        return record[0], f"{record[1]} Installed: {installed}."
+
+
 @click.command("demo")
 @click.option("--count", type=click.IntRange(1, 10), default=3, show_default=True,
               help="How many clones to make, customize and boot.")
@@ -21,7 +39,11 @@ from . import output
 @click.option("--physical", is_flag=True,
               help="Deploy on physical machines of the lab instead: blades of a chassis a plugin "
                    "starts (encompass-bladecenter), booting their clones from an iSCSI SAN. Root.")
-def demo(count: int, keep: bool, demo_home: Path | None, timeout: float, physical: bool) -> None:
+@click.option("--peer", "peer_name", metavar="NAME", cls=_PeerOption,
+              help="With --physical: the lab peer to start (bladecenter: blades of a chassis, "
+                   "amt: AMT PCs) [default: the first one installed].")
+def demo(count: int, keep: bool, demo_home: Path | None, timeout: float, physical: bool,
+         peer_name: str | None) -> None:
     """Build a tiny bootable master from Debian packages, import it, make COW clones demo-1 ..
     demo-N, customize each (hostname + a bootscript), deploy each on a new KVM/QEMU machine
     through libvirt, boot them (software emulation where KVM is unusable), print each console's
@@ -30,18 +52,20 @@ def demo(count: int, keep: bool, demo_home: Path | None, timeout: float, physica
     The demo works in a repository of its own, never in ENCOMPASS_HOME, and starts a private
     libvirt daemon, so it needs no system service. With --physical the clones go to blades of a
     lab chassis instead (a plugin's lab peer, such as encompass-bladecenter's: snmpd in front of
-    QEMU guests), which boot them from a private iSCSI SAN (tgt). Debian packages are cached in
-    ~/.cache/encompass/demo.
+    QEMU guests; --peer amt for AMT PCs), which boot them from a private iSCSI SAN (tgt). Debian
+    packages are cached in ~/.cache/encompass/demo.
     """
     from ..demo.steps import customize_demo_clones
 
+    if peer_name is not None and not physical:
+        raise click.UsageError("--peer picks the lab peer of --physical: add --physical")
     if physical:
         from ..demo.physical import run_physical_demo
 
         if demo_home is not None:
             raise click.UsageError("--physical makes its own repository: leave out --demo-home")
         booted = run_physical_demo(count, keep, say=output.note, timeout=timeout,
-                                   customize=customize_demo_clones)
+                                   customize=customize_demo_clones, peer_name=peer_name)
     else:
         from ..demo.run import run_demo
 

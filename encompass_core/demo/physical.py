@@ -25,9 +25,9 @@ from pathlib import Path
 
 from ..config import toml_table
 from ..context import Context
-from ..errors import NotSupported
+from ..errors import InvalidInput, NotSupported
 from ..operations import deploy as deploy_op
-from ..operations import machines as machines_op
+from ..operations import reconcile as reconcile_op
 from ..records import LabPeerRecord
 from .run import Booted, clean_up, import_demo_master, make_clones, report_consoles, wait_for_consoles
 
@@ -50,6 +50,20 @@ iscsi_portal = "{portal}"
 def lab_peers(ctx: Context) -> list[LabPeerRecord]:
     """The lab peers the installed plugins offer."""
     return [record for answer in ctx.host.hook.encompass_lab_peers() for record in (answer or ())]
+
+
+def choose_peer(peers: list[LabPeerRecord], name: str | None) -> LabPeerRecord:
+    """The lab peer named ``name`` (the first one offered when ``None``)."""
+    if not peers:
+        raise NotSupported("encompass demo --physical needs a plugin with a lab peer: "
+                           "pip install encompass-bladecenter (or encompass-amt)")
+    if name is None:
+        return peers[0]
+    for record in peers:
+        if record.name == name:
+            return record
+    raise InvalidInput(f"demo --physical: no lab peer named '{name}'; installed: "
+                       f"{', '.join(record.name for record in peers)} (encompass demo --help)")
 
 
 def _check_tools() -> None:
@@ -80,23 +94,20 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
 
 def run_physical_demo(count: int = 3, keep: bool = False, say: Callable[[str], None] = print,
                       timeout: float = 300.0,
-                      customize: Callable[[Context, list[str]], None] | None = None) -> list[Booted]:
-    """Run the demo on ``count`` lab machines of the first lab peer; what each console showed."""
+                      customize: Callable[[Context, list[str]], None] | None = None,
+                      peer_name: str | None = None) -> list[Booted]:
+    """Run the demo on ``count`` lab machines of the lab peer ``peer_name`` (default: the first
+    one offered); what each console showed."""
     from ..testing.tgt import running_tgtd  # the lab's tgtd helper needs no pytest
 
-    _check_tools()
     base = Path(tempfile.mkdtemp(prefix="encompass-demo-physical-", dir="/var/tmp"))
     base.chmod(0o755)
     home = base / "home"
     home.mkdir()
     names = [f"demo-{i}" for i in range(1, count + 1)]
     try:
-        probe = Context(home=home)
-        peers = lab_peers(probe)
-        if not peers:
-            raise NotSupported("encompass demo --physical needs a plugin with a lab peer: "
-                               "pip install encompass-bladecenter")
-        record = peers[0]
+        record = choose_peer(lab_peers(Context(home=home)), peer_name)  # a wrong name: before tools
+        _check_tools()
         say(f"demo repository: {home}")
         with running_tgtd(base) as tgtd, record.start(base / "lab", tgtd.portal, count) as peer:
             say(f"started the lab: {record.description} ({peer.name}), a SAN on iSCSI {tgtd.portal}")
@@ -122,8 +133,9 @@ def _run(ctx: Context, peer, names: list[str], say: Callable[[str], None], timeo
          customize: Callable[[Context, list[str]], None] | None) -> list[Booted]:
     import_demo_master(ctx, say)
     make_clones(ctx, names, "full", say, customize)  # raw volumes: what the iSCSI export serves
-    report = machines_op.discover(ctx, peer.name)[0]
-    say(f"discovered {report.found} machines on platform '{peer.name}'")
+    findings = reconcile_op.reconcile(ctx, peer.name, apply=True)  # records the new machines
+    found = sum(finding.subject == "machine" for finding in findings)
+    say(f"discovered {found} machines on platform '{peer.name}'")
     deployed = {}
     for name, machine in zip(names, peer.machines, strict=False):
         image = deploy_op.deploy(ctx, name, machine)

@@ -223,3 +223,20 @@ def test_writing_over_a_special_file_names_it_plainly(run_cli, tmp_path) -> None
     assert result.code == 2, result.err
     assert "it is a special file (device, FIFO or socket), not a regular file" in result.err
     assert " a other" not in result.err
+
+
+def test_a_wrong_lab_peer_for_the_physical_demo_is_one_line_naming_the_installed_ones(run_cli) -> None:
+    """`encompass demo --physical --peer NAME`: refused before anything starts; --help lists
+    the same peers."""
+    from encompass_core.plugins import PluginHost
+
+    installed = [peer.name for answer in PluginHost().load().hook.encompass_lab_peers()
+                 for peer in (answer or ())]
+    result = run_cli("demo", "--physical", "--peer", "nosuch")
+    if not installed:
+        assert_one_line_error(result, "needs a plugin with a lab peer")
+        return
+    assert result.code == 2
+    assert_one_line_error(result, "no lab peer named 'nosuch'", f"installed: {', '.join(installed)}")
+    help_text = " ".join(run_cli("demo", "--help").out.split())
+    assert f"Installed: {', '.join(installed)}." in help_text

@@ -66,8 +66,8 @@ def test_physical_demo_boots_three_clones_on_blades_from_the_san(tmp_path):
     env = dict(os.environ, ENCOMPASS_HOME=str(tmp_path / "user-home"))
     before = set(Path("/var/tmp").glob("encompass-demo-physical-*"))
 
-    done = subprocess.run([ENCOMPASS, "demo", "--physical", "--timeout", "240"], capture_output=True,
-                          text=True, env=env, timeout=900, check=False)
+    done = subprocess.run([ENCOMPASS, "demo", "--physical", "--peer", "bladecenter", "--timeout", "240"],
+                          capture_output=True, text=True, env=env, timeout=900, check=False)
 
     assert done.returncode == 0, done.stderr
     for number in (1, 2, 3):

@@ -83,7 +83,7 @@ def test_a_customized_clone_deployed_on_an_amt_pc_boots_from_its_lun(tmp_path, s
        "--partition", str(master.root_partition), "--default", "master")
     ok(home, "clone", "demo", "web01", "--pool", "san", "--mode", "full")
     ok(home, "customize", "web01", "--set", "hostname=web01-on-amt")
-    ok(home, "discover", "--platform", "pcs")
+    ok(home, "discover", "--platform", "pcs", "--apply")
 
     said = ok(home, "deploy", "web01", "pc1")
 

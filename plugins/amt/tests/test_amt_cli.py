@@ -30,7 +30,7 @@ def everything_written(home) -> str:
 
 
 def test_discover_lists_the_pcs_and_power_turns_them_on_and_off(home, pcs, amt_lab):
-    found = run_cli(home, "discover", "--platform", "pcs")
+    found = run_cli(home, "discover", "--platform", "pcs", "--apply")
     assert found.code == 0, found.err
     listed = json.loads(run_cli(home, "machine", "list", "--json").out)
     by_name = {machine["name"]: machine for machine in listed}
@@ -54,7 +54,7 @@ def test_discover_lists_the_pcs_and_power_turns_them_on_and_off(home, pcs, amt_l
 
 
 def test_amt_power_shows_every_pc_and_amt_boot_sets_the_next_boot_only(home, pcs, amt_lab):
-    assert run_cli(home, "discover", "--platform", "pcs").code == 0
+    assert run_cli(home, "discover", "--platform", "pcs", "--apply").code == 0
     pcs[2].backend.on = True
     shown = run_cli(home, "amt", "power", "pcs", "--json")
     assert shown.code == 0, shown.err

@@ -3,7 +3,7 @@ boot sequence. The driver runs it from synchronous code; a poller (``benchmarks/
 awaits it directly and polls many chassis at once::
 
     async with Chassis(target, credentials) as chassis:
-        states = await chassis.power_states()   # {slot: "on" | "off" | ...}, one GETBULK walk
+        states = await chassis.power_states()   # {slot: "on" | "off" | ...}, one GETBULK
 """
 
 from __future__ import annotations
@@ -82,11 +82,21 @@ class Chassis:
 
     # -- reading -----------------------------------------------------------------------------
     async def power_states(self) -> dict[int, str]:
-        """Every slot holding a blade and its power state, in one walk of the power column."""
-        found = await self._session.walk(oids.BLADE_POWER_STATE)
-        states = {oid[-1]: oids.POWER_STATES.get(value, "unknown") for oid, value in found.items()}
-        exists = _by_slot(await self._session.walk(oids.BLADE_EXISTS), oids.BLADE_EXISTS)
-        return {slot: state for slot, state in states.items() if exists.get(slot) == 1}
+        """Every slot holding a blade and its power state, in one GETBULK: the installed-bays
+        bitmap (``bistBladesInstalled``) and the power column, one row per slot. An MM without
+        the bitmap costs a second GETBULK, of the blade-exists column."""
+        found = await self._session.walk_columns([oids.BLADE_POWER_STATE], len(oids.SLOTS),
+                                                 scalars=[oids.BLADES_INSTALLED])
+        states = _by_slot(found[oids.BLADE_POWER_STATE], oids.BLADE_POWER_STATE)
+        bitmap = str(found[oids.BLADES_INSTALLED].get((*oids.BLADES_INSTALLED, 0), ""))
+        if bitmap and set(bitmap) <= {"0", "1"}:
+            installed = {bay for bay, flag in enumerate(bitmap, start=1) if flag == "1"}
+        else:
+            exists = (await self._session.walk_columns([oids.BLADE_EXISTS], len(oids.SLOTS)))
+            installed = {slot for slot, value in _by_slot(exists[oids.BLADE_EXISTS],
+                                                          oids.BLADE_EXISTS).items() if value == 1}
+        return {slot: oids.POWER_STATES.get(value, "unknown") for slot, value in states.items()
+                if slot in installed}
 
     async def blades(self) -> list[Blade]:
         """Every blade present: name, power, health, VPD (serial, type, model, UUID), MACs,

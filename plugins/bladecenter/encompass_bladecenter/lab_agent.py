@@ -80,7 +80,9 @@ class ChassisAgent:
 
     def _build(self) -> dict[tuple[int, ...], tuple[str, Any]]:
         state = self.state()
-        tree: dict[tuple[int, ...], tuple[str, Any]] = {}
+        tree: dict[tuple[int, ...], tuple[str, Any]] = {
+            (*oids.BLADES_INSTALLED, 0): (STRING, "".join("1" if str(slot) in state["slots"] else "0"
+                                                          for slot in oids.SLOTS))}
         for slot in oids.SLOTS:
             blade = state["slots"].get(str(slot))
             machine = LabMachine(blade["machine"]) if blade else None

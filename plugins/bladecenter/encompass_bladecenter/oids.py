@@ -9,6 +9,10 @@ from __future__ import annotations
 
 BLADE_CENTER = (1, 3, 6, 1, 4, 1, 2, 3, 51, 2)
 
+# monitors(2).spStatus(5).mmBistAndChassisStatus(2).bistBladesInstalled(33).0: the bays holding
+# a blade as a string of 0s and 1s, bay 1 first ("10001000000010")
+BLADES_INSTALLED = (*BLADE_CENTER, 2, 5, 2, 33)
+
 # blades(22).processorBlade(1).bladeRemoteControl(4).bladeRemoteControlTable(1).entry(1)
 REMOTE_CONTROL_ENTRY = (*BLADE_CENTER, 22, 1, 4, 1, 1)
 BLADE_EXISTS = (*REMOTE_CONTROL_ENTRY, 3)  # remoteControlBladeExists: false(0), true(1)

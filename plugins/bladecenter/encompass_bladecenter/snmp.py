@@ -166,25 +166,52 @@ class SnmpSession:
 
     async def walk(self, root: Oid) -> dict[Oid, Any]:
         """Every object below ``root`` (GETBULK), as ``{oid: value}``."""
+        return (await self.walk_columns([root], 32))[root]
+
+    async def walk_columns(self, columns: Sequence[Oid], rows: int,
+                           scalars: Sequence[Oid] = ()) -> dict[Oid, dict[Oid, Any]]:
+        """Every object below each of ``columns``, walked side by side, and the instance that
+        follows each of ``scalars`` (the GETNEXT of a scalar object's own OID is its ``.0``).
+
+        Each GETBULK carries one cursor per column still open and asks ``rows`` + 1
+        repetitions, so the columns of a table of ``rows`` rows, and the scalars, come back in
+        one round trip (the extra row shows each column's end). An agent behind
+        ``pass_persist`` pays for every object it returns: ask for what the table holds."""
         from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, bulk_cmd
 
-        found: dict[Oid, Any] = {}
-        cursor = root
-        while True:
-            answer = await bulk_cmd(self._engine, self._auth, self._transport, ContextData(), 0, 32,
-                                    ObjectType(ObjectIdentity(dotted(cursor))), lookupMib=False)
-            rows = self._check(answer, "read", [root])
-            if not rows:
-                return found
-            for oid, value in rows:
-                if oid[:len(root)] != root or _end(value):
-                    return found
-                if oid <= cursor:
+        found: dict[Oid, dict[Oid, Any]] = {oid: {} for oid in (*scalars, *columns)}
+        cursors = {column: column for column in columns}
+        walking, asking = list(columns), list(scalars)
+        while walking or asking:
+            answer = await bulk_cmd(self._engine, self._auth, self._transport, ContextData(),
+                                    len(asking), rows + 1,
+                                    *[ObjectType(ObjectIdentity(dotted(oid))) for oid in asking],
+                                    *[ObjectType(ObjectIdentity(dotted(cursors[column])))
+                                      for column in walking], lookupMib=False)
+            bindings = self._check(answer, "read", [*asking, *walking])
+            for scalar, (oid, value) in zip(asking, bindings, strict=False):
+                if oid[:len(scalar)] == scalar and not _end(value):
+                    found[scalar][oid] = _python(value)
+            bindings, asking = bindings[len(asking):], []
+            ended: set[Oid] = set()
+            moved = False
+            for position, (oid, value) in enumerate(bindings):
+                column = walking[position % len(walking)]  # repetitions come column by column
+                if column in ended:
+                    continue
+                if oid[:len(column)] != column or _end(value):
+                    ended.add(column)
+                    continue
+                if oid <= cursors[column]:
                     raise DriverError(f"platform '{self.target.platform}': the Management Module at "
                                       f"{self.target.where} returned objects out of order below "
-                                      f"{dotted(root)}")
-                found[oid] = _python(value)
-                cursor = oid
+                                      f"{dotted(column)}")
+                found[column][oid] = _python(value)
+                cursors[column], moved = oid, True
+            if not moved:  # nothing new in any open column: they all ended
+                return found
+            walking = [column for column in walking if column not in ended]
+        return found
 
     # -- answers ---------------------------------------------------------------------------
     def _check(self, answer: Any, what: str, asked: Sequence[Oid]) -> list[tuple[Oid, Any]]:

@@ -66,7 +66,7 @@ def test_a_customized_clone_deployed_on_blade_3_boots_from_its_lun(tmp_path, san
        "--partition", str(master.root_partition), "--default", "master")
     ok(home, "clone", "demo", "web01", "--pool", "san", "--mode", "full")
     ok(home, "customize", "web01", "--set", "hostname=web01-on-blade3")
-    ok(home, "discover", **env)
+    ok(home, "discover", "--apply", **env)
 
     said = ok(home, "deploy", "web01", "chassis1-blade3", **env)
 

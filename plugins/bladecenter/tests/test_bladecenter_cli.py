@@ -22,7 +22,7 @@ def home(tmp_path: Path, chassis) -> Path:
 
 def test_discover_lists_the_blades_and_power_turns_them_on_and_off(home, chassis):
     env = {COMMUNITY_ENV: chassis.community}
-    found = encompass(home, "discover", **env)
+    found = encompass(home, "discover", "--apply", **env)
     assert found.returncode == 0, found.stderr
     assert "platform:chassis1" in found.stdout and "chassis1-blade3" in found.stdout
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from bladecenter_testing import SLOTS, make_driver
+from encompass_bladecenter import oids
 from encompass_bladecenter.chassis import Chassis
 from encompass_bladecenter.snmp import Credentials
 
@@ -101,3 +102,39 @@ def test_power_states_of_several_chassis_are_polled_concurrently(chassis):
 
     answers = asyncio.run(poll())
     assert answers == [dict.fromkeys(SLOTS, "off")] * 3
+
+
+def poll(chassis, action):
+    """``action(opened Chassis)`` awaited on the lab chassis."""
+    async def run():
+        async with Chassis(make_driver(chassis).target,
+                           Credentials("2c", community=chassis.community)) as opened:
+            return await action(opened)
+    return asyncio.run(run())
+
+
+def test_the_mm_reports_its_installed_bays_as_a_bitmap(chassis):
+    """bistBladesInstalled, which power_states reads instead of walking the exists column."""
+    bitmap = poll(chassis, lambda opened: opened._session.get([(*oids.BLADES_INSTALLED, 0)]))
+    assert bitmap == {(*oids.BLADES_INSTALLED, 0): "11110000000000"}
+
+
+def test_columns_walked_side_by_side_match_each_column_walked_alone(chassis):
+    """Two repetitions per GETBULK for 14 rows: the side-by-side walk needs several round
+    trips and must still stop each column at its end, and keep the scalar's answer."""
+    async def both(opened):
+        session = opened._session
+        together = await session.walk_columns([oids.BLADE_EXISTS, oids.BLADE_NAME], 2,
+                                              scalars=[oids.BLADES_INSTALLED])
+        return together, await session.walk(oids.BLADE_EXISTS), await session.walk(oids.BLADE_NAME)
+
+    together, exists, names = poll(chassis, both)
+    assert together[oids.BLADE_EXISTS] == exists and len(exists) == 14
+    assert together[oids.BLADE_NAME] == names
+    assert together[oids.BLADES_INSTALLED] == {(*oids.BLADES_INSTALLED, 0): "11110000000000"}
+
+
+def test_an_mm_without_the_bitmap_still_lists_only_installed_blades(chassis, monkeypatch):
+    """Older MM firmware lacks bistBladesInstalled: the exists column is walked instead."""
+    monkeypatch.setattr(oids, "BLADES_INSTALLED", (*oids.BLADE_CENTER, 2, 5, 2, 99))
+    assert poll(chassis, lambda opened: opened.power_states()) == dict.fromkeys(SLOTS, "off")
