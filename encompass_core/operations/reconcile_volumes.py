@@ -13,10 +13,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+import attrs
+
 from ..contracts import DiscoveredVolume
 from ..errors import InvalidInput
 from ..model import Image, Volume, validate_name
 from .reconcile import Entry, Finding
+
+
+@attrs.frozen
+class _Kept:
+    """A volume an image keeps besides its current ones: a master's earlier version, or what a
+    clone's last rebase replaced (for ``--rollback``). Matched like any other, never changed."""
+
+    label: str  # "version 1", "kept for rebase --rollback"
+    advice: str  # how the administrator lets it go
 
 
 def compare(answers: Mapping[str, object], images: Sequence[Image]) -> list[Entry]:
@@ -26,13 +37,70 @@ def compare(answers: Mapping[str, object], images: Sequence[Image]) -> list[Entr
     entries: list[Entry] = []
     for pool, answer in answers.items():
         recorded = [(i, v) for i in images for v in i.volumes if v.pool == pool]
+        kept = [(i, v, k) for i, v, k in _kept_volumes(images) if v.pool == pool]
         if isinstance(answer, str):
             entries.append(Entry(Finding("unreachable", "pool", pool, f"pool:{pool}", answer,
-                                         f"{len(recorded)} recorded volume(s) left as they were; "
-                                         "nothing marked missing")))
+                                         f"{len(recorded) + len(kept)} recorded volume(s) left as "
+                                         "they were; nothing marked missing")))
             continue
-        entries += _pool(pool, answer, recorded, by_name)
+        found = _pool_kept(f"pool:{pool}", answer, kept, entries)
+        entries += _pool(pool, found, recorded, by_name)
     return entries
+
+
+def _kept_volumes(images: Sequence[Image]) -> list[tuple[Image, Volume, _Kept]]:
+    """Every kept volume, with the image as it was when the volume was current."""
+    out = []
+    for image in images:
+        for version in image.versions:
+            if version.number == image.version:
+                continue  # the current version: its volumes are the image's own
+            then = image.at_version(version.number)
+            out += [(then, v, _Kept(f"version {version.number}",
+                                    f"encompass master retire {image.name} --version {version.number}"))
+                    for v in version.volumes]
+        if image.previous is not None:
+            then = attrs.evolve(image, volumes=image.previous.volumes,
+                                master_version=image.previous.master_version)
+            out += [(then, v, _Kept("kept for rebase --rollback",
+                                    f"encompass rebase {image.name} --discard-old"))
+                    for v in image.previous.volumes]
+    return out
+
+
+def _pool_kept(source: str, found: Sequence[DiscoveredVolume],
+               kept: list[tuple[Image, Volume, _Kept]], entries: list[Entry]) -> list[DiscoveredVolume]:
+    """Findings for the kept volumes of one pool (added to ``entries``); the found volumes
+    that are none of them."""
+    at = {_where(v.location): (i, v, k) for i, v, k in kept}
+    by_wwn = {v.wwn.lower(): (i, v, k) for i, v, k in kept if v.wwn}
+    rest, seen = [], set()
+    for item in found:
+        hit = at.get(_where(item.volume.location))
+        if hit is None and item.volume.wwn:
+            hit = by_wwn.get(item.volume.wwn.lower())
+        if hit is None:
+            rest.append(item)
+            continue
+        image, volume, why = hit
+        seen.add(id(volume))
+        name = f"{image.name} ({why.label})/volume {volume.index}"
+        if _where(item.volume.location) == _where(volume.location):
+            entries.append(Entry(Finding("matched", "volume", name, source,
+                                         f"matched by location; {why.label}", "nothing to change")))
+        else:
+            entries.append(Entry(Finding("moved", "volume", name, source,
+                                         f"moved (by WWN {item.volume.wwn}): it was at "
+                                         f"{volume.location}, now at {item.volume.location}",
+                                         f"not followed, as {why.label} is never changed: put it "
+                                         f"back, or let it go ({why.advice})")))
+    for image, volume, why in kept:
+        if id(volume) not in seen:
+            entries.append(Entry(Finding(
+                "missing", "volume", f"{image.name} ({why.label})/volume {volume.index}", source,
+                f"recorded at {volume.location}; the pool has nothing there",
+                f"left as recorded ({why.label}); if it is gone for good: {why.advice}")))
+    return rest
 
 
 def _pool(pool: str, found: Sequence[DiscoveredVolume], recorded: list[tuple[Image, Volume]],
@@ -69,8 +137,10 @@ def _pool(pool: str, found: Sequence[DiscoveredVolume], recorded: list[tuple[Ima
 def _known(source: str, item: DiscoveredVolume, image: Image, volume: Volume, how: str,
            by_name: Mapping[str, Image]) -> Entry:
     name = f"{image.name}/volume {volume.index}"
-    expected = _expected_backing(volume, by_name)
-    if _where(item.backing) != _where(expected):
+    expected = _expected_backing(volume, by_name, image)
+    candidates = _backing_candidates(volume, by_name, image)
+    if (_where(item.backing) != _where(expected)
+            and _where(item.backing) not in {_where(c) for c in candidates or ()}):
         said = f"reads through {item.backing}" if item.backing else "reads through nothing"
         lineage = f"the lineage says {expected}" if expected else "the lineage says it is independent"
         return Entry(Finding("conflict", "volume", name, source,
@@ -137,7 +207,7 @@ def _pairs(lost: list[tuple[Image, Volume]], unclaimed: list[DiscoveredVolume],
     def key(fmt: str, size: int, backing: str | None) -> tuple:
         return fmt, size, _where(backing)
 
-    lost_keys = [key(v.format, v.size, _expected_backing(v, by_name)) for _, v in lost]
+    lost_keys = [key(v.format, v.size, _expected_backing(v, by_name, i)) for i, v in lost]
     new_keys = [key(d.volume.format, d.volume.size, d.backing) for d in unclaimed]
     pairs = []
     for (image, volume), lost_key in zip(lost, lost_keys, strict=True):
@@ -147,15 +217,34 @@ def _pairs(lost: list[tuple[Image, Volume]], unclaimed: list[DiscoveredVolume],
     return pairs
 
 
-def _expected_backing(volume: Volume, by_name: Mapping[str, Image]) -> str | None:
-    """The location of what the lineage says the volume reads through (None: independent)."""
+def _expected_backing(volume: Volume, by_name: Mapping[str, Image],
+                      image: Image | None = None) -> str | None:
+    """The location of what the lineage says the volume reads through (None: independent): the
+    backing image's volume at that index, of the master version ``image`` derives from."""
+    candidates = _backing_candidates(volume, by_name, image)
+    if candidates is None:
+        return None
+    return candidates[0] if candidates else (
+        f"volume {volume.backing[1]} of '{volume.backing[0]}' (not recorded)")
+
+
+def _backing_candidates(volume: Volume, by_name: Mapping[str, Image],
+                        image: Image | None = None) -> list[str] | None:
+    """Every location the backing image records at the volume's backing index (the version
+    ``image`` derives from first, then the image's other versions and kept volumes); None
+    when the volume reads through nothing."""
     if not volume.backing:
         return None
     parent = by_name.get(volume.backing[0])
-    for candidate in parent.volumes if parent else ():
-        if candidate.index == volume.backing[1]:
-            return candidate.location
-    return f"volume {volume.backing[1]} of '{volume.backing[0]}' (not recorded)"
+    if parent is None:
+        return []
+    index = volume.backing[1]
+    first = parent.at_version(image.master_version) if image is not None and parent.is_master else parent
+    others = [parent, *(parent.at_version(v.number) for v in parent.versions)]
+    if parent.previous is not None:
+        others.append(attrs.evolve(parent, volumes=parent.previous.volumes))
+    return list(dict.fromkeys(v.location for source in (first, *others) for v in source.volumes
+                              if v.index == index))
 
 
 def _master_name(item: DiscoveredVolume, by_name: Mapping[str, Image],

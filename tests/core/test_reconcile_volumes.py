@@ -115,3 +115,26 @@ def test_an_unknown_pool_is_one_line(run_cli, master):
     result = run_cli("discover", "--pool", "nowhere")
     assert result.code == 3 and result.err.count("\n") == 1
     assert "no pool named 'nowhere'" in result.err
+
+
+def test_volumes_kept_by_versions_and_rebases_are_matched_not_conflicts(run_cli, master):
+    """A master's earlier version and the volumes a rebase keeps for --rollback are recorded:
+    discovery matches them and says why, never calls them conflicts to remove by hand."""
+    assert run_cli("clone", master, "web01").code == 0
+    assert run_cli("clone", master, "web02").code == 0
+    assert run_cli("master", "update", master, "--from", "web02").code == 0
+    assert run_cli("rebase", "web01").code == 0  # web01 keeps its version-1 volume
+
+    report = findings(run_cli("discover", "--json"))
+
+    assert [f for f in report.values() if f["status"] != "matched"] == []
+    old = report[f"{master} (version 1)/volume 0"]
+    assert old["why"] == "matched by location; version 1"
+    kept = report["web01 (kept for rebase --rollback)/volume 0"]
+    assert kept["action"] == "nothing to change"
+    assert report["web02/volume 0"]["status"] == "matched"  # still on version 1: no conflict
+
+    assert run_cli("rebase", "web01", "--discard-old").code == 0
+    report = findings(run_cli("discover", "--apply", "--json"))
+    assert "web01 (kept for rebase --rollback)/volume 0" not in report
+    assert {f["status"] for f in report.values()} == {"matched"}
