@@ -52,19 +52,23 @@ def lab_peers(ctx: Context) -> list[LabPeerRecord]:
     return [record for answer in ctx.host.hook.encompass_lab_peers() for record in (answer or ())]
 
 
+def needs_root(why: str) -> None:
+    """A lab started here hands its servers and guests to ``nobody``: root only."""
+    if os.geteuid() != 0:
+        raise NotSupported(f"{why}: run it as root")
+
+
 def _check_tools() -> None:
     missing = [tool for tool in ("tgtd", "tgtadm", "qemu-system-x86_64", "iscsi-ls")
                if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]
     if missing or not QEMU_ISCSI.exists():
         raise NotSupported(f"encompass demo --physical needs {', '.join(missing) or 'QEMU iSCSI driver'}: "
                            "apt-get install tgt libiscsi-bin qemu-system-x86 qemu-block-extra")
-    if os.geteuid() != 0:
-        raise NotSupported("encompass demo --physical runs tgtd and hands the lab to user nobody: "
-                           "run it as root")
+    needs_root("encompass demo --physical runs tgtd and hands the lab to user nobody")
 
 
 @contextlib.contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
+def environment(variables: dict[str, str]) -> Iterator[None]:
     """The peer's secrets in this process's environment (its platform's ``*_env`` settings)."""
     before = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
@@ -92,7 +96,7 @@ def run_physical_demo(count: int = 3, keep: bool = False, say: Callable[[str], N
     names = [f"demo-{i}" for i in range(1, count + 1)]
     try:
         probe = Context(home=home)
-        peers = lab_peers(probe)
+        peers = [record for record in lab_peers(probe) if record.kind == "platform"]
         if not peers:
             raise NotSupported("encompass demo --physical needs a plugin with a lab peer: "
                                "pip install encompass-bladecenter")
@@ -102,7 +106,7 @@ def run_physical_demo(count: int = 3, keep: bool = False, say: Callable[[str], N
             say(f"started the lab: {record.description} ({peer.name}), a SAN on iSCSI {tgtd.portal}")
             (home / "encompass.toml").write_text(CONFIG.format(control=tgtd.control, portal=tgtd.portal)
                                                  + toml_table(f"platforms.{peer.name}", peer.platform))
-            with _environment(peer.environment):
+            with environment(peer.environment):
                 ctx = Context(home=home)
                 try:
                     return _run(ctx, peer, names, say, timeout, customize)
