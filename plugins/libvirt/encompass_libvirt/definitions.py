@@ -265,7 +265,7 @@ def _nfs_disk(image: Image, attachment: Attachment) -> domxml.Disk:
     server, path = found.groups()
     uid, gid = attachment.details.get("uid"), attachment.details.get("gid")
     identity = (int(uid), int(gid)) if uid is not None and gid is not None else None
-    return domxml.Disk(path, attachment.format, attachment.readonly, "nfs", host=server, port=2049,
+    return domxml.Disk(path, attachment.format, attachment.readonly, "nfs", host=server,
                        identity=identity)
 
 

@@ -41,7 +41,7 @@ class Disk:
     iSCSI LUN (``kind="iscsi"``, ``path`` is ``IQN/LUN`` on ``host``:``port``, reached as
     ``initiator``), which QEMU's own iSCSI client opens (Debian ``qemu-block-extra``); or a file
     on an NFS server (``kind="nfs"``, ``path`` is ``/export/path`` on ``host``), which QEMU's NFS
-    client reads over NFSv3 (it asks the server's portmapper: ``port`` is written but unused),
+    client reads over NFSv3 (it asks the server's portmapper: ``port`` is unused),
     speaking as ``identity`` (uid, gid: the owner the pool gives its files)."""
 
     path: str = attrs.field(converter=str)
@@ -224,7 +224,9 @@ def _disks(devices: ET.Element, disks: Sequence, prefix: str, bus: str) -> None:
 
 def _network_source(element: ET.Element, disk: Disk) -> None:
     source = ET.SubElement(element, "source", protocol=disk.kind, name=disk.path)
-    ET.SubElement(source, "host", name=disk.host, port=str(disk.port))
+    # libvirt refuses a port for NFS: QEMU finds the server's ports through its portmapper.
+    ET.SubElement(source, "host", name=disk.host,
+                  **({} if disk.kind == "nfs" else {"port": str(disk.port)}))
     if disk.initiator:
         ET.SubElement(ET.SubElement(source, "initiator"), "iqn", name=disk.initiator)
     if disk.kind == "nfs":  # libvirt 9.0's schema wants the element; "+N" is a numeric id
