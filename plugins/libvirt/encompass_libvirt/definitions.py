@@ -254,7 +254,7 @@ def _nfs_disk(image: Image, attachment: Attachment) -> domxml.Disk:
     """A disk of QEMU's NFS client from ``SERVER:/export/path`` (NFSv3: QEMU asks the server's
     portmapper). A qcow2 overlay is refused: QEMU cannot follow its relative backing name over
     NFS."""
-    found = re.fullmatch(r"([^:/]+):(/.+)", attachment.address)
+    found = re.fullmatch(r"([^:/]+):(/(?!/).*)", attachment.address)
     if found is None:
         raise DriverError(f"cannot deploy '{image.name}': its volume {attachment.index} is at "
                           f"{attachment.address}, not a SERVER:/export/path address")
