@@ -5,8 +5,10 @@ import ctypes
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -85,31 +87,57 @@ def test_physical_demo_boots_three_clones_on_blades_from_the_san(tmp_path):
 
 @pytest.fixture
 def adopted_orphans():
-    """This process adopts what its children leave behind (PR_SET_CHILD_SUBREAPER): the
-    function it yields lists the live processes a finished child left."""
+    """This process adopts what its children leave behind (PR_SET_CHILD_SUBREAPER) and reaps the
+    adopted ones that end (libvirtd waits for its QEMU to vanish, a zombie would hang it); the
+    function it yields runs a command and lists the live processes the command left."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         pytest.skip("prctl(PR_SET_CHILD_SUBREAPER) is refused here")
     before = set(_children())
 
-    def left() -> list[str]:
-        alive = []
-        for pid in set(_children()) - before:
+    def adopted(command: int) -> list[int]:
+        return [pid for pid in _children() if pid not in before and pid != command]
+
+    def run(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str, list[str]]:
+        with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) as command:
+            done = threading.Event()
+            reaper = threading.Thread(target=_reap, args=(lambda: adopted(command.pid), done))
+            reaper.start()
             try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if state == "Z":
-                os.waitpid(pid, os.WNOHANG)
-            else:
-                alive.append(f"{pid}: {command[:120]}")
-        return alive
+                out, err = command.communicate(timeout=timeout)
+            finally:
+                done.set()
+                reaper.join()
+        left = []
+        for pid in adopted(command.pid):  # what the command left: said, then ended (ours to end)
+            with contextlib.suppress(OSError):
+                left.append(f"{pid}: {_command_line(pid)}")
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        return command.returncode, out, err, left
 
     try:
-        yield left
+        yield run
     finally:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def _reap(adopted, done: threading.Event) -> None:
+    """Reap the adopted processes that end, until ``done`` (and once more after)."""
+    while True:
+        for pid in adopted():
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if done.wait(0.2):
+            for pid in adopted():
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            return
+
+
+def _command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
 
 
 def _children() -> list[int]:
@@ -136,15 +164,15 @@ def test_pool_demo_boots_its_clones_from_shared_storage(tmp_path, adopted_orphan
     before = set(Path("/var/tmp").glob(f"encompass-demo-{kind}-*"))
 
     # Two clones, not three: each boot under TCG costs CI half a minute.
-    done = subprocess.run([ENCOMPASS, "demo", "--pool", kind, "--count", "2", "--timeout", "240"],
-                          capture_output=True, text=True, env=env, timeout=900, check=False)
+    code, out, err, left = adopted_orphans([ENCOMPASS, "demo", "--pool", kind, "--count", "2", "--timeout",
+                                            "240"], env, 900)
 
-    assert done.returncode == 0, done.stderr
+    assert code == 0, err
     for name in ("demo-1", "demo-2"):
-        assert re.search(rf"^{name}\s+{name}\s+encompass-demo: hostname {name}\s", done.stdout, re.M)
-        assert f"deployed {name} on a new virtual machine '{name}': it boots {boots}" in done.stderr
-        assert f"{name}: console says 'demo-bootscript: {name} was customized by Encompass'" in done.stderr
-    assert "undeployed and deleted the clones and the master" in done.stderr
+        assert re.search(rf"^{name}\s+{name}\s+encompass-demo: hostname {name}\s", out, re.M)
+        assert f"deployed {name} on a new virtual machine '{name}': it boots {boots}" in err
+        assert f"{name}: console says 'demo-bootscript: {name} was customized by Encompass'" in err
+    assert "undeployed and deleted the clones and the master" in err
     assert set(Path("/var/tmp").glob(f"encompass-demo-{kind}-*")) == before  # all removed
-    assert adopted_orphans() == [], "the lab's servers, libvirtd or a guest still run"
+    assert left == [], "the lab's servers, libvirtd or a guest still run"
     assert not (tmp_path / "user-home").exists()
