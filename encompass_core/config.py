@@ -293,8 +293,11 @@ def home_error(home_dir: Path, exc: OSError) -> ConfigError:
 
 
 def toml_table(header: str, table: dict[str, Any]) -> str:
-    """``table`` (strings, numbers, booleans) as a ``[header]`` table of encompass.toml."""
+    """``table`` (strings, numbers, booleans, lists of them) as a ``[header]`` table of
+    encompass.toml."""
     def value(item: Any) -> str:
+        if isinstance(item, list | tuple):
+            return "[" + ", ".join(value(element) for element in item) + "]"
         if isinstance(item, bool):
             return "true" if item else "false"
         if isinstance(item, int | float):

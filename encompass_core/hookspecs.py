@@ -104,15 +104,17 @@ def encompass_cli_commands() -> Iterable[CliCommandRecord]:
 
 @hookspec
 def encompass_lab_peers() -> Iterable[LabPeerRecord]:
-    """Register lab peers: the management side of physical lab machines that are QEMU guests.
+    """Register lab peers: the management side of physical lab machines that are QEMU guests
+    (``kind="platform"``), or storage servers of the lab (``kind="san"`` or ``"nas"``).
 
-    ``encompass demo --physical`` (and plugin tests) start one to deploy clones on "physical"
-    machines that really boot from the SAN, without the core importing the plugin.
+    ``encompass demo --physical`` (and plugin tests) start a platform peer to deploy clones on
+    "physical" machines that really boot from the SAN; ``encompass demo --pool san|nas`` start a
+    storage peer to keep the clones on it; the core never imports the plugin.
 
     :return: :class:`~encompass_core.records.LabPeerRecord` records; ``start(workdir,
         san_portal, count)`` is a context manager yielding a
-        :class:`~encompass_core.records.LabPeer` (its platform table, machine names and the
-        environment its secrets are read from).
+        :class:`~encompass_core.records.LabPeer` (its platform table and machine names, or
+        its pool table, and the environment its secrets are read from).
     """
 
 

@@ -116,18 +116,20 @@ class DiscoveryContext:
 
 @attrs.frozen(repr=False)
 class LabPeer:
-    """A running lab peer (:class:`LabPeerRecord`): the platform that reaches it and its machines.
+    """A running lab peer (:class:`LabPeerRecord`): the platform or pool that reaches it.
 
-    ``platform``: the ``[platforms.NAME]`` table (``name`` is NAME); ``machines``: the names
-    its platform driver's discovery gives the lab machines that boot from the SAN, in order;
-    ``environment``: the variables its ``*_env`` settings read (secrets: set them in the
-    environment of whoever uses the platform, never print them; the repr hides them).
+    ``platform``: the ``[platforms.NAME]`` table (``name`` is NAME) of a platform peer;
+    ``machines``: the names its platform driver's discovery gives the lab machines that boot
+    from the SAN, in order; ``pool``: the ``[pools.NAME]`` table of a storage peer (a SAN or a
+    NAS); ``environment``: the variables its ``*_env`` settings read (secrets: set them in the
+    environment of whoever uses it, never print them; the repr hides them).
     """
 
     name: str
-    platform: dict[str, Any]
-    machines: tuple[str, ...]
+    platform: dict[str, Any] = attrs.field(factory=dict)
+    machines: tuple[str, ...] = ()
     environment: dict[str, str] = attrs.field(factory=dict)
+    pool: dict[str, Any] = attrs.field(factory=dict)
 
     def __repr__(self) -> str:
         return f"LabPeer({self.name!r}, machines={self.machines!r})"
@@ -136,13 +138,18 @@ class LabPeer:
 @attrs.frozen
 class LabPeerRecord:
     """A lab peer a plugin can start: the management side of physical lab machines that are QEMU
-    guests (a BladeCenter chassis, AMT PCs; :mod:`encompass_core.testing.lab`).
+    guests (``kind="platform"``: a BladeCenter chassis, AMT PCs; :mod:`encompass_core.testing.lab`),
+    or a storage server (``kind="san"`` or ``"nas"``: the SMcli simulator over tgt, nfs-ganesha).
 
-    ``start(workdir, san_portal, count)`` is a context manager: it starts the peer with ``count``
-    machines whose firmware boots their LUN 0 from the iSCSI portal ``san_portal``, keeps its
-    files in ``workdir``, yields a :class:`LabPeer`, and stops everything at the end.
+    ``start(workdir, san_portal, count)`` is a context manager: it starts the peer (a platform
+    peer with ``count`` machines whose firmware boots their LUN 0 from the iSCSI portal
+    ``san_portal``), keeps its files in ``workdir``, yields a :class:`LabPeer`, and stops
+    everything at the end. A storage peer may keep the calling thread in a network namespace of
+    its own for the ``with`` block (what that thread starts then reaches the server too).
     """
 
     name: str = attrs.field(converter=_normalize)
     start: Callable[..., Any]
     description: str = ""
+    kind: str = attrs.field(default="platform",
+                            validator=attrs.validators.in_(("platform", "san", "nas")))

@@ -21,7 +21,7 @@ class _PeerOption(click.Option):
             from ..plugins import PluginHost
 
             names = [peer.name for answer in PluginHost().load().hook.encompass_lab_peers()
-                     for peer in (answer or ())]
+                     for peer in (answer or ()) if peer.kind == "platform"]
         except Exception:  # --help must show even when a plugin is broken
             names = []
         installed = ", ".join(names) or "none: pip install encompass-bladecenter or encompass-amt"
@@ -42,8 +42,12 @@ class _PeerOption(click.Option):
 @click.option("--peer", "peer_name", metavar="NAME", cls=_PeerOption,
               help="With --physical: the lab peer to start (bladecenter: blades of a chassis, "
                    "amt: AMT PCs) [default: the first one installed].")
+@click.option("--pool", "pool_kind", type=click.Choice(["san", "nas"]),
+              help="Keep the clones on shared storage a plugin starts for the lab, and boot them "
+                   "from it: san = a DS4xxx SAN (encompass-ds4xxx's SMcli simulator over tgt), "
+                   "nas = an NFS export (encompass-nfs: nfs-ganesha). Root.")
 def demo(count: int, keep: bool, demo_home: Path | None, timeout: float, physical: bool,
-         peer_name: str | None) -> None:
+         peer_name: str | None, pool_kind: str | None) -> None:
     """Build a tiny bootable master from Debian packages, import it, make COW clones demo-1 ..
     demo-N, customize each (hostname + a bootscript), deploy each on a new KVM/QEMU machine
     through libvirt, boot them (software emulation where KVM is unusable), print each console's
@@ -52,14 +56,32 @@ def demo(count: int, keep: bool, demo_home: Path | None, timeout: float, physica
     The demo works in a repository of its own, never in ENCOMPASS_HOME, and starts a private
     libvirt daemon, so it needs no system service. With --physical the clones go to blades of a
     lab chassis instead (a plugin's lab peer, such as encompass-bladecenter's: snmpd in front of
-    QEMU guests; --peer amt for AMT PCs), which boot them from a private iSCSI SAN (tgt). Debian
+    QEMU guests; --peer amt for AMT PCs), which boot them from a private iSCSI SAN (tgt). With
+    --pool san the clones are FlashCopy logical drives of a simulated DS4xxx (its LUNs served by
+    a private tgtd) and each VM boots its LUN over iSCSI; with --pool nas they are disk files on
+    nfs-ganesha (in a private network namespace) and each VM reads its disk over NFSv3. Debian
     packages are cached in ~/.cache/encompass/demo.
+
+    \b
+    Examples:
+      encompass demo                 three clones on KVM, kept in a local pool
+      encompass demo --pool nas      the clones on an NFS export, booted over NFS
+      encompass demo --physical --peer amt   on AMT PCs of the lab
+      encompass demo --count 1 --keep --timeout 600
     """
     from ..demo.steps import customize_demo_clones
 
     if peer_name is not None and not physical:
         raise click.UsageError("--peer picks the lab peer of --physical: add --physical")
-    if physical:
+    if pool_kind and (physical or demo_home is not None):
+        raise click.UsageError("--pool makes its own repository and machines: leave out "
+                               "--physical and --demo-home")
+    if pool_kind:
+        from ..demo.shared import run_pool_demo
+
+        booted = run_pool_demo(pool_kind, count, keep, say=output.note, timeout=timeout,
+                               customize=customize_demo_clones)
+    elif physical:
         from ..demo.physical import run_physical_demo
 
         if demo_home is not None:

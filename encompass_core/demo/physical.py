@@ -53,7 +53,9 @@ def lab_peers(ctx: Context) -> list[LabPeerRecord]:
 
 
 def choose_peer(peers: list[LabPeerRecord], name: str | None) -> LabPeerRecord:
-    """The lab peer named ``name`` (the first one offered when ``None``)."""
+    """The platform lab peer named ``name`` (the first one offered when ``None``); storage
+    peers (``kind`` san or nas, for ``demo --pool``) are not machines."""
+    peers = [record for record in peers if record.kind == "platform"]
     if not peers:
         raise NotSupported("encompass demo --physical needs a plugin with a lab peer: "
                            "pip install encompass-bladecenter (or encompass-amt)")
@@ -66,19 +68,23 @@ def choose_peer(peers: list[LabPeerRecord], name: str | None) -> LabPeerRecord:
                        f"{', '.join(record.name for record in peers)} (encompass demo --help)")
 
 
+def needs_root(why: str) -> None:
+    """A lab started here hands its servers and guests to ``nobody``: root only."""
+    if os.geteuid() != 0:
+        raise NotSupported(f"{why}: run it as root")
+
+
 def _check_tools() -> None:
     missing = [tool for tool in ("tgtd", "tgtadm", "qemu-system-x86_64", "iscsi-ls")
                if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]
     if missing or not QEMU_ISCSI.exists():
         raise NotSupported(f"encompass demo --physical needs {', '.join(missing) or 'QEMU iSCSI driver'}: "
                            "apt-get install tgt libiscsi-bin qemu-system-x86 qemu-block-extra")
-    if os.geteuid() != 0:
-        raise NotSupported("encompass demo --physical runs tgtd and hands the lab to user nobody: "
-                           "run it as root")
+    needs_root("encompass demo --physical runs tgtd and hands the lab to user nobody")
 
 
 @contextlib.contextmanager
-def _environment(variables: dict[str, str]) -> Iterator[None]:
+def environment(variables: dict[str, str]) -> Iterator[None]:
     """The peer's secrets in this process's environment (its platform's ``*_env`` settings)."""
     before = {name: os.environ.get(name) for name in variables}
     os.environ.update(variables)
@@ -113,7 +119,7 @@ def run_physical_demo(count: int = 3, keep: bool = False, say: Callable[[str], N
             say(f"started the lab: {record.description} ({peer.name}), a SAN on iSCSI {tgtd.portal}")
             (home / "encompass.toml").write_text(CONFIG.format(control=tgtd.control, portal=tgtd.portal)
                                                  + toml_table(f"platforms.{peer.name}", peer.platform))
-            with _environment(peer.environment):
+            with environment(peer.environment):
                 ctx = Context(home=home)
                 try:
                     return _run(ctx, peer, names, say, timeout, customize)

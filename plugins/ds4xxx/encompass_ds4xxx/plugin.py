@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from encompass_core import hookimpl
-from encompass_core.records import CliCommandRecord, StorageDriverRecord
+from encompass_core.records import CliCommandRecord, LabPeerRecord, StorageDriverRecord
 
 from .settings import SETTINGS
 
@@ -42,3 +42,16 @@ def encompass_cli_commands() -> Iterator[CliCommandRecord]:
     from .cli import ds4xxx
 
     yield CliCommandRecord(name="ds4xxx", command=ds4xxx)
+
+
+def _lab_san(*args: Any, **kwargs: Any) -> Any:
+    from .lab_peer import lab_san
+
+    return lab_san(*args, **kwargs)
+
+
+@hookimpl
+def encompass_lab_peers() -> Iterator[LabPeerRecord]:
+    yield LabPeerRecord(name="ds4xxx", start=_lab_san, kind="san",
+                        description="a DS4xxx subsystem (the plugin's SMcli simulator, not IBM's) "
+                                    "whose logical drives are LUNs of a private tgtd")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ds4xxx_testing import (
     make_driver,
 )
 from encompass_ds4xxx.driver import Ds4xxxStorageDriver
+from encompass_ds4xxx.lab_peer import init_subsystem
 
 from encompass_core.testing.tgt import Tgtd, running_tgtd
 
@@ -43,10 +43,7 @@ def simulator(tmp_path: Path, tgtd: Tgtd, monkeypatch) -> Simulator:
     state = tmp_path / "sim" / "state.json"
     state.parent.mkdir()
     monkeypatch.setenv("SMCLI_SIM_STATE", str(state))
-    subprocess.run([str(SMCLI), "--sim-init", "name=DS4700-sim", f"controllers={','.join(CONTROLLERS)}",
-                    f"arrays=1:{ARRAY_SIZE}", f"portal=127.0.0.1:{tgtd.port}",
-                    f"tgt_control={tgtd.control}", f"data_dir={tmp_path / 'sim' / 'drives'}"],
-                   check=True)
+    init_subsystem(SMCLI, state, tgtd.portal, tgtd.control, tmp_path / "sim" / "drives", ARRAY_SIZE)
     return Simulator(state, tgtd)
 
 

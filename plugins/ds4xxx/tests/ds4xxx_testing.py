@@ -1,4 +1,5 @@
-"""What the ds4xxx tests share: the tgt daemon and simulator handles, pools on them."""
+"""What the ds4xxx tests share: the tgt daemon and simulator handles, pools on them (the
+simulator itself is the plugin's: :mod:`encompass_ds4xxx.smclisim`, run as ``SMcli`` here)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from encompass_ds4xxx import lab_peer
 from encompass_ds4xxx.driver import Ds4xxxStorageDriver
 
 from encompass_core.config import Config, Section
@@ -17,7 +19,7 @@ from encompass_core.testing.tgt import Tgtd
 
 HERE = Path(__file__).parent
 SMCLI = HERE / "SMcli"
-CONTROLLERS = ["127.0.0.2", "127.0.0.3"]
+CONTROLLERS = list(lab_peer.CONTROLLERS)
 UTILITY_INITIATOR = "iqn.2024-01.org.encompass:utility"
 ARRAY_SIZE = "256 MB"
 ENCOMPASS = Path(sys.executable).with_name("encompass")

@@ -187,6 +187,8 @@ class LibvirtDefinitions(LibvirtMachines):
                                attachment.kind)
         if attachment.kind == "iscsi" and self.flavour == "kvm":
             return _iscsi_disk(image, attachment)
+        if attachment.kind == "nfs" and self.flavour == "kvm":
+            return _nfs_disk(image, attachment)
         raise DriverError(
             f"cannot deploy '{image.name}' on platform '{self.platform}': its volume "
             f"{attachment.index} is reached as '{attachment.kind}' ({attachment.address}), and "
@@ -199,7 +201,7 @@ class LibvirtDefinitions(LibvirtMachines):
         if not self._is_local() or self.uri_setting.startswith("test:"):
             return
         for disk in disks:
-            if disk.kind != "iscsi" and not os.path.exists(disk.path):
+            if disk.kind not in domxml.NETWORK_KINDS and not os.path.exists(disk.path):
                 raise DriverError(f"cannot deploy '{image.name}': its disk {disk.path} does not "
                                   "exist on this host (see: encompass image show "
                                   f"{image.name})")
@@ -220,7 +222,8 @@ class LibvirtDefinitions(LibvirtMachines):
         for path in (boot.kernel, boot.initrd) if boot else ():
             if path is not None:
                 daemon.grant(path, writable=False)
-        for disk in (d for d in disks if d.kind != "iscsi"):  # QEMU reaches a LUN over TCP
+        # QEMU reaches a LUN or an NFS file over TCP itself: nothing on this host to grant.
+        for disk in (d for d in disks if d.kind not in domxml.NETWORK_KINDS):
             daemon.grant(Path(disk.path), writable=not disk.readonly)
             for backing in _backing_chain(disk):
                 daemon.grant(backing, writable=False)
@@ -263,6 +266,25 @@ def _iscsi_disk(image: Image, attachment: Attachment) -> domxml.Disk:
     return domxml.Disk(f"{target}/{lun}", attachment.format, attachment.readonly, "iscsi",
                        host=host, port=int(port or 3260),
                        initiator=str(attachment.details.get("initiator") or ""))
+
+
+def _nfs_disk(image: Image, attachment: Attachment) -> domxml.Disk:
+    """A disk of QEMU's NFS client from ``SERVER:/export/path`` (NFSv3: QEMU asks the server's
+    portmapper). A qcow2 overlay is refused: QEMU cannot follow its relative backing name over
+    NFS."""
+    found = re.fullmatch(r"([^:/]+):(/(?!/).*)", attachment.address)
+    if found is None:
+        raise DriverError(f"cannot deploy '{image.name}': its volume {attachment.index} is at "
+                          f"{attachment.address}, not a SERVER:/export/path address")
+    if attachment.format != "raw":
+        raise DriverError(f"cannot deploy '{image.name}' over NFS: its volume {attachment.index} is "
+                          f"a {attachment.format} overlay, whose backing file QEMU cannot follow over "
+                          "NFS. Clone it in full: encompass clone MASTER NAME --mode full")
+    server, path = found.groups()
+    uid, gid = attachment.details.get("uid"), attachment.details.get("gid")
+    identity = (int(uid), int(gid)) if uid is not None and gid is not None else None
+    return domxml.Disk(path, attachment.format, attachment.readonly, "nfs", host=server,
+                       identity=identity)
 
 
 def _backing_chain(disk: domxml.Disk) -> list[Path]:

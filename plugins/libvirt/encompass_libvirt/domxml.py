@@ -31,21 +31,27 @@ XEN_MODES = ("pv", "pvh", "hvm")
 PYGRUB = "pygrub"
 HVMLOADER = "/usr/lib/xen/boot/hvmloader"
 MAX_DISKS = 26
+#: Disk kinds QEMU reaches over the network itself (libvirt ``<disk type='network'>``).
+NETWORK_KINDS = ("iscsi", "nfs")
 
 
 @attrs.frozen
 class Disk:
     """One disk of a domain: a file (or block device) path, its format, read-only or not; or an
     iSCSI LUN (``kind="iscsi"``, ``path`` is ``IQN/LUN`` on ``host``:``port``, reached as
-    ``initiator``), which QEMU's own iSCSI client opens (Debian ``qemu-block-extra``)."""
+    ``initiator``), which QEMU's own iSCSI client opens (Debian ``qemu-block-extra``); or a file
+    on an NFS server (``kind="nfs"``, ``path`` is ``/export/path`` on ``host``), which QEMU's NFS
+    client reads over NFSv3 (it asks the server's portmapper: ``port`` is unused),
+    speaking as ``identity`` (uid, gid: the owner the pool gives its files)."""
 
     path: str = attrs.field(converter=str)
     format: str = "raw"
     readonly: bool = False
-    kind: str = "file"  # file | block | iscsi
+    kind: str = "file"  # file | block | iscsi | nfs
     host: str = ""
     port: int = 3260
     initiator: str = ""
+    identity: tuple[int, int] | None = None
 
 
 def as_disk(value: Disk | tuple) -> Disk:
@@ -204,11 +210,11 @@ def _disks(devices: ET.Element, disks: Sequence, prefix: str, bus: str) -> None:
         if disk.format not in DISK_FORMATS:
             raise ValueError(f"disk {disk.path}: format {disk.format!r} is not one of "
                              f"{sorted(DISK_FORMATS)}")
-        element = ET.SubElement(devices, "disk", type="network" if disk.kind == "iscsi" else disk.kind,
-                                device="disk")
+        element = ET.SubElement(devices, "disk", device="disk",
+                                type="network" if disk.kind in NETWORK_KINDS else disk.kind)
         ET.SubElement(element, "driver", name="qemu", type=disk.format)
-        if disk.kind == "iscsi":
-            _iscsi_source(element, disk)
+        if disk.kind in NETWORK_KINDS:
+            _network_source(element, disk)
         else:
             ET.SubElement(element, "source", **{"file" if disk.kind == "file" else "dev": disk.path})
         ET.SubElement(element, "target", dev=f"{prefix}{letter}", bus=bus)
@@ -216,11 +222,17 @@ def _disks(devices: ET.Element, disks: Sequence, prefix: str, bus: str) -> None:
             ET.SubElement(element, "readonly")
 
 
-def _iscsi_source(element: ET.Element, disk: Disk) -> None:
-    source = ET.SubElement(element, "source", protocol="iscsi", name=disk.path)
-    ET.SubElement(source, "host", name=disk.host, port=str(disk.port))
+def _network_source(element: ET.Element, disk: Disk) -> None:
+    source = ET.SubElement(element, "source", protocol=disk.kind, name=disk.path)
+    # libvirt refuses a port for NFS: QEMU finds the server's ports through its portmapper.
+    ET.SubElement(source, "host", name=disk.host,
+                  **({} if disk.kind == "nfs" else {"port": str(disk.port)}))
     if disk.initiator:
         ET.SubElement(ET.SubElement(source, "initiator"), "iqn", name=disk.initiator)
+    if disk.kind == "nfs":  # libvirt 9.0's schema wants the element; "+N" is a numeric id
+        ET.SubElement(source, "identity",
+                      **({"user": f"+{disk.identity[0]}", "group": f"+{disk.identity[1]}"}
+                         if disk.identity else {}))
 
 
 def _interfaces(devices: ET.Element, interfaces: Iterable[str]) -> None:

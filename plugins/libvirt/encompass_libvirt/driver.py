@@ -58,8 +58,8 @@ class LibvirtPlatformDriver(LibvirtDefinitions, PlatformDriver):
             raise ConfigError(f"unknown libvirt flavour {flavour!r}")
         self.platform = section.name
         self.flavour = flavour
-        if flavour == "kvm":  # QEMU's own iSCSI client opens LUNs (libvirt network disks)
-            self.capabilities = attrs.evolve(self.capabilities, attach_kinds=("file", "iscsi"))
+        if flavour == "kvm":  # QEMU's own iSCSI and NFS clients open LUNs and NFS files
+            self.capabilities = attrs.evolve(self.capabilities, attach_kinds=("file", "iscsi", "nfs"))
         self.config = config
         self.uri_setting = section.setting("uri", DEFAULT_URI[flavour], str)
         if self.uri_setting == PRIVATE and flavour != "kvm":

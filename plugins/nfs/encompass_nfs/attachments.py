@@ -29,7 +29,7 @@ def nfs_details(url: NfsUrl, rel: str, tree: bool) -> tuple[str, dict[str, Any]]
     path = f"{url.export}/{rel}"
     address = f"{url.host}:{path}"
     details: dict[str, Any] = {"server": url.host, "export": url.export, "path": path,
-                               "url": url.of(rel), "version": url.version}
+                               "url": url.of(rel), "version": url.version, **url.identity()}
     if tree:  # a kernel mounts it as its root
         details["nfsroot"] = f"{address},vers={url.version},tcp"
     return address, details

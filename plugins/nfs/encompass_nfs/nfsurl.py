@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +33,14 @@ class NfsUrl:
     def of(self, rel: str) -> str:
         """The URL of a path inside the export (``image/vol0.raw``)."""
         return f"{self.plain}/{rel}" if rel else self.plain
+
+    def identity(self) -> dict[str, int]:
+        """The uid and gid the pool speaks as (the URL's, else this process's, as libnfs does):
+        the owner of the files it makes, which a hypervisor must speak as to write them."""
+        query = parse_qs(urlsplit(self.text).query)
+        uid, gid = query.get("uid", [""])[-1], query.get("gid", [""])[-1]
+        return {"uid": int(uid) if uid.isdigit() else os.getuid(),
+                "gid": int(gid) if gid.isdigit() else os.getgid()}
 
     def service_port(self) -> int:
         """The port that answers first: the NFS port for v4 or a given one, else rpcbind's."""

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from encompass_core import hookimpl
-from encompass_core.records import StorageDriverRecord
+from encompass_core.records import LabPeerRecord, StorageDriverRecord
 
 from .driver import SETTINGS, NfsStorageDriver
 
@@ -14,6 +15,12 @@ from .driver import SETTINGS, NfsStorageDriver
 CONTRACT_EDITION = 2
 
 DEBIAN_PACKAGES = ("libnfs13", "qemu-utils", "qemu-block-extra", "qemu-system-common", "fuse3")
+
+
+def _lab_nas(*args: Any, **kwargs: Any) -> Any:
+    from .lab_peer import lab_nas
+
+    return lab_nas(*args, **kwargs)
 
 
 class NfsPlugin:
@@ -29,3 +36,9 @@ class NfsPlugin:
             debian_packages=DEBIAN_PACKAGES,
             settings=SETTINGS,
         )
+
+    @hookimpl
+    def encompass_lab_peers(self) -> Iterator[LabPeerRecord]:
+        yield LabPeerRecord(name="nfs", start=_lab_nas, kind="nas",
+                            description="nfs-ganesha and rpcbind (NFSv3 and v4) in a private network "
+                                        "namespace the caller's thread joins")

@@ -1,1 +1,0 @@
-"""The SMcli simulator (run it as tests/SMcli)."""
