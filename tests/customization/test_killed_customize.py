@@ -193,12 +193,13 @@ def test_repair_ends_the_helpers_of_a_dead_process(run_cli, encompass_home):
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/guestfish"), reason="libguestfs-tools is not installed")
 def test_a_tool_past_its_time_limit_is_stopped_with_one_clear_line(run_cli, encompass_home, tmp_path):
-    # A FAT volume: only libguestfs opens it; one second is far too short to boot its appliance.
+    # A Minix volume (util-linux makes one): only libguestfs opens it (ext has debugfs, FAT
+    # mtools, NTFS ntfs-3g); one second is far too short to boot its appliance.
     disk = tmp_path / "disk.raw"
     subprocess.run(["truncate", "-s", "16M", str(disk)], check=True)
-    subprocess.run(["mkfs.vfat", str(disk)], check=True, capture_output=True)
-    assert run_cli("master", "import", "fat", disk).code == 0
-    assert run_cli("clone", "fat", "f1", "--mode", "full").code == 0
+    subprocess.run(["mkfs.minix", str(disk)], check=True, capture_output=True)
+    assert run_cli("master", "import", "minix", disk).code == 0
+    assert run_cli("clone", "minix", "f1", "--mode", "full").code == 0
     with open(encompass_home / "encompass.toml", "a") as config:
         config.write("\n[openers.guestfs]\nforce_tcg = true\ntimeout = 1\n")
 

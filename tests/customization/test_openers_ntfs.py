@@ -34,16 +34,32 @@ def _fuse_mounts() -> list[str]:
         return [line for line in mounts if "fuse" in line and "encompass" in line]
 
 
+_EARLIER: set[str] = set()  # children this process had before the test (other modules' peers)
+
+
+@pytest.fixture(autouse=True)
+def _earlier_children() -> None:
+    """Peers that other test modules started in this process (a pytest-xdist worker runs several
+    modules) are not this test's leftovers."""
+    _EARLIER.clear()
+    _EARLIER.update(_children())
+
+
 def _helpers() -> list[str]:
-    """Commands of this process's children still running (ntfs-3g, qemu-storage-daemon)."""
-    found = []
+    """Commands of this process's children started by the test and still running (ntfs-3g,
+    qemu-storage-daemon)."""
+    return [command for pid, command in _children().items() if pid not in _EARLIER]
+
+
+def _children() -> dict[str, str]:
+    found = {}
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
             if int(fields[1]) == os.getpid() and fields[0] != "Z":
                 with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    found.append(cmdline.read().replace(b"\0", b" ").decode())
+                    found[pid] = cmdline.read().replace(b"\0", b" ").decode()
         except (OSError, IndexError, ValueError):
             continue
     return found

@@ -108,7 +108,7 @@ def test_the_bmc_password_never_reaches_output_logs_or_the_repository(tmp_path, 
         config.write(f'\n[platforms.rack1]\ndriver = "redfish"\naddress = "{fake_emulator.url}"\n'
                      'username = "admin"\npassword_env = "BMC_PASSWORD"\npower_timeout = 60\n')
     # -v: tracebacks and every detail a failure would show are part of what is checked.
-    runs = [cli("-v", "discover", "--platform", "rack1"), cli("-v", "machine", "list", "--json"),
+    runs = [cli("-v", "discover", "--platform", "rack1", "--apply"), cli("-v", "machine", "list", "--json"),
             cli("machine", "power", "rack1-srv3", "on"), cli("machine", "show", "rack1-srv3", "--json")]
     for done in runs:
         assert done.returncode == 0, done.stderr

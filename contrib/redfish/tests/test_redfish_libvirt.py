@@ -123,7 +123,7 @@ def wait_for_line(log: Path, text: str) -> None:
 
 
 def test_discovery_reads_the_domain_through_redfish(home, daemon):
-    assert cli(home, "discover", "--platform", "rack1").returncode == 0
+    assert cli(home, "discover", "--platform", "rack1", "--apply").returncode == 0
     shown = json.loads(cli(home, "machine", "show", SERVER, "--json").stdout)
     with libvirt.open(daemon.uri) as connection:
         uuid = connection.lookupByName(SERVER).UUIDString()
@@ -139,7 +139,7 @@ def test_a_clone_deployed_through_redfish_boots_from_san_with_its_hostname(home,
               "--path", "/etc/hostname", "--partition", "2"),
              ("clone", "demo", "web01", "--pool", "lab", "--mode", "full"),
              ("customize", "web01", "--set", "hostname=web01-via-redfish"),
-             ("discover", "--platform", "rack1")]
+             ("discover", "--platform", "rack1", "--apply")]
     for step in steps:
         done = cli(home, *step)
         assert done.returncode == 0, f"{step}: {done.stderr}"

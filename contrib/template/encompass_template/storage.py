@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from encompass_core.contracts import (
     Attachment,
     AttachRequest,
@@ -184,6 +186,12 @@ class TemplateStorageDriver(StorageDriver):
     def flatten_volume(self, volume: Volume) -> Volume:
         """Make a copy-on-write volume independent of what it reads through."""
         raise NotSupported(f"pool '{self.pool}' cannot make a volume independent of its parent")
+
+    def seal_volume(self, volume: Volume) -> Volume:
+        """Make a volume read-only: it has become a master's (a new master version made from
+        a clone). By default only the record says so; a pool that can enforce it does."""
+        # An array that can make a LUN read-only does it here as well.
+        return attrs.evolve(volume, readonly=True)
 
     def job_status(self, job: StorageJob) -> JobStatus:
         """Where a long job started by :meth:`clone_volume` stands (for ``encompass repair``)."""
