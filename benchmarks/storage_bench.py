@@ -1,0 +1,281 @@
+"""Shared storage through Encompass against the bare tools doing the same work, in one run.
+
+    .venv/bin/python benchmarks/storage_bench.py [--quick] [--rounds R] [--dir DIR]
+
+(a) one 1 GiB full clone (random data; 128 MiB with --quick) from the local pool onto an NFS
+    export, and one from the export to the local pool: ``encompass clone SOURCE NEW --pool P
+    --mode full`` (the real CLI: start-up, bookkeeping and the core's streaming copy through the
+    pools' ``expose``) against libnfs's ``nfs-cp`` and ``qemu-img convert -O raw`` to or from the
+    ``nfs://`` URL. The server is nfs-ganesha in a private network namespace, started as the nfs
+    plugin's tests start it; every contender runs in that namespace. Target: >= 0.9x the
+    throughput of the best bare tool.
+(b) 20 copy-on-write clones (FlashCopy logical drives) of a master on a DS4xxx subsystem: ``encompass
+    clone MASTER --count 20`` against the very SMcli commands Encompass issued to create them,
+    recorded in an untimed warm-up round (its reads of the subsystem's profile left out: a person
+    typing the commands knows the names), run again one after another and two at once (the pool's
+    concurrency) by ``xargs``. The subsystem is the ds4xxx plugin's SMcli simulator over a private
+    tgtd, so the figures measure bookkeeping and command handling, not a real array. Target: <= 1.2x
+    the bare commands run as parallel as Encompass runs them.
+
+Each contender runs once per round, in turn; the table gives min, median and max, and the ratio
+of medians to the reference contender. What every contender made is checked, then removed, so
+that each round starts alike. Encompass runs from bytecode compiled once into a private folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rounds import Contender, Result, interleave, machine_line, print_table, python_env, timed
+
+ROOT = Path(__file__).resolve().parents[1]
+# The peers come from the plugins' own test helpers: nothing of them is installed.
+sys.path[:0] = [str(ROOT / "plugins" / "nfs" / "tests"), str(ROOT / "plugins" / "ds4xxx" / "tests")]
+
+from nfs_testing import Ganesha, missing_tools  # noqa: E402
+
+from encompass_core.testing.tgt import running_tgtd  # noqa: E402
+
+ENCOMPASS = Path(sys.executable).with_name("encompass")
+SMCLI = ROOT / "plugins" / "ds4xxx" / "tests" / "SMcli"
+CONTROLLERS = ["127.0.0.2", "127.0.0.3"]
+MIB = 1 << 20
+FLASHCOPIES = 20
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([str(a) for a in args], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"storage_bench: {' '.join(map(str, args))} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+class Encompass:
+    """A throwaway ENCOMPASS_HOME driven through the real console script."""
+
+    def __init__(self, home: Path, config: str, extra_env: dict[str, str] | None = None) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
+        env.update(extra_env or {}, ENCOMPASS_HOME=str(home))
+        self.env = python_env(env, home.parent / f"pycache-{home.name}")
+        self.home = home
+        run(ENCOMPASS, "init", env=self.env)
+        with open(home / "encompass.toml", "a", encoding="utf-8") as handle:
+            handle.write(config)
+
+    def __call__(self, *args: str | Path) -> str:
+        return run(ENCOMPASS, *args, env=self.env)
+
+    def location(self, name: str) -> str:
+        return json.loads(self("image", "show", name, "--json"))["volumes"][0]["location"]
+
+
+# -- (a) NFS ---------------------------------------------------------------------------------
+def bench_nfs(work: Path, size: int, rounds: int) -> list[Result]:
+    why = missing_tools()
+    if why:
+        raise SystemExit(f"storage_bench: {why}")
+    server = Ganesha(work / "ganesha")
+    server.start()
+    try:
+        with server.entered():
+            return _bench_nfs(work, server, size, rounds)
+    finally:
+        server.stop()
+
+
+def _bench_nfs(work: Path, server: Ganesha, size: int, rounds: int) -> list[Result]:
+    url = server.url
+    source = work / "random.raw"
+    with source.open("wb") as handle:
+        for _ in range(size // MIB):
+            handle.write(os.urandom(MIB))
+    encompass = Encompass(work / "home-nfs", f'\n[pools.nas]\ndriver = "nfs"\nurl = "{url}"\n')
+    encompass("master", "import", "onlocal", source)
+    encompass("master", "import", "onnas", source, "--pool", "nas")
+    local_master = Path(encompass.location("onlocal"))
+    nas_master = encompass.location("onnas")
+    bare_local = work / "bare-copy.raw"
+    bare_nfs = f"{url}/bare-copy.raw"
+
+    def check_size(path: Path) -> None:
+        if path.stat().st_size != size:
+            raise SystemExit(f"storage_bench: {path} holds {path.stat().st_size} bytes, not {size}")
+
+    def to_nfs_bare(command: list[str]) -> Contender:
+        def once(_round: int) -> float:
+            seconds = timed(lambda: run(*command))
+            check_size(server.export_dir / "bare-copy.raw")
+            (server.export_dir / "bare-copy.raw").unlink()
+            return seconds
+        return Contender(command[0], once)
+
+    def from_nfs_bare(command: list[str]) -> Contender:
+        def once(_round: int) -> float:
+            seconds = timed(lambda: run(*command))
+            check_size(bare_local)
+            bare_local.unlink()
+            return seconds
+        return Contender(command[0], once)
+
+    def ours(master: str, pool: str, label: str) -> Contender:
+        def once(round_: int) -> float:
+            name = f"c{round_}"
+            seconds = timed(lambda: encompass("clone", master, name, "--pool", pool, "--mode", "full"))
+            shown = json.loads(encompass("image", "show", name, "--json"))
+            if shown["state"] != "ready" or shown["volumes"][0]["pool"] != pool:
+                raise SystemExit(f"storage_bench: clone {name} is {shown['state']} in {pool}")
+            encompass("image", "delete", name)
+            return seconds
+        return Contender(label, once)
+
+    results = interleave(f"local -> NFS, {size // MIB} MiB", [
+        to_nfs_bare(["nfs-cp", str(local_master), bare_nfs]),
+        to_nfs_bare(["qemu-img", "convert", "-O", "raw", str(local_master), bare_nfs]),
+        ours("onlocal", "nas", "encompass clone --pool nas --mode full"),
+    ], rounds)
+    results += interleave(f"NFS -> local, {size // MIB} MiB", [
+        from_nfs_bare(["nfs-cp", nas_master, str(bare_local)]),
+        from_nfs_bare(["qemu-img", "convert", "-O", "raw", nas_master, str(bare_local)]),
+        ours("onnas", "local", "encompass clone --pool local --mode full"),
+    ], rounds)
+    return results
+
+
+# -- (b) DS4xxx ------------------------------------------------------------------------------
+def _labels(state: Path) -> list[str]:
+    return [d["label"] for d in json.loads(state.read_text())["drives"].values()]
+
+
+def bench_san(work: Path, rounds: int) -> list[Result]:
+    if shutil.which("tgtd") is None:
+        raise SystemExit("storage_bench: tgt is not installed (apt-get install tgt)")
+    state = work / "sim" / "state.json"
+    state.parent.mkdir()
+    env = {**os.environ, "SMCLI_SIM_STATE": str(state)}
+    log = work / "smcli.log"
+    recorder = work / "SMcli-recording"
+    recorder.write_text(f"#!/bin/sh\n{sys.executable} -c 'import json, sys; "
+                        f"print(json.dumps(sys.argv[1:]))' \"$@\" >> {shlex.quote(str(log))}\n"
+                        f"exec {shlex.quote(str(SMCLI))} \"$@\"\n")
+    recorder.chmod(0o755)
+    (work / "tgt").mkdir()
+    with running_tgtd(work / "tgt") as tgtd:
+        run(SMCLI, "--sim-init", "name=DS4700-sim", f"controllers={','.join(CONTROLLERS)}",
+            "arrays=1:4096 MB", f"portal=127.0.0.1:{tgtd.port}", f"tgt_control={tgtd.control}",
+            f"data_dir={work / 'sim' / 'drives'}", env=env)
+        table = (f'\n[pools.san]\ndriver = "ds4xxx"\nsmcli = "{{smcli}}"\ncontrollers = '
+                 f'{json.dumps(CONTROLLERS)}\narray = "1"\nutility_initiator = '
+                 f'"iqn.2024-01.org.encompass:utility"\nlun_offset = 1\npoll_interval = 0.1\n')
+        encompass = Encompass(work / "home-san", table.format(smcli=recorder),
+                              {"SMCLI_SIM_STATE": str(state)})
+        disk = work / "small.raw"
+        run("truncate", "-s", "64M", disk)
+        run("mkfs.ext4", "-q", "-F", disk)
+        encompass("master", "import", "base", disk, "--pool", "san")
+        before = set(_labels(state))
+        # The warm-up round, recorded: the commands Encompass issues for 20 FlashCopies.
+        log.write_text("")
+        encompass("clone", "base", "--count", str(FLASHCOPIES), "--prefix", "f", "--pool", "san")
+        issued = [json.loads(line) for line in log.read_text().splitlines()]
+        encompass("image", "delete", *[f"f{i}" for i in range(1, FLASHCOPIES + 1)])
+        config = encompass.home / "encompass.toml"
+        config.write_text(config.read_text().replace(str(recorder), str(SMCLI)))
+        # What an administrator types: the commands that make something. Encompass's reads of the
+        # subsystem's profile (to find the base drive and a free label) are its own overhead.
+        typed = [argv for argv in issued if not all(
+            part.strip().startswith("show ") for part in argv[-1].split(";") if part.strip())]
+        commands = work / "by-hand"
+        commands.mkdir()
+        for number, argv in enumerate(typed):
+            (commands / f"{number:03}.sh").write_text(
+                f"{shlex.quote(str(SMCLI))} {' '.join(shlex.quote(a) for a in argv)} >/dev/null\n")
+        listing = "".join(f"{path}\n" for path in sorted(commands.iterdir()))
+        workers = 2  # the ds4xxx pool's default concurrency: clones it makes at once
+
+        def check_and_clean(who: str) -> None:
+            made = [label for label in _labels(state) if label not in before]
+            flashcopies = [label for label in made if not label.endswith("-R")]
+            if len(flashcopies) != FLASHCOPIES:
+                raise SystemExit(f"storage_bench: {who} made {len(flashcopies)} FlashCopies, "
+                                 f"not {FLASHCOPIES}")
+
+        def clean() -> None:
+            for label in sorted(set(_labels(state)) - before, key=lambda x: x.endswith("-R")):
+                if label in _labels(state):
+                    run(SMCLI, *CONTROLLERS, "-c", f'delete logicalDrive ["{label}"];', env=env)
+
+        def bare(parallel: int) -> Contender:
+            def once(_round: int) -> float:
+                seconds = timed(lambda: subprocess.run(
+                    ["xargs", "-P", str(parallel), "-n", "1", "sh"], input=listing, text=True,
+                    env=env, check=True))
+                check_and_clean("the bare commands")
+                clean()
+                return seconds
+            return Contender(f"SMcli create commands, {parallel} at once", once)
+
+        def ours(_round: int) -> float:
+            seconds = timed(lambda: encompass("clone", "base", "--count", str(FLASHCOPIES), "--prefix", "f",
+                                              "--pool", "san"))
+            check_and_clean("encompass")
+            encompass("image", "delete", *[f"f{i}" for i in range(1, FLASHCOPIES + 1)])
+            return seconds
+
+        print(f"  Encompass issued {len(issued)} SMcli calls; the bare side types the {len(typed)} that "
+              f"create the FlashCopies")
+        return interleave(f"{FLASHCOPIES} FlashCopies", [
+            bare(1), bare(workers), Contender(f"encompass clone --count {FLASHCOPIES}", ours),
+        ], rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 128 MiB copy instead of 1 GiB")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each contender (default 3)")
+    parser.add_argument("--only", choices=("nfs", "san"), help="run one half of the benchmark")
+    parser.add_argument("--dir", type=Path, help="where to work (default: a temporary folder in /var/tmp)")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if os.geteuid() != 0:
+        parser.error("nfs-ganesha runs in a private network namespace here: run as root")
+    size = 128 * MIB if args.quick else 1024 * MIB
+    with tempfile.TemporaryDirectory(prefix="storage-bench-", dir=args.dir or "/var/tmp") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)
+        results = bench_nfs(work, size, args.rounds) if args.only != "san" else []
+        results += bench_san(work, args.rounds) if args.only != "nfs" else []
+
+    reference = {r.case: ("SMcli create commands, 2 at once" if "FlashCopies" in r.case
+                          else "nfs-cp") for r in results}
+    print()
+    print_table(results, reference,
+                rate=lambda r: None if "FlashCopies" in r.case else size / MIB / r.median)
+    print()
+    medians = {(r.case, r.name): r.median for r in results}
+    for case in dict.fromkeys(r.case for r in results):
+        names = [r.name for r in results if r.case == case]
+        ours = next(n for n in names if n.startswith("encompass"))
+        if "FlashCopies" in case:
+            ratio = medians[(case, ours)] / medians[(case, names[1])]
+            print(f"(b) {case}: encompass / the bare SMcli commands, as parallel = {ratio:.2f}x "
+                  f"(target <= 1.2x: {'met' if ratio <= 1.2 else 'MISSED'})")
+        else:
+            best = min(medians[(case, n)] for n in names if n != ours)
+            ratio = best / medians[(case, ours)]
+            print(f"(a) {case}: throughput / best bare tool = {ratio:.2f}x "
+                  f"(target >= 0.9x: {'met' if ratio >= 0.9 else 'MISSED'})")
+    print(f"ratio: median seconds / those of nfs-cp (a) or of the bare SMcli commands (b); {machine_line()}.")
+    print("The page cache cannot be dropped here; every source was written or read before timing.")
+
+
+if __name__ == "__main__":
+    main()
