@@ -46,7 +46,8 @@ def test_add_list_move_remove(run_cli, base):
 
 @pytest.mark.parametrize("args, words", [
     (("Host", "--type", "file", "--path", "/etc/hostname"), ("invalid item key", "Host")),
-    (("h", "--type", "nosuch", "--path", "/etc/h"), ("unknown item type 'nosuch'", "file, regexp")),
+    (("h", "--type", "nosuch", "--path", "/etc/h"),
+     ("unknown item type 'nosuch'", "file,", "regexp,", "service")),
     (("h", "--type", "file", "--path", "etc/h"), ("must be absolute",)),
     (("h", "--type", "regexp", "--path", "/etc/h", "--param", "pattern=(("), ("not a valid regular",)),
     (("h", "--type", "regexp", "--path", "/etc/h"), ("needs --param pattern",)),

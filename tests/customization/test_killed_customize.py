@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -114,6 +115,15 @@ def test_a_killed_customize_leaves_nothing_behind(run_cli, encompass_home, clone
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     env = cli_env(encompass_home, {"TMPDIR": str(private_tmp)})
+    if helper == "debugfs":
+        # Each debugfs run lasts milliseconds on an idle machine: a wrapper first on PATH makes
+        # it stay long enough to be seen (and killed) as the nth one, then runs the real tool.
+        real = shutil.which("debugfs", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        wrappers = tmp_path / "bin"
+        wrappers.mkdir()
+        (wrappers / "debugfs").write_text(f'#!/bin/sh\nsleep 0.3\nexec {real} "$@"\n')
+        (wrappers / "debugfs").chmod(0o755)
+        env["PATH"] = f"{wrappers}:{env.get('PATH', '')}"
     customize = subprocess.Popen(
         [str(ENCOMPASS), "customize", *clones, "--parallel", "3",
          "--set", "hostname={clone}", "--set", f"rootpw={SECRET}"],
