@@ -10,6 +10,9 @@ from encompass_core.records import CliCommandRecord, DiscoveryContext, PlatformD
 
 from .settings import PLATFORM
 
+#: The driver contract edition this plugin was written for (encompass plugins shows it).
+CONTRACT_EDITION = 2
+
 
 def _platform(section: Any, config: Any) -> Any:
     from .driver import AmtPlatformDriver

@@ -15,6 +15,9 @@ from encompass_core.records import DiscoveryContext, LabPeerRecord, PlatformDriv
 
 from .settings import PLATFORM
 
+#: The driver contract edition this plugin was written for (encompass plugins shows it).
+CONTRACT_EDITION = 2
+
 
 def _platform(section: Any, config: Any) -> Any:
     from .driver import BladeCenterPlatformDriver

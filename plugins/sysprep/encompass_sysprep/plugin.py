@@ -9,6 +9,9 @@ from encompass_core.records import CustomizerRecord, ItemPresetRecord
 
 from .presets import windows_items, windows_xp_items
 
+#: The driver contract edition this plugin was written for (encompass plugins shows it).
+CONTRACT_EDITION = 2
+
 
 class SysprepPlugin:
     """Windows customization: answer files for sysprep (unattend.xml, sysprep.inf)."""
