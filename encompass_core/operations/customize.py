@@ -252,12 +252,8 @@ def _customize_body(ctx: Context, work: _Work, values: Mapping[str, str],
     work.given = values
     try:
         items = items_of(work.images, held.image)
-        for item in items:  # every definition and new value checked before anything changes
-            kind = customizer(ctx, item.type, item.key)
-            kind.validate(item)
-            check_value = getattr(kind, "check_value", None)
-            if check_value is not None and item.key in values:
-                check_value(item, values[item.key])
+        for item in items:  # every definition checked before anything changes (the new values
+            customizer(ctx, item.type, item.key).validate(item)  # were: check_values, up front)
         platform_side = platform_items.by_platform(items)
         for item in items:
             kind = customizer(ctx, item.type, item.key)

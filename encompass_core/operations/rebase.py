@@ -26,7 +26,7 @@ from ..model import CustomizationItem, Image, RebaseBackup, Volume
 from ..store import Transaction
 from . import batch, deploy, holding
 from .clone import copy_volume
-from .customize import _Images, _refuse_readers, _Work, items_of
+from .customize import _Images, _refuse_readers, _Work, check_values, items_of
 from .master_items import customizer
 from .versions import _remove, kept, outdated_clones, storage_name
 
@@ -139,6 +139,7 @@ def rebase_images(ctx: Context, names: Sequence[str], version: int | None = None
         lines = "; ".join(f"{n}: {', '.join(i.key for i in items)}" for n, items in missing.items())
         raise InvalidInput(f"missing input(s) — {lines} (secret values are never stored: give them "
                            "again with --set KEY=VALUE or --values FILE, or answer prompts with -i)")
+    check_values(ctx, names, values)  # a bad new value is one line before any clone is touched
     results: dict[str, RebaseResult] = {}
     plans: dict[str, _Plan] = {}
     with ctx.store.snapshot() as tx:
