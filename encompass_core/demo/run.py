@@ -96,18 +96,11 @@ def run_demo(
     try:
         import_demo_master(ctx, say)
         make_clones(ctx, names, "cow", say, customize)
-        deployed = {}
-        for name in names:
-            image = deploy_op.deploy(ctx, name, new=True, platform="kvm")
-            deployed[name] = (image.machine, time.monotonic())
-            say(f"deployed {name} on a new virtual machine '{image.machine}', booting")
-        booted = wait_for_consoles(ctx, deployed, timeout)
-        report_consoles(booted, timeout, say)
-        return booted
+        return deploy_on_new_machines(ctx, names, say, timeout, "booting")
     finally:
         if not keep:
             clean_up(ctx, names, say)
-        _stop_platform(ctx, say)
+        stop_platform(ctx, say)
         if made_home and not keep:
             shutil.rmtree(home, ignore_errors=True)
         if keep:
@@ -219,7 +212,21 @@ def clean_up(ctx: Context, names: list[str], say: Callable[[str], None],
     say("undeployed and deleted the clones and the master")
 
 
-def _stop_platform(ctx: Context, say: Callable[[str], None]) -> None:
+def deploy_on_new_machines(ctx: Context, names: list[str], say: Callable[[str], None], timeout: float,
+                           boots: str) -> list[Booted]:
+    """Deploy each clone on a new machine of platform ``kvm``, then wait for and report what each
+    console shows; ``boots`` says how (for the progress lines)."""
+    deployed = {}
+    for name in names:
+        image = deploy_op.deploy(ctx, name, new=True, platform="kvm")
+        deployed[name] = (image.machine, time.monotonic())
+        say(f"deployed {name} on a new virtual machine '{image.machine}': {boots}")
+    booted = wait_for_consoles(ctx, deployed, timeout)
+    report_consoles(booted, timeout, say)
+    return booted
+
+
+def stop_platform(ctx: Context, say: Callable[[str], None]) -> None:
     """Let the driver stop what it started for the demo (a private libvirt daemon)."""
     try:
         ctx.platform("kvm").driver.shutdown()

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..config import toml_table
 from ..context import Context
-from ..errors import EncompassError, NotSupported
-from ..operations import deploy as deploy_op
+from ..errors import NotSupported
 from .physical import environment, lab_peers, needs_root
-from .run import Booted, clean_up, import_demo_master, make_clones, report_consoles, wait_for_consoles
+from .run import Booted, clean_up, deploy_on_new_machines, import_demo_master, make_clones, stop_platform
 
 QEMU_MODULES = Path("/usr/lib/x86_64-linux-gnu/qemu")
 #: What each kind of pool needs here, and what the clones are.
@@ -86,10 +84,7 @@ def run_pool_demo(kind: str, count: int = 3, keep: bool = False, say: Callable[[
                 finally:
                     if not keep:
                         clean_up(ctx, names, say)
-                    try:
-                        ctx.platform("kvm").driver.shutdown()
-                    except EncompassError as error:
-                        say(f"could not stop the demo's platform: {error}")
+                    stop_platform(ctx, say)
     finally:
         if keep:
             say(f"kept the repository: ENCOMPASS_HOME={home} (the lab {kind.upper()} is stopped)")
@@ -101,11 +96,4 @@ def _run(ctx: Context, kind: str, names: list[str], say: Callable[[str], None], 
          customize: Callable[[Context, list[str]], None] | None) -> list[Booted]:
     import_demo_master(ctx, say)
     make_clones(ctx, names, KINDS[kind]["mode"], say, customize)
-    deployed = {}
-    for name in names:
-        image = deploy_op.deploy(ctx, name, new=True, platform="kvm")
-        deployed[name] = (image.machine, time.monotonic())
-        say(f"deployed {name} on a new virtual machine '{image.machine}': it boots {KINDS[kind]['boots']}")
-    booted = wait_for_consoles(ctx, deployed, timeout)
-    report_consoles(booted, timeout, say)
-    return booted
+    return deploy_on_new_machines(ctx, names, say, timeout, f"it boots {KINDS[kind]['boots']}")
