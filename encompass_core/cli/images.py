@@ -278,7 +278,9 @@ def image_tree(ctx, name, as_json) -> None:
 
     def label(i) -> str:
         if i.is_master:
-            what = f"master v{i.version}, versions {','.join(str(v.number) for v in versions.kept(i))}"
+            kept = [v.number for v in versions.kept(i)]
+            what = f"master v{i.version}" + (
+                f", versions kept: {', '.join(map(str, kept))}" if kept != [i.version] else "")
         else:
             what = f"clone of v{i.master_version}" + (
                 f" (outdated: v{latest[i.master]} is out)" if versions.is_outdated(i, latest) else "")

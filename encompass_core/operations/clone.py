@@ -236,7 +236,7 @@ def _clone_volume(
     if mode == "cow":
         raise NotSupported(
             f"pool '{target.name}' cannot make a copy-on-write clone of a volume of pool "
-            f"'{source_pool.name}'; use --mode full"
+            f"'{source_pool.name}'; use --pool {source_pool.name} to clone it there, or --mode full"
         )
     started = time.monotonic()
     stats.streaming, stats.source_pool = True, source_pool.name

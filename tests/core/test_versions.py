@@ -38,6 +38,8 @@ def base(run_cli, tmp_path: Path) -> str:
 
 def test_a_master_updated_twice_keeps_clones_on_each_version(run_cli, base, pool_dir, tmp_path):
     assert run_cli("clone", base, "a1", "a2").code == 0
+    first = run_cli("image", "tree").out
+    assert "master v1, ready" in first and "versions kept" not in first
     assert run_cli("customize", "a1", "a2", "--set", "hostname={clone}").code == 0
     # a1 is patched (as a deployed clone would be, then undeployed)
     (pool_dir / "a1" / "vol0" / "etc" / "release").write_text("v2\n")
@@ -78,7 +80,9 @@ def test_a_master_updated_twice_keeps_clones_on_each_version(run_cli, base, pool
     assert "version 1 of 3 (outdated" in run_cli("image", "show", "a2").out
     [tree] = run_cli("image", "tree", "--json").json()
     assert {c["name"]: c["version"] for c in tree["children"]} == {"a1": 1, "a2": 1, "b1": 2, "c1": 3}
-    assert "clone of v1 (outdated: v3 is out)" in run_cli("image", "tree").out
+    drawn = run_cli("image", "tree").out
+    assert "clone of v1 (outdated: v3 is out)" in drawn
+    assert "master v3, versions kept: 1, 2, 3" in drawn
     history = [e["message"] for e in run_cli("image", "history", base, "--json").json()]
     assert "version 2 made from clone 'a1' (2 volume(s))" in history
 

@@ -63,6 +63,11 @@ def test_masters_and_clones_on_the_export_and_across_pools(server, encompass, tm
 
     refused = encompass("clone", "base", "web01", "--pool", "nas", ok=False)
     assert refused.returncode != 0 and len(refused.stderr.strip().splitlines()) == 1
+    # A copy-on-write clone lands in the default (local) pool, which cannot overlay an export's
+    # file: the refusal names both ways out.
+    elsewhere = encompass("clone", "base", "web03", ok=False)
+    assert elsewhere.returncode != 0
+    assert "use --pool nas to clone it there, or --mode full" in elsewhere.stderr, elsewhere.stderr
 
     encompass("image", "delete", "web01", "web02", "db01", "app01-nas")
     assert server.contents() == ["base", "base/vol0.raw"]
