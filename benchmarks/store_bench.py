@@ -195,7 +195,7 @@ def measure(backend: str, size: int, workdir: Path, server=None) -> dict[str, fl
 
 @contextlib.contextmanager
 def postgres(backends: list[str]):
-    """A PostgreSQL server for the postgresql column: the tests' private one (initdb + pg_ctl,
+    """A PostgreSQL server for the postgresql column: the tests' private one (initdb + postgres,
     Debian's postgresql package), stopped at the end."""
     if "postgresql" not in backends:
         yield None

@@ -1,8 +1,9 @@
-"""A real PostgreSQL server for tests: Debian's ``initdb`` + ``pg_ctl`` in a temporary directory.
+"""A real PostgreSQL server for tests: Debian's ``initdb`` + ``postgres`` in a temporary directory.
 
 The server runs as the unprivileged ``postgres`` user (PostgreSQL refuses root), listens on
-127.0.0.1 and a free port, trusts local connections, and is stopped (``pg_ctl stop -m fast``)
-and its directory removed when the session ends, whatever happened.
+127.0.0.1 and a free port, trusts local connections, and is stopped (a fast shutdown) and its
+directory removed when the session ends, whatever happened; if the test process is killed, the
+kernel tells the server to quit (it is a child with a parent-death signal, not a daemon).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +27,7 @@ USER = "postgres"
 
 
 def binaries() -> Path | None:
-    """The newest ``/usr/lib/postgresql/*/bin`` holding initdb and pg_ctl, or None."""
+    """The newest ``/usr/lib/postgresql/*/bin`` holding initdb and postgres, or None."""
     found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")]
     found.sort(key=lambda bindir: int(bindir.parent.name) if bindir.parent.name.isdigit() else 0)
     return found[-1] if found else None
@@ -65,6 +68,33 @@ class PostgresServer:
         return name
 
 
+def _wait_ready(server: PostgresServer, postmaster: subprocess.Popen, bindir: Path,
+                timeout: float = 60) -> None:
+    """Until the server accepts connections; its log's tail in the error if it died or never did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if postmaster.poll() is not None:
+            break
+        done = subprocess.run([str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(server.port)],
+                              check=False)
+        if done.returncode == 0:
+            return
+        time.sleep(0.1)
+    log = server.log.read_text(errors="replace") if server.log.exists() else ""
+    raise RuntimeError(f"PostgreSQL did not start on port {server.port}:\n{log[-2000:]}")
+
+
+def _stop(postmaster: subprocess.Popen) -> None:
+    """A fast shutdown (SIGINT), then SIGKILL if it has not ended within 30 s."""
+    if postmaster.poll() is None:
+        postmaster.send_signal(signal.SIGINT)
+        try:
+            postmaster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            postmaster.kill()
+            postmaster.wait()
+
+
 @contextlib.contextmanager
 def running_server() -> Iterator[PostgresServer]:
     """Start a server in a new temporary directory; stop it and remove the directory at the end."""
@@ -77,24 +107,26 @@ def running_server() -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="encompass-pg-"))
     os.chown(root, account.pw_uid, account.pw_gid)
     server = PostgresServer(root, free_port())
-    started = False
+    postmaster = None
     try:
         done = _as_user([str(bindir / "initdb"), "-D", str(server.data), "-A", "trust", "-U", USER,
                          "--no-sync", "-E", "UTF8"])
         if done.returncode:
             raise RuntimeError(f"initdb failed: {done.stderr.strip()}")
-        options = (f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c max_connections=200")
-        done = _as_user([str(bindir / "pg_ctl"), "-D", str(server.data), "-l", str(server.log),
-                         "-o", options, "-w", "-t", "60", "start"])
-        started = True  # pg_ctl may fail waiting while the postmaster runs: stop it anyway
-        if done.returncode:
-            log = server.log.read_text() if server.log.exists() else ""
-            raise RuntimeError(f"pg_ctl start failed: {done.stderr.strip()}\n{log[-2000:]}")
+        # The postmaster is this process's child, not a daemon (pg_ctl start would detach it):
+        # --pdeathsig makes it shut down at once (SIGQUIT) if pytest itself is killed.
+        command = ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}",
+                   "--init-groups", "--pdeathsig=QUIT", str(bindir / "postgres"), "-D", str(server.data),
+                   "-p", str(server.port), "-k", str(root), "-c", "listen_addresses=127.0.0.1",
+                   "-c", "fsync=off", "-c", "max_connections=200"]
+        with open(server.log, "ab") as log:
+            postmaster = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                          start_new_session=True)
+        _wait_ready(server, postmaster, bindir)
         yield server
     finally:
-        if started:
-            _as_user([str(bindir / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop"])
+        if postmaster is not None:
+            _stop(postmaster)
         shutil.rmtree(root, ignore_errors=True)
 
 
