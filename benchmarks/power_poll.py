@@ -52,7 +52,7 @@ def responder(count: int, latency: float, password: str) -> Iterator[tuple[list[
     env = {**os.environ, PASSWORD_VAR: password,
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(
-        [sys.executable, "-m", "encompass_core.testing.amt_responder", "--count", str(count),
+        [sys.executable, "-m", "encompass_amt.lab.responder", "--count", str(count),
          "--latency", str(latency)], env=env, stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()

@@ -2,7 +2,7 @@
 --physical`` start it to deploy clones on "physical" PCs that really boot from the SAN.
 
 The PCs are QEMU guests (:mod:`encompass_core.testing.lab`) behind the core's WS-Man responder
-(:mod:`encompass_core.testing.amt_responder`), served from a thread of the process that starts
+(:mod:`encompass_amt.lab.responder`), served from a thread of the process that starts
 them; their password is made up for the run and handed over through ``environment`` only.
 """
 
@@ -22,9 +22,9 @@ PASSWORD_VARIABLE = "ENCOMPASS_LAB_AMT_PASSWORD"
 def lab_peer(workdir: Path | str, san_portal: str | None, count: int) -> Iterator[Any]:
     """PCs ``pc1`` .. ``pcCOUNT`` booting their LUN 0 from ``san_portal`` once AMT forces a
     hard-drive boot; yields a :class:`~encompass_core.records.LabPeer`."""
+    from encompass_amt.lab.responder import AmtLab, add_lab_pc
     from encompass_core.errors import InvalidInput
     from encompass_core.records import LabPeer
-    from encompass_core.testing.amt_responder import AmtLab, add_lab_pc
     from encompass_core.testing.lab import Lab
 
     if not 1 <= count <= 64:

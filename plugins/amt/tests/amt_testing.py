@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from encompass_amt.driver import AmtPlatformDriver
+from encompass_amt.lab.responder import AmtLab
 
 from encompass_core.config import Config, Section
-from encompass_core.testing.amt_responder import AmtLab
 
 USER = "admin"
 PASSWORD = "Lab-amt-S3cret-7741"  # distinctive: tests look for it in every output

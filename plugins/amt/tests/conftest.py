@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 from amt_testing import PASSWORD, PASSWORD_VAR, USER, platform_driver, settings
-
-from encompass_core.testing.amt_responder import AmtLab, AmtPc
+from encompass_amt.lab.responder import AmtLab, AmtPc
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 from amt_testing import PASSWORD, USER, init_home, run_cli, settings, toml_table
+from encompass_amt.lab.responder import AmtLab, AmtPc, add_lab_pc
 
 from encompass_core.drivers.tgt import parse_show
-from encompass_core.testing.amt_responder import AmtLab, AmtPc, add_lab_pc
 from encompass_core.testing.demo import cached_demo_master
 from encompass_core.testing.lab import Lab, LabMachine
 from encompass_core.testing.tgt import Tgtd, running_tgtd

@@ -12,8 +12,7 @@ import threading
 
 import pytest
 from amt_testing import PASSWORD, init_home, run_cli, settings, toml_table
-
-from encompass_core.testing.amt_responder import AmtLab, AmtPc
+from encompass_amt.lab.responder import AmtLab, AmtPc
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from amt_testing import USER, platform_driver, settings
 from encompass_amt import plugin
+from encompass_amt.lab.responder import AmtLab, AmtPc
 
 from encompass_core.config import Config, Section
 from encompass_core.contracts import AttachRequest
 from encompass_core.drivers.local import LocalStorageDriver
 from encompass_core.model import Image, Machine, Volume
 from encompass_core.testing import PeerDownSuite, PlatformDriverSuite
-from encompass_core.testing.amt_responder import AmtLab, AmtPc
 from encompass_core.testing.tgt import running_tgtd
 
 

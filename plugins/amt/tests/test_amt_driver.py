@@ -9,10 +9,10 @@ import time
 import pytest
 from amt_testing import PASSWORD, platform_driver, settings
 from encompass_amt.client import AmtError
+from encompass_amt.lab.responder import AmtLab, AmtPc
 
 from encompass_core.errors import DriverError, InvalidInput, NotFound, NotSupported
 from encompass_core.model import HostPort, Machine
-from encompass_core.testing.amt_responder import AmtLab, AmtPc
 
 
 def one_line(error: BaseException) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from amt_testing import PASSWORD, USER, platform_driver, settings
+from encompass_amt.lab.responder import AmtLab, AmtPc
 
 from encompass_core.errors import DriverError
-from encompass_core.testing.amt_responder import AmtLab, AmtPc
 
 
 def self_signed(folder: Path, name: str) -> tuple[Path, Path]:

@@ -12,11 +12,11 @@ Anything else is the SOAP fault AMT sends.
 
 Behind each PC is a :class:`PcBackend`: by default :class:`PowerOnly` (a power state and the
 boot sources it was started with), or a lab machine, a QEMU guest that boots what the one-time
-boot source says. The core never imports the ``amt`` plugin: this module speaks the protocol
-from the SDK's text, not from the client's code.
+boot source says. It lives beside the ``amt`` plugin but does not use its client: this module
+speaks the protocol from the SDK's text, so the client is tested against something it did not write.
 
 Use it as a context manager (``with AmtLab([AmtPc("pc1")], "admin", password) as lab:``) in
-tests and demos, or as a process (``python -m encompass_core.testing.amt_responder --count 100``,
+tests and demos, or as a process (``python -m encompass_amt.lab.responder --count 100``,
 password from ``$AMT_LAB_PASSWORD``), which prints the endpoints as JSON and serves until stopped.
 """
 
@@ -36,7 +36,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .amt_pcs import (
+from .pcs import (
     BOOT_CONFIG_ID,
     BOOT_SETTINGS_ID,
     CYCLE,
@@ -52,7 +52,7 @@ from .amt_pcs import (
     PowerOnly,
     add_lab_pc,
 )
-from .amt_soap import (
+from .soap import (
     CIM,
     ENUMERATION,
     SOAP_TYPE,
@@ -320,7 +320,7 @@ class AmtLab:
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve ``--count`` power-only PCs until SIGTERM or SIGINT; print their endpoints as JSON."""
     parser = argparse.ArgumentParser(
-        prog="python -m encompass_core.testing.amt_responder",
+        prog="python -m encompass_amt.lab.responder",
         description="Serve lab AMT PCs (power state only) on 127.0.0.1. The password comes from "
                     "$AMT_LAB_PASSWORD, never from the command line.")
     parser.add_argument("--count", type=int, default=1, help="how many PCs (default 1)")
@@ -330,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     password = os.environ.get("AMT_LAB_PASSWORD")
     if not password:
-        print("amt_responder: set AMT_LAB_PASSWORD to the password the PCs take", file=sys.stderr)
+        print("encompass_amt.lab.responder: set AMT_LAB_PASSWORD to the password the PCs take",
+              file=sys.stderr)
         return 2
     pcs = [AmtPc(f"pc{index + 1}", latency=args.latency) for index in range(args.count)]
     stop = threading.Event()

@@ -2,7 +2,7 @@
 authentication (RFC 7616, MD5, ``qop="auth"``, a realm ``Digest:`` + 32 hex digits as AMT
 names it), one listening socket per PC on 127.0.0.1, all served by one asyncio loop.
 
-:mod:`.amt_responder` gives each endpoint what to answer; nothing here knows SOAP.
+:mod:`.responder` gives each endpoint what to answer; nothing here knows SOAP.
 """
 
 from __future__ import annotations

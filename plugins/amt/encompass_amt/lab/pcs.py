@@ -1,6 +1,6 @@
 """The lab's AMT PCs: what each one is (identity, one-time boot configuration) and what stands
 behind it: a power state only (:class:`PowerOnly`) or a lab machine, a QEMU guest
-(:class:`LabPc`, made by :func:`add_lab_pc`). :mod:`.amt_responder` serves them."""
+(:class:`LabPc`, made by :func:`add_lab_pc`). :mod:`.responder` serves them."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def add_lab_pc(lab: Any, name: str, *, san_portal: str | None = None,
     (iPXE's default, which the ``amt`` plugin reports as the PC's host port), its firmware's
     own order ``boot_order`` (the network first: without a one-time AMT boot source it boots
     nothing), its SAN the portal at ``san_portal``."""
-    from .lab import identity_for
+    from encompass_core.testing.lab import identity_for
 
     base = identity_for(name, seed="encompass-amt-lab")
     identity = attrs.evolve(base, initiator=f"{initiator_prefix}:{base.uuid}", manufacturer="QEMU",
