@@ -16,7 +16,7 @@ from ..context import Context
 from ..contracts import AttachRequest, attachment_kinds, check_capability
 from ..errors import Conflict, NotFound
 from ..model import Image, Machine, Volume
-from . import claims, holding, platform_items
+from . import claims, holding, machine_items, platform_items
 from .customize import apply_pending_in_files
 from .machines import fit_problems
 
@@ -94,6 +94,14 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
                 # the volumes are attached (a failure from here on leaves the clone in error).
                 held.dirty = True
                 apply_pending_in_files(ctx, held)
+            # Values naming the machine ({machine}, {platform}, {driver}) are written for this one;
+            # files and records agree once written, so a failure later need not leave an error.
+            dirty, filled = held.dirty, ()
+            if not by_platform:
+                filled = machine_items.apply_for(ctx, held, target, naming_only=True)
+            if filled:
+                holding.save(ctx, held)
+                held.dirty = dirty
             for volume, request in _attach_requests(ctx, held.image, platform_driver):
                 attached.append((volume, ctx.pool(volume.pool).driver.attach(volume, target, request)))
             if by_platform:  # before the machine boots: the guest applies it as it starts
@@ -115,6 +123,8 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
             held.message += f"; customized by the platform: {', '.join(pending)}"
         elif pending:
             held.message += f"; customized in its files: {', '.join(pending)}"
+        if filled:
+            held.message += f"; item(s) {', '.join(filled)} written for this machine"
     return held.result
 
 

@@ -112,6 +112,17 @@ def _still_ours(current: Image, holding: Holding) -> None:
             f"recorded: check it (encompass image show {current.name})")
 
 
+def save(ctx: Context, holding: Holding) -> None:
+    """Write the held image as the body has changed it so far, still held: a failure after this
+    keeps those changes (the body changed files and records together) and restores only the
+    state."""
+    with ctx.store.transaction() as tx:
+        current = tx.find_image(holding.image.name)
+        if current is not None and owned_by(current, holding.image.owner):
+            tx.put_image(attrs.evolve(holding.image, state=current.state, owner=current.owner,
+                                      making=current.making))
+
+
 def fail(ctx: Context, holding: Holding, reason: str) -> Image:
     """Leave the held image back where it was (nothing changed) or in ``error``."""
     events: list[Event] = []

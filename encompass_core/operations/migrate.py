@@ -27,10 +27,9 @@ import attrs
 
 from ..context import Context
 from ..contracts import AttachRequest, attachment_kinds, check_capability
-from ..customization.items import is_hardware_dependent
 from ..errors import Conflict, DriverError, EncompassError, NotFound
 from ..model import Event, Image, Machine, Volume
-from . import claims, holding
+from . import claims, holding, machine_items
 from .deploy import claim_check
 
 
@@ -162,17 +161,10 @@ class _Migration:
         self.step(f"volumes copied into pool '{pool}' (independent copies)")
 
     def _hardware_items(self, values: dict[str, str], machine: Machine) -> None:
-        from .customize import items_of, reapply_for_machine
-
-        with self.ctx.store.snapshot() as tx:
-            items = [i for i in items_of(tx, self.held.image) if is_hardware_dependent(i)]
-        if not items:
-            return
-        facts = {"machine": machine.name, "platform": machine.platform,
-                 "driver": str(machine.extra.get("driver", machine.platform))}
-        keys = reapply_for_machine(self.ctx, self.held, items, values, facts)
-        self.step(f"hardware-dependent item(s) {', '.join(keys)} applied again for machine "
-                  f"'{machine.name}'")
+        keys = machine_items.apply_for(self.ctx, self.held, machine, values)
+        if keys:
+            self.step(f"hardware-dependent item(s) {', '.join(keys)} applied again for machine "
+                      f"'{machine.name}'")
 
     def _fall_back(self, exc: BaseException) -> None:
         """Put the clone back on the source machine; say what both machines are left as."""

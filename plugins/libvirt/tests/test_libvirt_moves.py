@@ -94,6 +94,30 @@ def test_migrate_moves_the_clone_and_applies_hardware_items_for_the_target(ctx):
     assert [(m, p) for _t, m, p in where_it_ran(ctx, "web01")] == [("vm1", "xen"), ("vm2", "xen")]
 
 
+def test_deploy_writes_values_naming_the_machine_for_that_machine(ctx):
+    machine_vm(ctx, "vm1")
+    busy = machine_vm(ctx, "vm2")
+    assert nic(ctx, "web01") == b"eth0 of {machine}\n"  # customize cannot know the machine
+
+    deployed = deploy.deploy(ctx, "web01", "vm1")
+
+    assert nic(ctx, "web01") == b"eth0 of vm1\n"
+    assert deployed.inputs["nic"] == "eth0 of {machine}"  # kept, for the next machine
+    with ctx.store.snapshot() as tx:
+        assert any(e.message.endswith("; item(s) nic written for this machine") for e in tx.events("web01"))
+    # A deploy refused once the item is written leaves the clone ready (not in error), with
+    # files and records that agree.
+    ctx.platform("xen").driver.power(busy, "on")
+    with pytest.raises(Conflict, match="it is running"):
+        deploy.deploy(ctx, "web02", "vm2")
+    with ctx.store.snapshot() as tx:
+        refused = tx.image("web02")
+    assert (refused.state, refused.machine) == ("ready", None)
+    assert nic(ctx, "web02") == b"eth0 of vm2\n"
+    [again] = customize.customize_images(ctx, ["web02"], {"web02": {"nic": "eth0 of {machine}"}})
+    assert again.state == "ready"
+
+
 def test_a_migration_the_target_refuses_leaves_the_clone_where_it_was(ctx):
     machine_vm(ctx, "vm1")
     busy = machine_vm(ctx, "vm2")
