@@ -11,7 +11,6 @@ repository's exclusive lock.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import json
 import os
@@ -105,6 +104,8 @@ def _write_temps(files: Mapping[Path, bytes], renames: list[tuple[str, str]]) ->
         for path, data in files.items():
             renames.append((write_temp(path, data), str(path)))
         return
+    import concurrent.futures as cf  # here: it imports logging, which most commands never need
+
     with cf.ThreadPoolExecutor(max_workers=min(_WRITERS, len(files)),
                                thread_name_prefix="store-write") as writers:
         futures = [(writers.submit(write_temp, path, data), path) for path, data in files.items()]
