@@ -4,9 +4,11 @@
 
 (a) N copy-on-write clones (N = 100 and 1,000; 10 and 100 with --quick) of a 3 GiB sparse raw
     master: ``encompass clone master --count N --prefix c --parallel W`` (the real CLI, start-up
-    and bookkeeping included; W = 4, the default) against the same ``qemu-img create -q -f qcow2
-    -u -F raw -b master.raw cK.qcow2 SIZE`` run once per clone by ``xargs -P W`` (the bare tool
-    with the same parallelism), and by a serial shell loop for reference. Target: Encompass <= 1.0x
+    and bookkeeping included; W = 4, the default) against ``qemu-img create -q -f qcow2 -u -F raw
+    -b master.raw cK.qcow2 SIZE`` run once per clone by ``xargs -P W`` (the bare tool with the
+    same parallelism; it makes the very file Encompass writes, and flushes it too), and by a
+    serial shell loop for reference. The first and last of Encompass's clones are checked
+    (``qemu-img check``, backing file, size) after each round, untimed. Target: Encompass <= 1.0x
     the parallel bare run. After each round the clones are removed (Encompass's home is put back
     as it was before the first round), so every round starts from the same repository.
 (b) one full clone of a non-sparse master (random data, 1 GiB; 128 MiB with --quick):
@@ -93,7 +95,8 @@ def bench_cow(work: Path, counts: list[int], size: int, rounds: int) -> list[Res
     run("cp", "-a", "--sparse=always", encompass.home, pristine)
     bare_dir = work / "bare-cow"
     bare_dir.mkdir()
-    # One qemu-img create per clone, exactly what the local pool runs for a COW clone.
+    # One qemu-img create per clone: the standard tool making the very file the local pool
+    # writes for a COW clone (it writes the overlay in-process, byte for byte the same).
     create = ["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-F", "raw", "-b", str(master)]
 
     def bare_done(count: int) -> None:
@@ -129,6 +132,12 @@ def bench_cow(work: Path, counts: list[int], size: int, rounds: int) -> list[Res
             listed = json.loads(encompass("image", "list", "--kind", "clone", "--json"))
             if len(listed) != count or {row["state"] for row in listed} != {"ready"}:
                 raise SystemExit(f"clone_bench: encompass made {len(listed)} clones, not {count} ready")
+            for name in ("c1", f"c{count}"):  # whole overlays of the master, as qemu-img's are
+                overlay = encompass.volume(name)
+                run("qemu-img", "check", "-q", overlay)
+                info = json.loads(run("qemu-img", "info", "--output=json", overlay))
+                if (info["backing-filename"], info["virtual-size"]) != (str(master), size):
+                    raise SystemExit(f"clone_bench: {overlay} is not an overlay of {master}")
             shutil.rmtree(encompass.home)
             run("cp", "-a", "--sparse=always", pristine, encompass.home)
             warm(master)

@@ -308,4 +308,5 @@ def _dist_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(entry_point, "dist", None)
     if dist is None:
         return "unknown", "?"
-    return dist.metadata["Name"] or dist.name, dist.version
+    metadata = dist.metadata  # parsed on each access (an email parser): once, not twice
+    return metadata["Name"] or dist.name, metadata["Version"]

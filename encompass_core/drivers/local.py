@@ -36,7 +36,7 @@ from ..errors import ConfigError, Conflict, DriverError, InvalidInput, NotFound,
 from ..model import Machine, Volume
 from ..records import CloneRequest, StorageDriverRecord
 from ..settings import Setting
-from . import qemuimg, streaming
+from . import qcow2_overlay, qemuimg, streaming
 from .sparsecopy import copy_sparse, try_reflink
 from .tgt import TgtExport
 
@@ -194,12 +194,21 @@ class LocalStorageDriver(StorageDriver):
                 "or make the source independent first (encompass image flatten SOURCE)"
             )
         target = self._target(image, index, "qcow2")
+        backing = os.path.abspath(source.location)
         with self._writing(target) as partial:
-            # -u: the size is known, so qemu-img need not open the whole backing chain.
-            qemuimg.qemu_img(
-                "create", "-q", "-f", "qcow2", "-u", "-F", source.format,
-                "-b", os.path.abspath(source.location), str(partial), str(source.size),
-            )
+            if qcow2_overlay.can_write(source.size, backing, source.format):
+                # The very file qemu-img writes, without a process per clone.
+                try:
+                    qcow2_overlay.write_overlay(partial, source.size, backing, source.format)
+                except OSError as exc:
+                    raise DriverError(f"cannot write the overlay {target} in pool '{self.pool}': "
+                                      f"{exc.strerror or exc}") from exc
+            else:
+                # -u: the size is known, so qemu-img need not open the whole backing chain.
+                qemuimg.qemu_img(
+                    "create", "-q", "-f", "qcow2", "-u", "-F", source.format,
+                    "-b", backing, str(partial), str(source.size),
+                )
         return self._volume(index, "qcow2", target, size=source.size, depth=depth)
 
     def _full_copy(self, source: Volume, image: str, index: int) -> Volume:

@@ -25,6 +25,7 @@ again, or ``uncustomize`` takes them back to the parent's files).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,7 @@ from ..model import CustomizationItem, Image, now
 from ..store import Transaction
 from . import batch, holding, platform_items
 from .master_items import customizer
+from .shared_reads import SharedReads
 
 
 @attrs.frozen
@@ -114,11 +116,14 @@ def needed_inputs(ctx: Context, names: Sequence[str],
 class _Volumes:
     """The volumes opened for one clone's work, each once; all closed (flushed) at the end."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, shared: SharedReads | None = None) -> None:
         self.ctx = ctx
         self.opened: dict[tuple[str, int, int | None], FileAccess] = {}
+        self.shared = shared  # ancestors' volumes, read-only, opened once for every clone
 
     def get(self, image: Image, index: int, partition: int | None, writable: bool) -> FileAccess:
+        if not writable and self.shared is not None:
+            return self.shared.get(image, index, partition)
         key = (image.name, index, partition)
         if key not in self.opened:
             # One partition of a volume open at a time: two openers must not write one file.
@@ -152,12 +157,13 @@ class _Images:
 class _Work:
     """One clone's customization or un-customization, under its hold."""
 
-    def __init__(self, ctx: Context, held: holding.Holding, images: _Images) -> None:
+    def __init__(self, ctx: Context, held: holding.Holding, images: _Images,
+                 shared: SharedReads | None = None) -> None:
         self.ctx = ctx
         self.held = held
         self.images = images
         self.name = held.image.name
-        self.volumes = _Volumes(ctx)
+        self.volumes = _Volumes(ctx, shared)
         self.done = {"applied": [], "reverted": [], "unchanged": []}
         self.given: Mapping[str, str] = {}  # the values given to this customization, secrets too
 
@@ -353,11 +359,14 @@ def customize_images(ctx: Context, names: Sequence[str], values: Mapping[str, Ma
     check_values(ctx, names, values)
     fingerprint = Fingerprinter(ctx.home)
     parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
+    shared = SharedReads(ctx)
     def body(held: holding.Holding, images: list[Image]) -> CustomizeResult:
-        work = _Work(ctx, held, _Images(images))
+        work = _Work(ctx, held, _Images(images), shared)
         return _customize_body(ctx, work, values.get(work.name, {}), fingerprint, force)
 
-    return batch.run_many(ctx, names, "customize", body, _failed, parallel, _refuse_readers, on_done)
+    with contextlib.closing(shared):
+        return batch.run_many(ctx, names, "customize", body, _failed, parallel, _refuse_readers,
+                              on_done)
 
 
 def uncustomize_images(ctx: Context, names: Sequence[str], keys: Sequence[str] | None = None,
@@ -365,10 +374,13 @@ def uncustomize_images(ctx: Context, names: Sequence[str], keys: Sequence[str] |
     """Un-customize every clone of ``names`` (only items ``keys`` when given)."""
     names = _unique(names)
     parallel = parallel or int(ctx.config.defaults.get("parallel", 4))
+    shared = SharedReads(ctx)
     def body(held: holding.Holding, images: list[Image]) -> CustomizeResult:
-        return _uncustomize_body(ctx, _Work(ctx, held, _Images(images)), keys)
+        return _uncustomize_body(ctx, _Work(ctx, held, _Images(images), shared), keys)
 
-    return batch.run_many(ctx, names, "uncustomize", body, _failed, parallel, _refuse_readers, on_done)
+    with contextlib.closing(shared):
+        return batch.run_many(ctx, names, "uncustomize", body, _failed, parallel, _refuse_readers,
+                              on_done)
 
 
 def apply_pending_in_files(ctx: Context, held: holding.Holding) -> list[str]:

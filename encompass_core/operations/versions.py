@@ -24,7 +24,6 @@ from ..model import Image, MasterVersion, Volume, now
 from ..store import Transaction
 from . import batch, claims, holding
 from .clone import copy_volume
-from .customize import _Images, _uncustomize_body, _Work
 
 
 @attrs.frozen
@@ -209,6 +208,10 @@ def _revert_customization(ctx: Context, source: Image, volumes: list[Volume], li
                if r.get("item", {}).get("volume", 0) not in data_volumes}
     if not applied:
         return
+    # Imported here: the customization machinery is heavy, and image listings and clone
+    # import this module for its version lookups only (start-up time is paid by every command).
+    from .customize import _Images, _uncustomize_body, _Work
+
     copy = attrs.evolve(source, volumes=tuple(volumes), applied=applied)
     work = _Work(ctx, holding.Holding(image=copy, operation=lifecycle.operation("uncustomize")),
                  _Images(lineage))

@@ -10,6 +10,7 @@ told which images were never begun: none is left in a transitional state.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import queue
 import signal
 import threading
 import time
@@ -91,18 +92,31 @@ def run_jobs(
             interval = max(BATCH_SECONDS, took / WRITE_BACK_SHARE)
 
     last_flush = time.monotonic()
+    # Finished futures arrive here: waiting on one queue costs the same whatever the number of
+    # jobs, where cf.wait() would hook every pending future on each call (quadratic in them),
+    # holding the GIL that the workers need between their system calls.
+    completed: queue.SimpleQueue[cf.Future] = queue.SimpleQueue()
     try:
         for name in names:
-            futures[executor.submit(job, name)] = name
+            future = executor.submit(job, name)
+            futures[future] = name
+            future.add_done_callback(completed.put)
         if held_back is not None and held_back():
             raise KeyboardInterrupt
-        pending = set(futures)
-        while pending:
-            done, pending = cf.wait(pending, timeout=BATCH_SECONDS, return_when=cf.FIRST_COMPLETED)
+        remaining = len(futures)
+        while remaining:
+            done: list[cf.Future] = []
+            try:
+                done.append(completed.get(timeout=BATCH_SECONDS))
+                while True:
+                    done.append(completed.get_nowait())
+            except queue.Empty:
+                pass
             for future in done:
+                remaining -= 1
                 handled.add(futures[future])
                 finished.append(_outcome(futures[future], future, False))
-            if not pending or time.monotonic() - last_flush >= interval:
+            if not remaining or time.monotonic() - last_flush >= interval:
                 flush()
                 last_flush = time.monotonic()
     except KeyboardInterrupt:

@@ -51,3 +51,38 @@ def test_one_failing_clone_does_not_stop_the_others(run_cli, tmp_path):
     assert "a2: cannot customize clone 'a2': it is disabled" in result.err
     assert run_cli("image", "cat", "a3", "/etc/hostname").out == "a3\n"
     assert run_cli("image", "cat", "a2", "/etc/hostname").out == "master\n"
+
+
+def test_re_customizing_many_clones_opens_the_master_once(run_cli, tmp_path, encompass_home,
+                                                          monkeypatch):
+    """Each clone's old hostname is reverted from the master's file: the master's volume is
+    opened once, read-only, for all of them, and closed (its helpers gone) at the end."""
+    from encompass_core import rundir
+    from encompass_core.context import Context
+    from encompass_core.operations import customize, shared_reads
+
+    make_master(run_cli, tmp_path)
+    names = [f"node{i}" for i in range(1, 7)]
+    assert run_cli("clone", "base", "--count", "6", "--prefix", "node").code == 0
+    assert run_cli("customize", "--master", "base", "--set", "hostname=first-{clone}",
+                   "--set", "hosts=h").code == 0
+    opened = []
+    real_open = shared_reads.open_image_volume
+    monkeypatch.setattr(shared_reads, "open_image_volume",
+                        lambda ctx, image, *args, **kw: opened.append(image.name)
+                        or real_open(ctx, image, *args, **kw))
+    ctx = Context(home=encompass_home)
+
+    results = customize.customize_images(ctx, names, {n: {"hostname": f"second-{n}"} for n in names},
+                                         parallel=3)
+
+    assert [(r.name, r.state, r.applied, r.error) for r in results] == [
+        (n, "ready", ("hostname",), None) for n in names]
+    assert opened == ["base"]  # six reverts, one opening of the master
+    assert list((rundir.current() / "helpers").iterdir()) == []  # its daemon and debugfs ended
+    for name in names:
+        assert run_cli("image", "cat", name, "/etc/hostname").out == f"second-{name}\n"
+    uncustomized = customize.uncustomize_images(ctx, names[:2], parallel=2)
+    assert [r.state for r in uncustomized] == ["ready", "ready"]
+    assert opened == ["base", "base"]
+    assert run_cli("image", "cat", "node2", "/etc/hostname").out == "master\n"
