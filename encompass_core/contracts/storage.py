@@ -118,8 +118,9 @@ class StorageDriver:
         """A context giving the volume's bytes read directly (:class:`.streams.VolumeReader`),
         for the core's copy into a pool that takes streams (:meth:`write_stream`); None (the
         default) when the pool has no better way than :meth:`expose`, or the bytes alone would
-        not be the volume (a copy-on-write file reading through another). Nothing is opened
-        before the context is entered: the core may ask and not use it."""
+        not be the volume (a copy-on-write file reading through another). Asking is cheap (a look
+        at the volume at most): the reader opens when the context is entered, and the core may
+        enter it and not use it (when the target takes no stream)."""
         return None
 
     def write_stream(self, image: str, index: int, reader: VolumeReader, size: int,
