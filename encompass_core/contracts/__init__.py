@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..errors import NotSupported
 from .platform import PlatformDriver
 from .storage import StorageDriver
+from .streams import VolumeReader
 from .values import (
     ATTACH_KINDS,
     BOOT_MODES,
@@ -79,6 +80,7 @@ __all__ = [
     "Progress",
     "StorageCapabilities",
     "StorageDriver",
+    "VolumeReader",
     "attachment_kinds",
     "check_capability",
 ]

@@ -31,6 +31,7 @@ from .values import (
 if TYPE_CHECKING:
     from ..customization.access import VolumeRef
     from ..records import CloneRequest
+    from .streams import VolumeReader
 
 
 class StorageDriver:
@@ -112,6 +113,25 @@ class StorageDriver:
     def cancel_job(self, job: StorageJob) -> None:
         """Stop a long job and remove what it made so far."""
         raise NotSupported(f"pool '{self.pool}' runs no long jobs")
+
+    def open_reader(self, volume: Volume) -> contextlib.AbstractContextManager[VolumeReader] | None:
+        """A context giving the volume's bytes read directly (:class:`.streams.VolumeReader`),
+        for the core's copy into a pool that takes streams (:meth:`write_stream`); None (the
+        default) when the pool has no better way than :meth:`expose`, or the bytes alone would
+        not be the volume (a copy-on-write file reading through another). Asking is cheap (a look
+        at the volume at most): the reader opens when the context is entered, and the core may
+        enter it and not use it (when the target takes no stream)."""
+        return None
+
+    def write_stream(self, image: str, index: int, reader: VolumeReader, size: int,
+                     progress: Progress | None = None) -> Volume | None:
+        """Create volume ``index`` of ``image`` (a disk of ``size`` bytes) from ``reader``
+        (another pool's :meth:`open_reader`): a file of ``reader.format`` with its bytes, zeros
+        left as holes,
+        ``progress`` called as they go; or None (the default) when this pool does not take such
+        a stream, and the core copies through :meth:`expose` and :meth:`write_volume` instead.
+        A failed copy leaves nothing behind, as :meth:`write_volume`'s."""
+        return None
 
     def cleanup(self, image: str) -> list[str]:
         """Remove what a killed operation on ``image`` left in this pool (half-written volumes,

@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..contracts import (
     Progress,
     StorageCapabilities,
     StorageDriver,
+    VolumeReader,
 )
 from ..customization.access import VolumeRef
 from ..errors import ConfigError, Conflict, DriverError, InvalidInput, NotFound, NotSupported
@@ -301,19 +302,40 @@ class LocalStorageDriver(StorageDriver):
             raise Conflict(f"{target} exists already in pool '{self.pool}'")
         with self._writing(target, 0o644) as partial:
             if fmt == "raw" and not streaming.is_url(source.path):
-                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                try:
-                    streaming.stream_raw(source.path, fd, size, progress)
-                except OSError as exc:
-                    raise DriverError(f"cannot copy {source.path} into pool '{self.pool}': "
-                                      f"{exc.strerror or exc}") from exc
-                finally:
-                    os.close(fd)
+                self._stream_into(partial, source.path,
+                                  lambda fd: streaming.stream_raw(source.path, fd, size, progress))
             else:
                 streaming.convert(source.path, "raw" if source.format not in VOLUME_SUFFIX else source.format,
                                   str(partial), fmt, size, progress, self.copy_timeout,
                                   self._copy_setting)
         return self._volume(index, fmt, target, size=size)
+
+    def write_stream(self, image: str, index: int, reader: VolumeReader, size: int,
+                     progress: Progress | None = None) -> Volume | None:
+        """A new raw or qcow2 file holding what another pool reads itself (an NFS export through
+        libnfs), holes kept (:func:`.streaming.stream_reader`); under a ``.partial`` name as
+        :meth:`write_volume`'s."""
+        if reader.format not in ("raw", "qcow2"):
+            return None
+        target = self._target(image, index, reader.format)
+        if os.path.lexists(target):
+            raise Conflict(f"{target} exists already in pool '{self.pool}'")
+        with self._writing(target, 0o644) as partial:
+            self._stream_into(partial, reader.label,
+                              lambda fd: streaming.stream_reader(reader, fd, progress))
+        return self._volume(index, reader.format, target, size=size)
+
+    def _stream_into(self, partial: Path, source: str, copy: Callable[[int], object]) -> None:
+        """Create ``partial`` and run ``copy`` on its descriptor; this host's errors (a full
+        disk) in one line."""
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            copy(fd)
+        except OSError as exc:
+            raise DriverError(f"cannot copy {source} into pool '{self.pool}': "
+                              f"{exc.strerror or exc}") from exc
+        finally:
+            os.close(fd)
 
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         self._check_ours(volume)

@@ -3,19 +3,24 @@
 The source pool exposes its volume on the utility server (a file, a block device of a mapped LUN,
 a file on a mounted export, or a URL QEMU reads: ``iscsi://``, ``nfs://``); the target pool writes
 a new volume from it (:meth:`StorageDriver.write_volume`), calling :func:`stream_raw` or
-:func:`convert` here. Sparse regions stay sparse: only the data regions of the source are read
+:func:`convert` here. A source pool that reads its volumes better itself (libnfs) hands the
+target a reader instead (:meth:`StorageDriver.open_reader`, :meth:`StorageDriver.write_stream`,
+:func:`stream_reader`). Sparse regions stay sparse: only the data regions of the source are read
 (``SEEK_DATA``/``SEEK_HOLE``), and blocks of zeros inside them are skipped too, so a target
 file keeps its holes (and a thin LUN stays thin). Progress is reported in bytes as the copy goes.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+from ..contracts.streams import VolumeReader
 from ..errors import DriverError
 from . import qemuimg
 
@@ -26,7 +31,7 @@ READERS = 4
 #: Zero runs shorter than this inside a data region are written (a hole per 4 KiB costs more).
 ZERO_BLOCK = 64 << 10
 _ZEROS = bytes(CHUNK)
-_ZERO_BLOCK = bytes(ZERO_BLOCK)
+SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback of dirty pages, do not wait
 
 Progress = Callable[[int], None] | None
 
@@ -59,52 +64,118 @@ def stream_raw(source: str, target_fd: int, size: int, progress: Progress = None
     """Copy ``size`` bytes of the raw volume at ``source`` (a file or a block device) into
     ``target_fd`` (a new, empty file, or a device already zeroed), skipping holes and zero blocks.
 
-    Up to :data:`READERS` chunks are read and written at once: a source reached over the network
-    (a FUSE view of an ``nfs://`` file, a LUN) answers each read after a round trip, and reads in
-    flight together overlap them. ``progress(n)`` is called after every chunk, in order, with the
-    bytes it covered (holes count, so the sum reaches ``size``). Returns the bytes actually
-    written. The target is extended to ``size`` and flushed to disk before this returns; an
-    OSError (a full target, a vanished source) is raised as it is, for the caller to remove what
-    it wrote.
+    Up to :data:`READERS` chunks are read at once: a source reached over the network (a LUN)
+    answers each read after a round trip, and reads in flight together overlap them.
+    ``progress(n)`` is called after every chunk, in order, with the bytes it covered (holes
+    count, so the sum reaches ``size``). Returns the bytes actually written. The target is
+    extended to ``size`` and flushed to disk before this returns; an OSError (a full target, a
+    vanished source) is raised as it is, for the caller to remove what it wrote.
     """
-    written = 0
-    reported = 0
     src_fd = os.open(source, os.O_RDONLY)
-
-    def copy_chunk(offset: int, length: int) -> int:
-        chunk = os.pread(src_fd, length, offset)
-        while len(chunk) < length:  # a short read (a FUSE view may answer one): read on
-            more = os.pread(src_fd, length - len(chunk), offset + len(chunk))
-            if not more:
-                raise OSError(errno.EIO, f"{source} ended at byte {offset + len(chunk)}, before {size}")
-            chunk += more
-        return _write_nonzero(target_fd, chunk, offset)
-
     try:
-        with ThreadPoolExecutor(READERS, thread_name_prefix="stream") as pool:
-            pending: deque = deque()
-            for offset, length in _chunks(data_regions(src_fd, size)):
-                pending.append((offset + length, pool.submit(copy_chunk, offset, length)))
-                while len(pending) > READERS or (pending and pending[0][1].done()):
-                    end, future = pending.popleft()
-                    written += future.result()
-                    if progress:
-                        progress(end - reported)  # the hole before the chunk is done too
-                    reported = end
-            while pending:
-                end, future = pending.popleft()
-                written += future.result()
-                if progress:
-                    progress(end - reported)
-                reported = end
-        if progress and size > reported:
-            progress(size - reported)
-        if os.fstat(target_fd).st_size < size:
-            os.ftruncate(target_fd, size)
-        os.fsync(target_fd)
+        def read_at(offset: int, length: int) -> bytes:
+            chunk = os.pread(src_fd, length, offset)
+            while len(chunk) < length:  # a short read (a FUSE view may answer one): read on
+                more = os.pread(src_fd, length - len(chunk), offset + len(chunk))
+                if not more:
+                    raise OSError(errno.EIO, f"{source} ended at byte {offset + len(chunk)}, before {size}")
+                chunk += more
+            return chunk
+
+        written = pump(read_at, data_regions(src_fd, size), _pwriter(target_fd), size, progress)
     finally:
         os.close(src_fd)
+    _finish(target_fd, size)
     return written
+
+
+def stream_reader(reader: VolumeReader, target_fd: int, progress: Progress = None) -> int:
+    """Copy what ``reader`` reads (another pool's :meth:`~StorageDriver.open_reader`) into the new
+    file ``target_fd``, as :func:`stream_raw` does: zero blocks left as holes, progress per chunk,
+    the file extended to ``reader.size`` and flushed. Returns the bytes written."""
+    size = reader.size
+
+    def read_at(offset: int, length: int) -> bytes:
+        chunk = reader.read_at(offset, length)
+        if len(chunk) < length:
+            raise DriverError(f"{reader.label} ended at byte {offset + len(chunk)}, before {size}")
+        return chunk
+
+    written = pump(read_at, iter([(0, size)]), _pwriter(target_fd), size, progress,
+                   readers=max(1, reader.parallel))
+    _finish(target_fd, size)
+    return written
+
+
+def pump(read_at: Callable[[int, int], bytes], regions: Iterator[tuple[int, int]],
+         write_at: Callable[[int, memoryview], None], size: int, progress: Progress = None,
+         readers: int = READERS, block: int = ZERO_BLOCK) -> int:
+    """Copy the data ``regions`` of a source (``read_at(offset, length)``) to a fresh target
+    (``write_at(offset, data)``): reads run in ``readers`` threads, up to one chunk ahead of each,
+    while this thread writes, in order, what is not zeros (in blocks of ``block`` bytes; what is
+    left out must read as zeros in the target: a hole of a new file). ``progress`` as in
+    :func:`stream_raw`. Returns the bytes written; the first error of either side is raised
+    (reads still in flight are waited for, none is started after it)."""
+    written = reported = 0
+    pending: deque = deque()
+
+    def settle() -> None:  # write the oldest chunk read, then say how far the copy is
+        nonlocal written, reported
+        offset, future = pending.popleft()
+        chunk = future.result()
+        written += _write_nonzero(write_at, offset, chunk, block)
+        if progress:
+            progress(offset + len(chunk) - reported)  # the hole before the chunk is done too
+        reported = offset + len(chunk)
+
+    with ThreadPoolExecutor(readers, thread_name_prefix="stream") as pool:
+        try:
+            for offset, length in _chunks(regions):
+                pending.append((offset, pool.submit(read_at, offset, length)))
+                while len(pending) > readers or (pending and pending[0][1].done()):
+                    settle()
+            while pending:
+                settle()
+        except BaseException:
+            for _offset, future in pending:
+                future.cancel()
+            raise
+    if progress and size > reported:
+        progress(size - reported)
+    return written
+
+
+def _pwriter(fd: int) -> Callable[[int, memoryview], None]:
+    def write_at(offset: int, data: memoryview) -> None:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], offset + done)
+        _start_writeback(fd, offset, len(data))
+    return write_at
+
+
+@functools.cache
+def _sync_file_range() -> Callable[..., int] | None:
+    function = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
+    if function is not None:
+        function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+        function.restype = ctypes.c_int
+    return function
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Have the kernel start writing what was just written (``sync_file_range``, without
+    waiting): the disk works while the copy goes on, and the fsync at the end, which makes the
+    volume durable, finds little left to do. Only a hint: its failure changes nothing."""
+    function = _sync_file_range()
+    if function is not None:
+        function(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+
+def _finish(fd: int, size: int) -> None:
+    if os.fstat(fd).st_size < size:
+        os.ftruncate(fd, size)
+    os.fsync(fd)
 
 
 def _chunks(regions: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
@@ -114,32 +185,30 @@ def _chunks(regions: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
             yield offset, min(CHUNK, start + length - offset)
 
 
-def _write_nonzero(fd: int, chunk: bytes, offset: int) -> int:
+def _write_nonzero(write_at: Callable[[int, memoryview], None], offset: int, chunk: bytes,
+                   block: int = ZERO_BLOCK) -> int:
     """Write the blocks of ``chunk`` that hold anything but zeros; return the bytes written."""
-    # bytes == bytes is a memcmp; comparing memoryviews is item by item, 100 times slower.
+    # startswith over a range is a memcmp in place: no copy of the block (a slice is one), and
+    # comparing memoryviews is item by item, 100 times slower.
     if len(chunk) == CHUNK and chunk == _ZEROS:
         return 0
     written = 0
     view = memoryview(chunk)
+    zeros = _ZEROS[:block]
     run_start = None  # start of a run of non-zero blocks not yet written
-    for block in range(0, len(chunk), ZERO_BLOCK):
-        piece = chunk[block:block + ZERO_BLOCK]
-        if piece == _ZERO_BLOCK[:len(piece)]:
+    for at in range(0, len(chunk), block):
+        end = min(at + block, len(chunk))
+        if chunk.startswith(zeros if end - at == block else zeros[:end - at], at, end):
             if run_start is not None:
-                written += _pwrite_all(fd, view[run_start:block], offset + run_start)
+                write_at(offset + run_start, view[run_start:at])
+                written += at - run_start
                 run_start = None
         elif run_start is None:
-            run_start = block
+            run_start = at
     if run_start is not None:
-        written += _pwrite_all(fd, view[run_start:], offset + run_start)
+        write_at(offset + run_start, view[run_start:])
+        written += len(chunk) - run_start
     return written
-
-
-def _pwrite_all(fd: int, data: memoryview, offset: int) -> int:
-    done = 0
-    while done < len(data):
-        done += os.pwrite(fd, data[done:], offset + done)
-    return done
 
 
 def convert(source: str, source_format: str, target: str, target_format: str, size: int,

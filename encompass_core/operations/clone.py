@@ -223,7 +223,8 @@ def _clone_volume(
     progress: CloneProgress, stats: _Streamed,
 ) -> Volume:
     """One volume of a clone: natively when a driver can (``encompass_clone_volume``), else a
-    full copy through the pools' ``expose`` and ``write_volume``."""
+    full copy: straight from the source pool's reader into the target (``open_reader``,
+    ``write_stream``) when both sides offer it, else through ``expose`` and ``write_volume``."""
     request = CloneRequest(image=name, index=volume.index, mode=mode, max_depth=max_depth,
                            source_image=source_name)
     made = ctx.host.hook.encompass_clone_volume(source=volume, target_pool=target, request=request,
@@ -241,6 +242,13 @@ def _clone_volume(
     started = time.monotonic()
     stats.streaming, stats.source_pool = True, source_pool.name
     try:
+        reading = source_pool.driver.open_reader(volume)  # a direct read, when the pool has one
+        if reading is not None:
+            with reading as reader:
+                made = target.driver.write_stream(name, volume.index, reader, volume.size,
+                                                  progress.advance)
+            if made is not None:
+                return made
         with source_pool.driver.expose(volume, writable=False) as ref:
             return target.driver.write_volume(name, volume.index, ref, volume.size, progress.advance)
     finally:

@@ -21,6 +21,7 @@ from ..contracts import (
     JobStatus,
     StorageCapabilities,
     StorageDriver,
+    VolumeReader,
 )
 from ..customization.openers import open_volume
 from ..errors import Conflict, DriverError, NotFound, NotSupported
@@ -69,6 +70,20 @@ def writable_volume(driver: StorageDriver, master: Volume, image: str) -> Volume
         return made
     with driver.expose(master, writable=False) as ref:
         return driver.write_volume(image, master.index, ref, master.size)
+
+
+class _BytesReader:
+    """A :class:`VolumeReader` of bytes in memory (another pool's volume, for write_stream)."""
+
+    format = "raw"
+    label = "a volume in memory"
+    parallel = 1
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.size = data, len(data)
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self.data[offset:offset + length]
 
 
 class StorageDriverSuite:
@@ -188,6 +203,29 @@ class StorageDriverSuite:
         assert (made.index, made.pool) == (1, driver.pool)
         assert made.format in driver.capabilities.formats
         assert not made.readonly and made.depth == 0
+        assert read_file(driver, made) == SOURCE_FILES["etc/hostname"]
+
+    # -- direct streams (optional) -----------------------------------------------------------------
+    def test_a_direct_reader_gives_the_volume_bytes_or_is_none(self, driver, master, source_file):
+        # open_reader: None (the core then copies through expose), or the master's raw bytes.
+        reading = driver.open_reader(master)
+        if reading is None:
+            return
+        with reading as reader:
+            assert isinstance(reader, VolumeReader) and reader.parallel >= 1
+            assert reader.format == "raw" and reader.size == source_file.stat().st_size
+            assert reader.read_at(0, reader.size) == source_file.read_bytes()
+            assert reader.read_at(reader.size - 10, 100) == source_file.read_bytes()[-10:]
+
+    def test_write_stream_makes_a_volume_from_a_reader_or_is_none(self, driver, source_file):
+        # write_stream: None (the core then asks write_volume), or a new volume with the bytes.
+        reader = _BytesReader(source_file.read_bytes())
+        done: list[int] = []
+        made = driver.write_stream("conformance-streamed", 0, reader, reader.size, done.append)
+        if made is None:
+            return
+        assert (made.index, made.pool, made.format) == (0, driver.pool, "raw")
+        assert not made.readonly and made.depth == 0 and sum(done) == reader.size
         assert read_file(driver, made) == SOURCE_FILES["etc/hostname"]
 
     # -- attach ----------------------------------------------------------------------------------

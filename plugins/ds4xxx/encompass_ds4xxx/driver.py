@@ -8,7 +8,8 @@ iSCSI: attach maps the logical drive to the machine's host (found by its initiat
 when missing) at a LUN; expose maps it to the utility server's own host for the operation.
 
 Everything the driver does to the subsystem goes through SMcli (:mod:`.smcli`); what it reads
-comes from the subsystem's profile (:mod:`.profile`), read fresh for each operation.
+comes from the subsystem's profile (:mod:`.profile`), read fresh for each operation but a
+FlashCopy, which is one SMcli call (the profile is read only to explain a refusal).
 """
 
 from __future__ import annotations
@@ -121,9 +122,10 @@ class Ds4xxxStorageDriver(StorageDriver):
                               "set portal = \"ADDRESS:PORT\" in the pool's table")
         return portal
 
-    def _volume(self, label: str, index: int, size: int, profile: Profile, **kw: Any) -> Volume:
+    def _volume(self, label: str, index: int, size: int, profile: Profile, subsystem: str = "",
+                **kw: Any) -> Volume:
         drive = profile.drives.get(label)
-        data = {"subsystem": profile.name or self._subsystem, "array": self.array}
+        data = {"subsystem": profile.name or subsystem or self._subsystem, "array": self.array}
         if drive is not None:
             data.update(wwn=drive.wwn, owner=drive.owner)
         return Volume(index=index, pool=self.pool, format=FORMAT, location=label, size=size,
@@ -217,31 +219,66 @@ class Ds4xxxStorageDriver(StorageDriver):
             return None  # a FlashCopy stays in its base's array
         if request.mode not in ("cow", "full"):
             raise InvalidInput(f"unknown clone mode '{request.mode}': use cow or full")
+        if request.mode == "cow":
+            return self._flashcopy(source, request)
         profile = self._profile()
+        base = self._base(profile, source, request)
+        label = self._free_label(profile, request.image, request.index)
+        return self._volume_copy(source, base, label, progress)
+
+    def _base(self, profile: Profile, source: Volume, request: CloneRequest) -> Drive:
         base = profile.drives.get(source.location)
         if base is None:
             raise NotFound(f"logical drive '{source.location}' (volume {source.index} of "
                            f"'{request.source_image}') is not on the subsystem of pool '{self.pool}'")
-        label = self._free_label(profile, request.image, request.index)
-        if request.mode == "cow":
-            return self._flashcopy(source, base, label, request, profile)
-        return self._volume_copy(source, base, label, progress)
+        return base
 
-    def _flashcopy(self, source: Volume, base: Drive, label: str, request: CloneRequest,
-                   profile: Profile) -> Volume:
-        if base.kind != "standard":
-            raise Conflict(f"logical drive '{base.label}' of pool '{self.pool}' is a {base.kind} "
+    def _flashcopy(self, source: Volume, request: CloneRequest) -> Volume:
+        """One SMcli call, as an administrator would type it: the create, and a show of what it
+        made. What the record says is checked first (a FlashCopy's base must be standard); the
+        subsystem checks the rest (the base there, the labels free), and only a refusal is
+        explained from the profile. No profile read per clone: a real SMcli starts a JVM per
+        call, and ``clone --count 20`` would read the whole subsystem 20 times."""
+        label = labels.volume_label(self.pool, request.image, request.index)
+        if source.depth > 0:
+            raise Conflict(f"logical drive '{source.location}' of pool '{self.pool}' is a flashcopy "
                            "logical drive; the DS4000 makes FlashCopies of standard ones only: "
                            "clone it with --mode full")
         if source.depth + 1 > request.max_depth:
             raise Conflict(f"a FlashCopy would be {source.depth + 1} deep, over the limit of "
                            f"{request.max_depth}; clone with --mode full")
-        shown = self.smcli.run(
-            f"create FlashCopyLogicalDrive baseLogicalDrive={quote(base.label)} userLabel={quote(label)} "
-            f"repositoryUserLabel={quote(labels.repository(label))} "
-            f"repositoryPercentOfBase={self.repository_percent};", f"show logicalDrive [{quote(label)}];")
-        return self._volume(label, request.index, source.size or base.capacity, parse_profile(shown),
-                            depth=source.depth + 1)
+        try:
+            shown = self.smcli.run(
+                f"create FlashCopyLogicalDrive baseLogicalDrive={quote(source.location)} "
+                f"userLabel={quote(label)} repositoryUserLabel={quote(labels.repository(label))} "
+                f"repositoryPercentOfBase={self.repository_percent};",
+                f"show logicalDrive [{quote(label)}];")
+        except SmcliError as refused:
+            self._explain_flashcopy_refusal(source, request)
+            raise refused
+        made = parse_profile(shown)
+        drive = made.drives.get(label)
+        return self._volume(label, request.index, source.size or (drive.capacity if drive else 0),
+                            made, depth=source.depth + 1,
+                            subsystem=made.name or source.data.get("subsystem", ""))
+
+    def _explain_flashcopy_refusal(self, source: Volume, request: CloneRequest) -> None:
+        """Raise what the profile says went wrong with a FlashCopy the subsystem refused (its
+        base gone or not standard, a label taken); return when it says nothing more."""
+        try:
+            profile = self._profile()
+        except DriverError:  # unreachable now: the refusal itself is what there is to say
+            return
+        base = self._base(profile, source, request)
+        if base.kind != "standard":
+            raise Conflict(f"logical drive '{base.label}' of pool '{self.pool}' is a {base.kind} "
+                           "logical drive; the DS4000 makes FlashCopies of standard ones only: "
+                           "clone it with --mode full")
+        label = labels.volume_label(self.pool, request.image, request.index)
+        for taken in (label, labels.repository(label)):
+            if taken in profile.drives:
+                raise Conflict(f"volume {request.index} of image '{request.image}' exists already "
+                               f"in pool '{self.pool}' (logical drive {taken})")
 
     def _volume_copy(self, source: Volume, base: Drive, label: str, progress: CloneProgress) -> Volume:
         target = labels.partial(label)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from ds4xxx_testing import ENCOMPASS, UTILITY_INITIATOR, cli_env, encompass, ok
+from ds4xxx_testing import ENCOMPASS, SMCLI, UTILITY_INITIATOR, cli_env, encompass, ok
 
 from encompass_core.testing import make_source_image
 
@@ -104,3 +104,29 @@ def test_discover_follows_a_logical_drive_renamed_on_the_subsystem_by_its_wwn(ho
     assert ok(home, "image", "cat", "web02", "/etc/hostname") == "conformance\n"
     again = {f["name"]: f for f in json.loads(ok(home, "discover", "--pool", "san", "--apply", "--json"))}
     assert {f["status"] for f in again.values()} == {"matched"}
+
+
+def test_flashcopies_cost_one_smcli_call_each_as_typed_by_hand(home, simulator, tmp_path):
+    ok(home, "master", "import", "base", str(make_source_image(tmp_path / "base.raw")))
+    # From here every SMcli call goes through a wrapper that writes down its script.
+    log = tmp_path / "smcli.log"
+    recorder = tmp_path / "SMcli-recording"
+    recorder.write_text(f"#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$last\" >> {log}\n"
+                        f"exec {SMCLI} \"$@\"\n")
+    recorder.chmod(0o755)
+    config = home / "encompass.toml"
+    config.write_text(config.read_text().replace(str(SMCLI), str(recorder)))
+
+    ok(home, "clone", "base", "--count", "4", "--prefix", "f")
+
+    scripts = log.read_text().splitlines()
+    assert len(scripts) == 4, scripts  # no read of the whole subsystem before each
+    assert all(s.startswith('create FlashCopyLogicalDrive baseLogicalDrive="base_0_RO"') for s in scripts)
+    assert {f"f{n}_0" for n in range(1, 5)} <= simulator.labels()
+    shown = json.loads(ok(home, "image", "show", "f3", "--json"))
+    assert shown["state"] == "ready" and shown["volumes"][0]["data"]["subsystem"] == "DS4700-sim"
+
+    # A label taken behind Encompass's back is still named, from the profile read then.
+    simulator.smcli('create logicalDrive array=1 capacity=4 MB userLabel="f5_0";')
+    refused = encompass(home, "clone", "base", "f5")
+    assert refused.returncode != 0 and "logical drive f5_0" in refused.stderr, refused.stderr

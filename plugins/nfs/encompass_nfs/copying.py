@@ -16,53 +16,42 @@ from pathlib import Path
 
 from encompass_core import rundir
 from encompass_core.contracts import Progress
+from encompass_core.drivers import streaming
 from encompass_core.drivers.sparsecopy import copy_sparse, data_segments
 from encompass_core.errors import DriverError
 
-from .files import Entry, ExportFiles, MountedExport, Reader, Writer, entry_of
+from .files import Entry, ExportFiles, MountedExport, Reader, entry_of
 
 CHUNK = 1 << 20
-BLOCK = 4 << 10  # holes are kept at this grain (a filesystem block)
-_ZERO_BLOCK = bytes(BLOCK)
+_ZERO_BLOCK = bytes(4 << 10)
 
 
 def _zeros(chunk: bytes | memoryview) -> bool:
-    if len(chunk) <= BLOCK:  # a memory compare: ten times a count's speed
+    if len(chunk) <= len(_ZERO_BLOCK):  # a memory compare: ten times a count's speed
         return chunk == _ZERO_BLOCK[:len(chunk)]
     return bytes(chunk).count(0) == len(chunk)
 
 
-def _write_data(writer: Writer, offset: int, chunk: bytes) -> None:
-    """Write the parts of ``chunk`` that are not zeros (in blocks of :data:`BLOCK`): what is
-    left out stays a hole of the new file."""
-    view, start = memoryview(chunk), None
-    for at in range(0, len(chunk), BLOCK):
-        if _zeros(view[at:at + BLOCK]):
-            if start is not None:
-                writer.write_at(offset + start, view[start:at])
-                start = None
-        elif start is None:
-            start = at
-    if start is not None:
-        writer.write_at(offset + start, view[start:])
-
-
-def _pump(read_at, writer: Writer, segments, progress: Progress | None) -> None:
-    for start, length in segments:
-        offset, end = start, start + length
-        while offset < end:
-            chunk = read_at(offset, min(CHUNK, end - offset))
-            if not chunk:
-                raise DriverError("the source ended early while copying")
-            _write_data(writer, offset, chunk)
-            offset += len(chunk)
-            if progress:
-                progress(len(chunk))
+def _read_file(fd: int, size: int, label: str):
+    """``read_at`` of a file of this host, into writable buffers (libnfs writes them as they are)."""
+    def read_at(offset: int, length: int) -> bytearray:
+        data = bytearray(length)
+        got = 0
+        with memoryview(data) as view:
+            while got < length:
+                done = os.preadv(fd, [view[got:]], offset + got)
+                if done == 0:
+                    raise DriverError(f"{label} ended at byte {offset + got}, before {size}")
+                got += done
+        return data
+    return read_at
 
 
 def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
                 progress: Progress | None = None) -> None:
-    """Copy a file of this host to a new file ``rel`` of the export."""
+    """Copy a file of this host to a new file ``rel`` of the export: its data regions only, and
+    of those the blocks that are not zeros (the new file keeps the holes), read ahead in a
+    thread while libnfs writes (:func:`encompass_core.drivers.streaming.pump`)."""
     if isinstance(files, MountedExport):
         copy_sparse(str(source), str(files.local(rel)), progress)
         os.chmod(files.local(rel), mode)
@@ -72,8 +61,8 @@ def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
         size = os.fstat(fd).st_size
         writer = files.create(rel, mode)
         try:
-            _pump(lambda offset, length: os.pread(fd, length, offset), writer,
-                  data_segments(fd, size), progress)
+            streaming.pump(_read_file(fd, size, str(source)), data_segments(fd, size),
+                           writer.write_at, size, progress, readers=1)
             writer.truncate(size)
         finally:
             writer.close()
@@ -83,7 +72,7 @@ def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
 
 def copy_file(files: ExportFiles, source: str, target: str, mode: int = 0o644,
               progress: Progress | None = None) -> None:
-    """Copy ``source`` to a new file ``target``, both in the export."""
+    """Copy ``source`` to a new file ``target``, both in the export (zero blocks not written)."""
     if isinstance(files, MountedExport):
         copy_sparse(str(files.local(source)), str(files.local(target)), progress)
         os.chmod(files.local(target), mode)
@@ -92,7 +81,16 @@ def copy_file(files: ExportFiles, source: str, target: str, mode: int = 0o644,
     try:
         writer = files.create(target, mode)
         try:
-            _pump(reader.read_at, writer, [(0, reader.size)], progress)
+            def read_at(offset: int, length: int) -> bytes:
+                chunk = reader.read_at(offset, length)
+                if len(chunk) < length:
+                    raise DriverError(f"pool '{files.pool}': {files.label}/{source} ended early "
+                                      "while copying")
+                return chunk
+
+            # One context, one lock: reads and writes take turns, one read ahead.
+            streaming.pump(read_at, iter([(0, reader.size)]), writer.write_at, reader.size,
+                           progress, readers=1)
             writer.truncate(reader.size)
         finally:
             writer.close()

@@ -31,6 +31,7 @@ from encompass_core.contracts import (
     Progress,
     StorageCapabilities,
     StorageDriver,
+    VolumeReader,
 )
 from encompass_core.customization.access import VolumeRef
 from encompass_core.drivers import qemuimg
@@ -312,6 +313,16 @@ class NfsStorageDriver(StorageDriver):
         else:
             with expose.exposed_file(self.files, rel, volume.format, writable) as ref:
                 yield ref
+
+    def open_reader(self, volume: Volume) -> contextlib.AbstractContextManager[VolumeReader] | None:
+        """A raw file, or a qcow2 that reads through nothing, read by libnfs itself for the
+        core's copy into another pool (a FUSE view answers one read at a time); None for a
+        mounted export (the file is on this host already), a tree or an overlay."""
+        if isinstance(self.files, MountedExport) or volume.format not in ("raw", "qcow2"):
+            return None
+        rel = self._existing(volume)
+        fmt = expose.direct_format(self.files, rel, volume.format)
+        return None if fmt is None else expose.read_directly(self.files, rel, fmt)
 
     def write_volume(self, image: str, index: int, source: VolumeRef, size: int,
                      progress: Progress | None = None) -> Volume:

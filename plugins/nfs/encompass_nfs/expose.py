@@ -9,6 +9,9 @@ qcow2 headers and spelled out node by node: QEMU 7.2 resolves a relative backing
 
 A directory tree is copied to a folder of this host; a writable one is copied back when the
 block ends, beside the old tree, which it then replaces.
+
+For the core's copy into another pool a disk file that reads through nothing else is read by
+libnfs itself (:func:`read_directly`): the FUSE view answers one read at a time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
+
 from encompass_core import rundir
 from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers.qcow2 import FuseExport
@@ -25,6 +30,7 @@ from encompass_core.errors import DriverError
 
 from . import copying
 from .client import LibnfsExport
+from .files import Reader
 from .qcow2 import backing_path, read_header
 
 MAX_CHAIN = 64  # backing files followed at the most (a loop would be endless)
@@ -78,6 +84,43 @@ def exposed_file(files: LibnfsExport, rel: str, fmt: str, writable: bool) -> Ite
         yield VolumeRef(path=export.raw_path, format="raw")
     finally:
         export.close()
+
+
+@attrs.define
+class DirectReader:
+    """A disk file of the export as the core's :class:`~encompass_core.contracts.VolumeReader`."""
+
+    file: Reader
+    format: str
+    label: str
+    parallel: int = 1  # one libnfs context: its calls take turns
+
+    @property
+    def size(self) -> int:
+        return self.file.size
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self.file.read_at(offset, length)
+
+
+def direct_format(files: LibnfsExport, rel: str, fmt: str) -> str | None:
+    """The format a copy of ``rel``'s bytes has (its own), or None when those bytes alone are
+    not the volume (a qcow2 overlay reads through its backing file)."""
+    if fmt == "raw":
+        return fmt
+    if fmt == "qcow2" and len(chain(files, rel, fmt)) == 1:
+        return fmt
+    return None
+
+
+@contextlib.contextmanager
+def read_directly(files: LibnfsExport, rel: str, fmt: str) -> Iterator[DirectReader]:
+    """The file's bytes through libnfs for the block."""
+    opened = files.open_read(rel)
+    try:
+        yield DirectReader(opened, fmt, files.url.of(rel))
+    finally:
+        opened.close()
 
 
 @contextlib.contextmanager
