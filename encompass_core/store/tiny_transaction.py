@@ -193,12 +193,13 @@ class Transaction:
         return found
 
     # -- images ---------------------------------------------------------------------------
-    def find_image(self, name: str) -> Image | None:
-        """The image called ``name``, or None."""
+    def find_image(self, name: str, *, shared: bool = False) -> Image | None:
+        """The image called ``name``, or None (the whole repository is locked: ``shared``
+        changes nothing here)."""
         doc = self._doc(name)
         return self._image(name, doc) if doc is not None else None
 
-    def image(self, name: str) -> Image:
+    def image(self, name: str, *, shared: bool = False) -> Image:
         """The image called ``name``; :class:`NotFound` with a hint otherwise."""
         found = self.find_image(name)
         if found is None:
@@ -236,6 +237,10 @@ class Transaction:
                 found.append((seq, self._image(name, doc)))
         found.sort(key=lambda entry: entry[0])
         return [image for _seq, image in found]
+
+    def taken(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that name a stored image, in the order given."""
+        return [name for name in names if self._doc(name) is not None]
 
     def image_names(self) -> list[str]:
         """Every image's name, in creation order (no document is converted)."""
