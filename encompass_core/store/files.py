@@ -189,9 +189,9 @@ def _append(path: Path, length: int, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         size = os.fstat(fd).st_size
-        if size != length:
+        if size > length:
             os.ftruncate(fd, length)
-        os.lseek(fd, length, os.SEEK_SET)
+        os.lseek(fd, min(size, length), os.SEEK_SET)
         os.write(fd, data)
         os.fsync(fd)
     finally:
@@ -205,7 +205,7 @@ def append_all(undo: Path, appends: Mapping[Path, tuple[int, bytes]],
     """Append to each file of ``appends`` (``{path: (committed length, line)}``) its line: all
     of them or none. ``then(commit)``, when given, replaces files in the same transaction and
     calls ``commit()`` at its own commit point (:func:`replace_many`'s ``on_commit``)."""
-    guarded = len(appends) > 1 or (appends and then is not None)
+    guarded = len(appends) > 1 or (bool(appends) and then is not None)
     if guarded:
         _write_record(undo, json.dumps({p.name: length for p, (length, _l) in appends.items()}).encode())
     done = False

@@ -446,7 +446,10 @@ class Transaction:
             index = int(path.stem.rsplit("-", 1)[1])
             base_length = self._lengths[index][0] or 0
             if log_length + len(line) > max(base_length, COMPACT_BYTES):
-                self._fold(index)
+                try:
+                    self._fold(index)
+                except OSError:  # committed already: the log stays, a later commit folds it
+                    pass
 
     def _fold(self, index: int) -> None:
         """Fold a shard's log into its base: the base rewritten (atomically, the previous one
