@@ -59,6 +59,7 @@ class Transaction:
         self._logged: dict[int, set[str]] = {}  # names whose document came from the shard's log
         self._keys: dict[int, tiny_cache.FileKey | None] = {}  # the base files read (tiny_cache)
         self._rewritten: set[int] = set()  # shards whose base this transaction wrote
+        self._scanned = False  # every shard was read (a listing): none is kept
         self._patches: dict[int, dict[str, Any]] = {}  # what this transaction changed, per shard
         self._meta_dirty = False
         self._machines: dict[str, Any] | None = None
@@ -117,7 +118,9 @@ class Transaction:
     def _release(self, committed: bool) -> None:
         """Keep the shards read for the next transaction of this process: those this one did
         not change, and, once committed, those it changed (as its files now hold them)."""
-        if self._memory is not None:
+        if self._memory is not None or self._scanned:
+            # A listing read every shard: keeping them all would only make the process's exit
+            # free them through the cycle collector (0.4 s at 10,000 images, measured).
             return
         for index, shard in self._shards.items():
             path = self._layout.shard(index)
@@ -184,6 +187,7 @@ class Transaction:
         return image
 
     def _all_docs(self) -> list[tuple[int, str, dict[str, Any]]]:
+        self._scanned = True
         found = []
         for index in range(self._shard_count):
             shard = self._shard(index)
