@@ -69,7 +69,7 @@ def _with_lineage(tx: Transaction, images: Iterable[Image]) -> list[Image]:
         name = todo.pop()
         if name in found:
             continue
-        ancestor = tx.find_image(name)
+        ancestor = tx.find_image(name, shared=True)  # only read: others may read it at once
         if ancestor is not None:
             found[name] = ancestor
             todo.extend(n for n in (ancestor.parent, ancestor.master) if n)

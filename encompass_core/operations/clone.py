@@ -105,9 +105,10 @@ def clone_images(
     interrupt_pending = workers_mod.hold_back_sigint()
     try:
         with ctx.store.transaction() as tx:
-            source = tx.image(source_name)
+            # Only read: locked shared, so that several processes clone one master at once.
+            source = tx.image(source_name, shared=True)
             _check_source(tx, source)
-            clashes = [n for n in names if tx.find_image(n) is not None]
+            clashes = tx.taken(names)
             if clashes:
                 raise Conflict(f"image name(s) taken already: {', '.join(clashes)}; pick other names")
             if mode == "cow":

@@ -5,8 +5,15 @@ previous content kept as ``<file>.bak``. Several files are replaced through a re
 every new file is written and fsync'd under a temporary name, then ``journal.json`` (itself
 written atomically) lists the renames, then they are done and the journal removed. A writer
 killed before the journal exists leaves only temporary files (swept); one killed after leaves
-a journal that the next holder of the lock finishes (:func:`replay`). Callers hold the
-repository's exclusive lock.
+a journal that the next holder of the lock finishes (:func:`replay`).
+
+Lines are appended to logs (:func:`append_all`): one line to one file is atomic by itself (a
+line cut short is not committed, readers leave it out); lines to several files are guarded by
+an undo record (``undo.json``: the length of each file before), fsync'd before the first
+append and emptied once all are done, so that the next holder of the lock cuts them back
+(:func:`roll_back`) if the writer died in between. When files are also replaced in the same
+transaction, its commit is the redo journal's: the undo record is emptied right after the
+journal is written. Callers hold the repository's exclusive lock.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 TMP_SUFFIX = ".tmp"
@@ -73,10 +80,11 @@ def replace_one(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def replace_many(journal: Path, files: Mapping[Path, bytes]) -> None:
+def replace_many(journal: Path, files: Mapping[Path, bytes],
+                 on_commit: Callable[[], None] | None = None) -> None:
     """Replace every file of ``files`` by its data: all of them, or (after a crash, once
-    :func:`replay` ran) none."""
-    if len(files) == 1:
+    :func:`replay` ran) none. ``on_commit`` runs once the journal makes the change certain."""
+    if len(files) == 1 and on_commit is None:
         [(path, data)] = files.items()
         replace_one(path, data)
         return
@@ -91,6 +99,8 @@ def replace_many(journal: Path, files: Mapping[Path, bytes]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+    if on_commit is not None:
+        on_commit()
     _finish(journal, renames)
 
 
@@ -170,3 +180,113 @@ def append_lines(path: Path, lines: Iterable[bytes]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_record(path: Path, data: bytes) -> None:
+    """Write ``path`` in place and fsync it (and its directory when it is new)."""
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync_dir(path.parent)
+
+
+def _cut(path: Path, length: int) -> None:
+    """Cut ``path`` back to ``length`` bytes (fsync'd) when it is longer."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    try:
+        if os.fstat(fd).st_size > length:
+            os.ftruncate(fd, length)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _append(path: Path, length: int, data: bytes) -> None:
+    """Append ``data`` to ``path`` whose committed part is ``length`` bytes long (what lies
+    beyond, a line cut short by a killed writer, is cut first)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size > length:
+            os.ftruncate(fd, length)
+        os.lseek(fd, min(size, length), os.SEEK_SET)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if length == 0:  # a new file: its name must last too
+        fsync_dir(path.parent)
+
+
+def append_all(undo: Path, appends: Mapping[Path, tuple[int, bytes]],
+               then: Callable[[Callable[[], None]], None] | None = None) -> None:
+    """Append to each file of ``appends`` (``{path: (committed length, line)}``) its line: all
+    of them or none. ``then(commit)``, when given, replaces files in the same transaction and
+    calls ``commit()`` at its own commit point (:func:`replace_many`'s ``on_commit``)."""
+    guarded = len(appends) > 1 or (bool(appends) and then is not None)
+    if guarded:
+        _write_record(undo, json.dumps({p.name: length for p, (length, _l) in appends.items()}).encode())
+    done = False
+
+    def commit() -> None:
+        nonlocal done
+        if guarded:
+            _write_record(undo, b"")
+        done = True
+
+    try:
+        for path, (length, line) in appends.items():
+            _append(path, length, line)
+        if then is not None:
+            then(commit)
+        if not done:
+            commit()
+    except BaseException:
+        if not done and guarded:
+            roll_back(undo)
+        raise
+
+
+def pending_undo(undo: Path) -> bool:
+    """Whether a writer died among its appends (its undo record is not empty)."""
+    try:
+        return os.stat(undo).st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def roll_back(undo: Path) -> None:
+    """Cut the files a dead writer appended to back to their length before, and empty the
+    record. A record cut short was never complete: no append had begun."""
+    try:
+        raw = undo.read_bytes()
+    except FileNotFoundError:
+        return
+    if not raw:
+        return
+    try:
+        lengths = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        lengths = {}
+    for name, length in (lengths.items() if isinstance(lengths, dict) else ()):
+        _cut(undo.parent / name, int(length))
+    _write_record(undo, b"")
+
+
+def clear_undo(undo: Path) -> None:
+    """Empty the undo record of a writer whose redo journal was finished (it had committed)."""
+    if pending_undo(undo):
+        _write_record(undo, b"")
+
+
+def empty(path: Path) -> None:
+    """Empty ``path`` (fsync'd): a log whose patches were folded into its base."""
+    _cut(path, 0)

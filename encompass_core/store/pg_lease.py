@@ -88,8 +88,9 @@ class LeaseKeeper:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def close(self) -> None:
-        """Stop renewing and remove this process's leases: a process that ended holds nothing."""
+    def close(self, conn: Any = None) -> None:
+        """Stop renewing and remove this process's leases: a process that ended holds nothing.
+        ``conn``: an idle autocommit connection to use (else one is opened for it)."""
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
@@ -99,9 +100,11 @@ class LeaseKeeper:
         if not keys:
             return
         with contextlib.suppress(Exception):
-            conn = self._connect()
+            own = conn is None
+            conn = self._connect() if own else conn
             try:
                 for key in keys:
                     conn.execute("DELETE FROM leases WHERE host = %s AND pid = %s AND started = %s", key)
             finally:
-                conn.close()
+                if own:
+                    conn.close()

@@ -23,17 +23,25 @@ class Transaction(Protocol):
     without an exception, and dropped otherwise."""
 
     # -- images -----------------------------------------------------------------------------
-    def find_image(self, name: str) -> Image | None:
-        """The image called ``name``, or None."""
+    def find_image(self, name: str, *, shared: bool = False) -> Image | None:
+        """The image called ``name``, or None. In a transaction the image is locked until it
+        ends: for a change (no one else may lock it meanwhile), or ``shared`` when it is only
+        read (it may not change meanwhile, but other transactions may read it likewise: several
+        processes cloning one master at once do not queue on it)."""
 
-    def image(self, name: str) -> Image:
-        """The image called ``name``; :class:`~encompass_core.errors.NotFound` with a hint."""
+    def image(self, name: str, *, shared: bool = False) -> Image:
+        """The image called ``name`` (locked as :meth:`find_image` says);
+        :class:`~encompass_core.errors.NotFound` with a hint."""
 
     def images(self, *, kind: str | None = None, state: str | None = None,
                master: str | None = None, parent: str | None = None,
                machine: str | None = None) -> list[Image]:
         """Images matching every filter given (all of them when none is), in creation order.
         Listing everything is for listings (``image list``, ``image tree``), not operations."""
+
+    def taken(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that name a stored image, in the order given (one question for
+        all the names of a bulk clone)."""
 
     def image_names(self) -> list[str]:
         """Every image's name, in creation order (cheap: no document is converted)."""

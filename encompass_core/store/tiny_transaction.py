@@ -17,9 +17,28 @@ from ..convert import from_document, to_document
 from ..errors import Conflict, NotFound, StoreError
 from ..lifecycle import TRANSITIONAL
 from ..model import Event, Image, Machine, now
-from . import files, upgrade
+from . import files, tiny_cache, upgrade
 from .bulk import collector_paused
-from .tiny_layout import _META, ORDER, Layout, corrupt, dumps, read_json, references, shard_of
+from .tiny_layout import (
+    _META,
+    COMPACT_BYTES,
+    ORDER,
+    REFERRERS,
+    TABLES,
+    Layout,
+    apply_patch,
+    base_document,
+    corrupt,
+    dumps,
+    empty_shard,
+    loaded_shard,
+    new_patch,
+    read_json,
+    read_json_sized,
+    read_log,
+    references,
+    shard_of,
+)
 
 T = TypeVar("T")
 
@@ -35,7 +54,13 @@ class Transaction:
         self._memory = memory  # a schema-1 repository read in memory (read-only directory)
         self._writable = writable
         self._shards: dict[int, dict[str, Any]] = {}
-        self._dirty: set[int] = set()
+        # Per shard read: its base file's length (None: none yet) and its log's committed length.
+        self._lengths: dict[int, tuple[int | None, int]] = {}
+        self._logged: dict[int, set[str]] = {}  # names whose document came from the shard's log
+        self._keys: dict[int, tiny_cache.FileKey | None] = {}  # the base files read (tiny_cache)
+        self._rewritten: set[int] = set()  # shards whose base this transaction wrote
+        self._scanned = False  # every shard was read (a listing): none is kept
+        self._patches: dict[int, dict[str, Any]] = {}  # what this transaction changed, per shard
         self._meta_dirty = False
         self._machines: dict[str, Any] | None = None
         self._machines_dirty = False
@@ -47,15 +72,93 @@ class Transaction:
         shard = self._shards.get(index)
         if shard is None:
             if self._memory is not None:
-                shard = self._memory.shards.get(index) or upgrade.empty_shard()
+                shard = self._memory.shards.get(index) or empty_shard()
             else:
-                path = self._layout.shard(index)
-                shard = read_json(path) or upgrade.empty_shard()
-                for table in ("images", "order", "referrers", "busy"):
-                    if not isinstance(shard.get(table), dict):
-                        raise corrupt(path, f"its table '{table}' is not an object")
+                shard = self._read_shard(index)
             self._shards[index] = shard
         return shard
+
+    def _read_shard(self, index: int) -> dict[str, Any]:
+        """A shard's base file with its log applied (kept from an earlier transaction of this
+        process when its base file is unchanged: then only the log's new lines are read)."""
+        path, log = self._layout.shard(index), self._layout.log(index)
+        base_key = tiny_cache.file_key(path)
+        kept = tiny_cache.take(path)
+        read = None
+        if kept is not None and base_key is not None and kept.base_key == base_key:
+            read = read_log(log, kept.log_length)
+        if read is not None:
+            shard, base_length, logged = kept.shard, kept.base_length, kept.logged
+        else:
+            shard, base_length = read_json_sized(path)
+            shard = self._checked(path, shard or empty_shard())
+            logged = set()
+            read = read_log(log)
+        patches, log_length = read
+        for number, patch in enumerate(patches, 1):
+            try:
+                apply_patch(shard, patch)
+            except (AttributeError, TypeError, ValueError):
+                raise corrupt(log, f"line {number} is not a patch of a shard") from None
+            logged.update(patch.get("i", ()))
+        self._lengths[index] = (base_length, log_length)
+        self._keys[index] = base_key
+        self._logged[index] = logged
+        return shard
+
+    @staticmethod
+    def _checked(path: Path, shard: dict[str, Any]) -> dict[str, Any]:
+        for table in ("images", "order", "referrers", "busy"):
+            if not isinstance(shard.get(table), dict):
+                raise corrupt(path, f"its table '{table}' is not an object")
+        if not all(isinstance(names, list) for names in shard["referrers"].values()):
+            raise corrupt(path, "its table 'referrers' is not an object of lists")
+        return loaded_shard(shard)
+
+    def _release(self, committed: bool) -> None:
+        """Keep the shards read for the next transaction of this process: those this one did
+        not change, and, once committed, those it changed (as its files now hold them)."""
+        if self._memory is not None or self._scanned:
+            # A listing read every shard: keeping them all would only make the process's exit
+            # free them through the cycle collector (0.4 s at 10,000 images, measured).
+            return
+        for index, shard in self._shards.items():
+            path = self._layout.shard(index)
+            logged = self._logged.get(index, set())
+            if index not in self._patches:
+                base_length, log_length = self._lengths[index]
+                tiny_cache.keep(path, tiny_cache.Kept(self._keys[index], base_length, log_length,
+                                                      shard, logged))
+            elif committed:
+                key = tiny_cache.file_key(path)
+                log_key = tiny_cache.file_key(self._layout.log(index))
+                if index in self._rewritten:
+                    logged = set()
+                else:
+                    logged.update(self._patches[index]["i"])
+                tiny_cache.keep(path, tiny_cache.Kept(key, key and key[1], log_key[1] if log_key else 0,
+                                                      shard, logged))
+
+    def _patch(self, index: int) -> dict[str, Any]:
+        patch = self._patches.get(index)
+        if patch is None:
+            patch = self._patches[index] = new_patch()
+        return patch
+
+    def _set(self, index: int, table: str, name: str, value: Any) -> None:
+        """Set (None: remove) row ``name`` of a shard's table, in memory and in the patch."""
+        rows = self._shard(index)[table]
+        if value is None:
+            rows.pop(name, None)
+        else:
+            rows[name] = value
+        self._patch(index)[TABLES[table]][name] = value
+
+    def _link(self, target: str, name: str, present: bool) -> None:
+        """Record (or drop) that image ``name`` refers to image ``target``."""
+        index = shard_of(target, self._shard_count)
+        apply_patch(self._shard(index), {REFERRERS: [(target, name, int(present))]})
+        self._patch(index)[REFERRERS].append((target, name, int(present)))
 
     def _doc(self, name: str) -> dict[str, Any] | None:
         return self._shard(shard_of(name, self._shard_count))["images"].get(name)
@@ -67,8 +170,11 @@ class Transaction:
             return from_document(cls, doc, where)
         except StoreError as exc:
             # The shard is worked out only here: reading thousands of images pays nothing for it.
-            in_shard = self._memory is None and image is not None
-            holder = self._layout.shard(shard_of(image, self._shard_count)) if in_shard else self._layout.main
+            holder = self._layout.main
+            if self._memory is None and image is not None:
+                index = shard_of(image, self._shard_count)
+                logged = image in self._logged.get(index, ())
+                holder = self._layout.log(index) if logged else self._layout.shard(index)
             raise StoreError(
                 f"metadata file {holder}: {exc}; it was left untouched: fix that document, "
                 f"or restore the file from its .bak"
@@ -81,6 +187,7 @@ class Transaction:
         return image
 
     def _all_docs(self) -> list[tuple[int, str, dict[str, Any]]]:
+        self._scanned = True
         found = []
         for index in range(self._shard_count):
             shard = self._shard(index)
@@ -90,12 +197,13 @@ class Transaction:
         return found
 
     # -- images ---------------------------------------------------------------------------
-    def find_image(self, name: str) -> Image | None:
-        """The image called ``name``, or None."""
+    def find_image(self, name: str, *, shared: bool = False) -> Image | None:
+        """The image called ``name``, or None (the whole repository is locked: ``shared``
+        changes nothing here)."""
         doc = self._doc(name)
         return self._image(name, doc) if doc is not None else None
 
-    def image(self, name: str) -> Image:
+    def image(self, name: str, *, shared: bool = False) -> Image:
         """The image called ``name``; :class:`NotFound` with a hint otherwise."""
         found = self.find_image(name)
         if found is None:
@@ -134,6 +242,10 @@ class Transaction:
         found.sort(key=lambda entry: entry[0])
         return [image for _seq, image in found]
 
+    def taken(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that name a stored image, in the order given."""
+        return [name for name in names if self._doc(name) is not None]
+
     def image_names(self) -> list[str]:
         """Every image's name, in creation order (no document is converted)."""
         return [name for _seq, name, _doc in self._all_docs()]
@@ -165,10 +277,8 @@ class Transaction:
         for position, image in enumerate(images):
             doc = to_document(image)
             index = shard_of(image.name, self._shard_count)
-            shard = self._shard(index)
-            shard["images"][image.name] = doc
-            shard["order"][image.name] = stamp + position
-            self._dirty.add(index)
+            self._set(index, "images", image.name, doc)
+            self._set(index, "order", image.name, stamp + position)
             self._reindex(image.name, None, doc)
             self._converted[image.name] = image
 
@@ -179,21 +289,18 @@ class Transaction:
             raise NotFound(f"no image named '{image.name}' to update")
         doc = to_document(image)
         doc["updated"] = now()
-        index = shard_of(image.name, self._shard_count)
-        self._shard(index)["images"][image.name] = doc
-        self._dirty.add(index)
+        self._set(shard_of(image.name, self._shard_count), "images", image.name, doc)
         self._reindex(image.name, old, doc)
         self._converted.pop(image.name, None)
 
     def remove_image(self, name: str) -> None:
         """Remove an image (its history stays)."""
         index = shard_of(name, self._shard_count)
-        shard = self._shard(index)
-        old = shard["images"].pop(name, None)
+        old = self._shard(index)["images"].get(name)
         if old is None:
             return
-        shard["order"].pop(name, None)
-        self._dirty.add(index)
+        self._set(index, "images", name, None)
+        self._set(index, "order", name, None)
         self._reindex(name, old, None)
         self._converted.pop(name, None)
 
@@ -201,29 +308,20 @@ class Transaction:
         """Keep the referrer lists and the busy/deployed indexes in step with a change."""
         before = references(old) if old else set()
         after = references(new) if new else set()
-        for target in before - after:
-            index = shard_of(target, self._shard_count)
-            referrers = self._shard(index)["referrers"]
-            if name in referrers.get(target, ()):
-                referrers[target].remove(name)
-                if not referrers[target]:
-                    del referrers[target]
-                self._dirty.add(index)
-        for target in after - before:
-            index = shard_of(target, self._shard_count)
-            self._shard(index)["referrers"].setdefault(target, []).append(name)
-            self._dirty.add(index)
+        for target in sorted(before - after):
+            if name in self._shard(shard_of(target, self._shard_count))["referrers"].get(target, ()):
+                self._link(target, name, False)
+        for target in sorted(after - before):
+            self._link(target, name, True)
         # Images held by an operation, in their own shard (a state change writes one file);
         # images on a machine, in metadata.json (they change with deploy and undeploy only).
         index = shard_of(name, self._shard_count)
         busy = self._shard(index)["busy"]
         state = new and new.get("state") in TRANSITIONAL and new["state"]
         if state and busy.get(name) != state:
-            busy[name] = state
-            self._dirty.add(index)
+            self._set(index, "busy", name, state)
         elif not state and name in busy:
-            del busy[name]
-            self._dirty.add(index)
+            self._set(index, "busy", name, None)
         deployed, machine = self._meta["deployed"], new and new.get("machine")
         if machine and deployed.get(name) != machine:
             deployed[name] = machine
@@ -319,21 +417,48 @@ class Transaction:
 
     # -- writing --------------------------------------------------------------------------
     def _commit(self, create: bool) -> None:
-        """Write what changed (the store holds the exclusive lock)."""
+        """Write what changed (the store holds the exclusive lock): a patch line appended to the
+        log of each shard changed (a new shard's base written whole instead), the main file and
+        the machines replaced when they changed; all or nothing. Then the history, and the logs
+        grown larger than their base folded into it."""
         layout = self._layout
-        changed: dict[Path, bytes] = {}
-        for index in sorted(self._dirty):
-            changed[layout.shard(index)] = dumps(self._shards[index])
+        replaced: dict[Path, bytes] = {}
+        appends: dict[Path, tuple[int, bytes]] = {}
+        for index in sorted(self._patches):
+            base_length, log_length = self._lengths.get(index, (None, 0))
+            if base_length is None and not log_length:
+                replaced[layout.shard(index)] = base_document(self._shards[index])
+                self._rewritten.add(index)
+            else:
+                appends[layout.log(index)] = (log_length, dumps(self._patches[index]) + b"\n")
         if self._machines_dirty:
-            changed[layout.machines] = dumps({"machines": self._machines})
+            replaced[layout.machines] = dumps({"machines": self._machines})
         if self._meta_dirty or create:
-            changed[layout.main] = dumps({_META: {"1": self._meta}})
-        if changed:
+            replaced[layout.main] = dumps({_META: {"1": self._meta}})
+        if replaced or appends:
             layout.dir.mkdir(exist_ok=True)
-            files.replace_many(layout.journal, changed)
+            then = (lambda commit: files.replace_many(layout.journal, replaced, on_commit=commit)) \
+                if replaced else None
+            files.append_all(layout.undo, appends, then)
         stamp = time.time_ns()  # transactions are serialized by the lock: a global order
         lines = [json.dumps({**doc, ORDER: stamp + position}, separators=(",", ":")).encode() + b"\n"
                  for position, doc in enumerate(self._events)]
         if lines:
             layout.dir.mkdir(exist_ok=True)
             files.append_lines(layout.events, lines)
+        for path, (log_length, line) in appends.items():
+            index = int(path.stem.rsplit("-", 1)[1])
+            base_length = self._lengths[index][0] or 0
+            if log_length + len(line) > max(base_length, COMPACT_BYTES):
+                try:
+                    self._fold(index)
+                except OSError:  # committed already: the log stays, a later commit folds it
+                    pass
+
+    def _fold(self, index: int) -> None:
+        """Fold a shard's log into its base: the base rewritten (atomically, the previous one
+        kept as .bak), then the log emptied. A writer killed in between leaves a log whose
+        patches the new base holds already: applying them again changes nothing."""
+        files.replace_one(self._layout.shard(index), base_document(self._shards[index]))
+        files.empty(self._layout.log(index))
+        self._rewritten.add(index)

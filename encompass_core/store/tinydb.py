@@ -1,24 +1,30 @@
 """The embedded backend: the repository as TinyDB-style JSON documents in ``ENCOMPASS_HOME``.
 
-Schema 2 keeps a single-image operation cheap however many images there are:
+Schema 3 keeps a single-image operation cheap however many images there are, and makes adding
+images cost what is added, not what is there:
 
 - ``metadata.json``: the schema number, the shard count, and a small index of the images on a
   machine (``deployed``), which only deploy and undeploy change.
 - ``metadata.d/images-NN.json``: the image documents, spread over shards by a hash of the name;
   each shard also keeps their creation stamps (``order``), those of its images held by an
   operation (``busy``), and, for each name hashed to it, the images that refer to it (as
-  parent, master or backing volume), so children and dependents are found without a scan. An
-  operation on one image rewrites one shard (two when it makes a clone: the parent's too).
+  parent, master or backing volume), so children and dependents are found without a scan.
+- ``metadata.d/images-NN.jsonl``: the shard's log. A transaction appends one line to the log of
+  each shard it changed, the patch of its tables (documents set or removed, links added or
+  dropped), instead of rewriting the shard; a log grown larger than its base is folded into it
+  (the base rewritten, the log emptied), so the bytes written stay proportional to the changes.
+  An operation on one image appends to one log (two when it makes a clone: the parent's too).
 - ``metadata.d/machines.json``: the machines.
 - ``metadata.d/events.jsonl``: everyone's history, appended (``O_APPEND``, fsync'd once per
   transaction), never rewritten; each line is stamped with its place (``ORDER``).
 
 A transaction holds an exclusive inter-process lock (``flock`` on ``metadata.json.lock``),
 reads only the shards it is asked about, converts only the documents asked for, and writes
-only what changed: one file atomically, several through a redo journal (:mod:`.files`); each
-replaced file keeps its previous version as ``.bak``. Snapshots take the lock shared. A
-repository of schema 1 (one ``metadata.json`` holding images, events and machines) is upgraded
-in place on first use (:mod:`.upgrade`), or read as it is when its directory is read-only.
+only what changed, all or nothing (:mod:`.files`: an undo record for appends to several logs,
+the redo journal for files replaced); each replaced file keeps its previous version as
+``.bak``. Snapshots take the lock shared. Repositories of schema 1 (one ``metadata.json``
+holding images, events and machines) and 2 (shards without logs) are upgraded in place on first
+use (:mod:`.upgrade`), or read as they are when their directory is read-only.
 
 This module is the store (the lock, the schema check, recovery); :mod:`.tiny_layout` holds the
 files' names and their reading and writing, :mod:`.tiny_transaction` a transaction.
@@ -107,10 +113,11 @@ class Store:
             for table in ("images", "events", "machines"):
                 upgrade.check_table(self.path, data, table)
             raise corrupt(self.path, "it has no schema record ('_meta')")
-        if schema != SCHEMA:
+        if schema not in (2, SCHEMA):  # schema 2 is read as it is (see _upgrade2)
             raise StoreError(
                 f"metadata file {self.path} has schema version {schema!r}, this Encompass "
-                f"understands {SCHEMA} (and upgrades 1); upgrade Encompass (or restore a matching backup)"
+                f"understands {SCHEMA} (and upgrades 1 and 2); upgrade Encompass (or restore a "
+                "matching backup)"
             )
         if not isinstance(record.get("deployed"), dict):
             raise corrupt(self.path, "its 'deployed' index is not an object")
@@ -119,9 +126,24 @@ class Store:
         return record, None
 
     def _recover(self) -> None:
-        """Finish or sweep what a killed writer left (exclusive lock held)."""
-        files.replay(self.layout.journal)
+        """Finish, undo or sweep what a killed writer left (exclusive lock held): a redo journal
+        means it had committed (its appends stay), an undo record alone that it had not."""
+        if files.replay(self.layout.journal):
+            files.clear_undo(self.layout.undo)
+        else:
+            files.roll_back(self.layout.undo)
         files.sweep(self.path.parent, self.layout.dir)
+
+    def _needs_writer(self) -> bool:
+        """Whether a killed writer left something to finish or undo."""
+        return self.layout.journal.exists() or files.pending_undo(self.layout.undo)
+
+    def _upgrade2(self, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A schema-2 repository marked schema 3 (exclusive lock held)."""
+        if meta is not None and meta["schema"] == 2:
+            with self._write_errors():
+                return upgrade.upgrade_schema2(self, meta)
+        return meta
 
     def _write_errors(self) -> contextlib.AbstractContextManager[None]:
         return _write_errors(self.path)
@@ -138,21 +160,31 @@ class Store:
                 with self._write_errors():
                     upgrade.upgrade_in_place(self, old)
                 meta, old = self._meta()
+            meta = self._upgrade2(meta)
             tx = Transaction(self.layout, meta or new_meta())
-            yield tx
-            with self._write_errors():
-                tx._commit(create=meta is None)
+            committed = False
+            try:
+                yield tx
+                with self._write_errors():
+                    tx._commit(create=meta is None)
+                committed = True
+            finally:
+                tx._release(committed)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Transaction]:
         """A read-only, consistent view (the lock taken shared: writers wait, readers do not)."""
         with self._locked(fcntl.LOCK_SH):
-            needs_writer = self.layout.journal.exists()
+            needs_writer = self._needs_writer()
             if not needs_writer:
                 meta, old = self._meta()
-                needs_writer = old is not None
+                needs_writer = old is not None or (meta is not None and meta["schema"] == 2)
             if not needs_writer:
-                yield Transaction(self.layout, meta or new_meta(), writable=False)
+                tx = Transaction(self.layout, meta or new_meta(), writable=False)
+                try:
+                    yield tx
+                finally:
+                    tx._release(False)
                 return
         # A killed writer's journal to finish, or a schema-1 repository to upgrade: as a writer.
         with self._locked(fcntl.LOCK_EX):
@@ -170,6 +202,12 @@ class Store:
                     yield Transaction(self.layout, loaded.meta, memory=loaded, writable=False)
                     return
                 meta, old = self._meta()
+            try:
+                meta = self._upgrade2(meta)
+            except StoreError:
+                if os.access(self.path.parent, os.W_OK):
+                    raise
+                # Cannot write here: schema 2 is schema 3 without logs, read as it is.
             yield Transaction(self.layout, meta or new_meta(), writable=False)
 
     def owner_alive(self, owner: Owner) -> bool | None:

@@ -1,4 +1,10 @@
-"""Schema 1 to 2 for the TinyDB backend: one ``metadata.json`` becomes shards, in place.
+"""Upgrades of TinyDB repositories, in place: schema 1 (one file) and 2 (shards without logs).
+
+Schema 2 is schema 3 without the shards' logs: its files are read as they are, and the upgrade
+only rewrites ``metadata.json`` with the new number (the schema-2 one stays as its ``.bak``),
+so that an older Encompass, which would not read the logs, refuses the repository.
+
+Schema 1 to 3: one ``metadata.json`` becomes shards.
 
 Schema 1 kept everything in one TinyDB file: the tables ``images``, ``events`` and ``machines``
 (each ``{document id: document}``) and ``_meta`` (``{"1": {"schema": 1}}``). The upgrade writes
@@ -21,14 +27,10 @@ import attrs
 
 from ..lifecycle import TRANSITIONAL
 from . import files
-from .tiny_layout import ORDER, SCHEMA, SHARDS, corrupt, dumps, references, shard_of
+from .tiny_layout import _META, ORDER, SCHEMA, SHARDS, corrupt, dumps, empty_shard, references, shard_of
 
 if TYPE_CHECKING:
     from .tinydb import Store
-
-
-def empty_shard() -> dict[str, Any]:
-    return {"images": {}, "order": {}, "referrers": {}, "busy": {}}
 
 
 @attrs.define
@@ -111,3 +113,10 @@ def upgrade_in_place(store: Store, data: dict[str, Any]) -> None:
     os.rename(staging, layout.dir)
     files.fsync_dir(layout.dir.parent)
     files.replace_one(store.path, dumps({"_meta": {"1": loaded.meta}}))
+
+
+def upgrade_schema2(store: Store, meta: dict[str, Any]) -> dict[str, Any]:
+    """Mark a schema-2 repository as schema 3 (the store's exclusive lock is held); its meta."""
+    upgraded = {**meta, "schema": SCHEMA}
+    files.replace_one(store.path, dumps({_META: {"1": upgraded}}))
+    return upgraded

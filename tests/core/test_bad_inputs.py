@@ -189,12 +189,21 @@ def test_a_damaged_metadata_file(run_cli, encompass_home, content, words) -> Non
     (lambda doc: doc.update(kind="golden"), ("image 'base'", "kind", "'golden'")),
 ])
 def test_a_stored_image_that_does_not_fit_the_model(run_cli, encompass_home, master, change, words) -> None:
-    # The image's document, edited in the file that holds it (one shard of metadata.d).
+    # The image's document, edited where it was last written: one shard of metadata.d, or the
+    # shard's log (one patch a line) when a transaction changed it since.
     (holder,) = [f for f in (encompass_home / "metadata.d").glob("images-*.json")
                  if master in json.loads(f.read_text())["images"]]
-    data = json.loads(holder.read_text())
-    change(data["images"][master])
-    holder.write_text(json.dumps(data))
+    log = holder.with_suffix(".jsonl")
+    patches = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    if any(master in patch["i"] for patch in patches):
+        holder = log
+        last = max(n for n, patch in enumerate(patches) if master in patch["i"])
+        change(patches[last]["i"][master])
+        log.write_text("".join(json.dumps(patch) + "\n" for patch in patches))
+    else:
+        data = json.loads(holder.read_text())
+        change(data["images"][master])
+        holder.write_text(json.dumps(data))
     for args in (("image", "list"), ("image", "show", master), ("clone", master, "web01")):
         result = run_cli(*args)
         assert result.code == 5

@@ -63,6 +63,50 @@ def test_a_transaction_locks_the_rows_it_reads_and_nothing_else(pg_dsn) -> None:
         second.close()
 
 
+def test_an_image_only_read_is_shared_and_keeps_writers_waiting(pg_dsn) -> None:
+    # As clone reads its source: several processes cloning one master do not queue on it, but
+    # a change of the master (delete, disable) waits until they have recorded their clones.
+    first, second, third = PostgresStore(pg_dsn), PostgresStore(pg_dsn), PostgresStore(pg_dsn)
+    with first.transaction() as tx:
+        tx.add_images([image("base")])
+    holding, release = threading.Event(), threading.Event()
+
+    def read_base() -> None:
+        with first.transaction() as tx:
+            tx.image("base", shared=True)
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=read_base)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        started = time.monotonic()
+        with second.transaction() as tx:
+            assert tx.image("base", shared=True).state == "ready"
+        assert time.monotonic() - started < 2
+        seen: list[str] = []
+        waiter = threading.Thread(target=lambda: seen.append(_disable(third, "base")))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive() and seen == []
+        release.set()
+        waiter.join(30)
+        assert seen == ["disabled"]
+    finally:
+        release.set()
+        holder.join(30)
+        for store in (first, second, third):
+            store.close()
+
+
+def _disable(store: PostgresStore, name: str) -> str:
+    with store.transaction() as tx:
+        tx.put_image(attrs.evolve(tx.image(name), state="disabled"))
+    with store.snapshot() as tx:
+        return tx.image(name).state
+
+
 def _state_in_transaction(store: PostgresStore, name: str) -> str:
     with store.transaction() as tx:
         return tx.image(name).state

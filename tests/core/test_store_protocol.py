@@ -43,6 +43,8 @@ def test_images_are_found_by_name_and_by_what_operations_ask(lineage) -> None:
         assert tx.find_image("nothing") is None
         with pytest.raises(NotFound, match="no image named 'nothing'"):
             tx.image("nothing")
+        assert tx.image("web1", shared=True) == tx.image("web1")
+        assert tx.taken(["web9", "web1b", "base"]) == ["web1b", "base"]  # in the order asked
         assert tx.image_names() == ["base", "web1", "web2", "web1b"]  # creation order
         assert names(tx.images()) == ["base", "web1", "web2", "web1b"]
         assert names(tx.images(kind="master")) == ["base"]

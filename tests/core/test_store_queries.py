@@ -12,6 +12,7 @@ import pytest
 from encompass_core.errors import Conflict
 from encompass_core.model import Event, Image, Machine, Volume
 from encompass_core.store import Store
+from encompass_core.store.tiny_layout import SCHEMA
 
 
 def master(name: str) -> Image:
@@ -165,7 +166,7 @@ def test_a_schema1_repository_is_upgraded_in_place_on_first_use(schema1_reposito
         assert tx.image_names() == [i.name for i in build_images()]
         assert names(tx.dependents("web1")) == ["web1a"]
         tx.add_event(Event(image="web1", kind="operation", message="after the upgrade"))
-    assert json.loads(schema1_repository.read_text())["_meta"]["1"]["schema"] == 2
+    assert json.loads(schema1_repository.read_text())["_meta"]["1"]["schema"] == SCHEMA
     # The schema-1 file stays as the backup, the history left the main file.
     assert schema1_repository.with_name("metadata.json.bak").read_bytes() == old_bytes
     with store.snapshot() as tx:
@@ -199,7 +200,7 @@ def test_an_upgrade_killed_before_its_commit_is_redone(schema1_repository: Path)
     (stale / "images-00.json").write_text('{"half": ')
     with Store(schema1_repository).snapshot() as tx:
         assert len(tx.image_names()) == 7
-    assert json.loads(schema1_repository.read_text())["_meta"]["1"]["schema"] == 2
+    assert json.loads(schema1_repository.read_text())["_meta"]["1"]["schema"] == SCHEMA
 
 
 def test_a_commit_killed_after_its_journal_is_finished_by_the_next_reader(tmp_path: Path) -> None:
