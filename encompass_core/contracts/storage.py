@@ -127,9 +127,9 @@ class StorageDriver:
                      progress: Progress | None = None) -> Volume | None:
         """Create volume ``index`` of ``image`` (a disk of ``size`` bytes) from ``reader``
         (another pool's :meth:`open_reader`): a file of ``reader.format`` with its bytes, zeros
-        left as holes,
-        ``progress`` called as they go; or None (the default) when this pool does not take such
-        a stream, and the core copies through :meth:`expose` and :meth:`write_volume` instead.
+        left as holes, ``progress`` called as they go; or None (the default) when this pool does
+        not take such a stream, and the core copies through :meth:`expose` and
+        :meth:`write_volume` instead.
         A failed copy leaves nothing behind, as :meth:`write_volume`'s."""
         return None
 
