@@ -26,6 +26,7 @@ from encompass_core.contracts import (
     Progress,
     StorageCapabilities,
     StorageDriver,
+    VolumeReader,
 )
 from encompass_core.customization.access import VolumeRef
 from encompass_core.errors import Conflict, DriverError, NotFound, NotSupported
@@ -200,6 +201,27 @@ class TemplateStorageDriver(StorageDriver):
     def cancel_job(self, job: StorageJob) -> None:
         """Stop a long job and remove what it made so far."""
         raise NotSupported(f"pool '{self.pool}' runs no long jobs")
+
+    def open_reader(self, volume: Volume) -> contextlib.AbstractContextManager[VolumeReader] | None:
+        """A context giving the volume's bytes read directly (:class:`.streams.VolumeReader`),
+        for the core's copy into a pool that takes streams (:meth:`write_stream`); None (the
+        default) when the pool has no better way than :meth:`expose`, or the bytes alone would
+        not be the volume (a copy-on-write file reading through another). Asking is cheap (a look
+        at the volume at most): the reader opens when the context is entered, and the core may
+        enter it and not use it (when the target takes no stream)."""
+        # An array whose LUNs a client library reads faster than through expose() returns a
+        # context giving a VolumeReader here; this one has nothing better.
+        return None
+
+    def write_stream(self, image: str, index: int, reader: VolumeReader, size: int,
+                     progress: Progress | None = None) -> Volume | None:
+        """Create volume ``index`` of ``image`` (a disk of ``size`` bytes) from ``reader``
+        (another pool's :meth:`open_reader`): a file of ``reader.format`` with its bytes, zeros
+        left as holes, ``progress`` called as they go; or None (the default) when this pool does
+        not take such a stream, and the core copies through :meth:`expose` and
+        :meth:`write_volume` instead.
+        A failed copy leaves nothing behind, as :meth:`write_volume`'s."""
+        return None
 
     def cleanup(self, image: str) -> list[str]:
         """Remove what a killed operation on ``image`` left in this pool (half-written volumes,
