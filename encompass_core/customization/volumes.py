@@ -7,6 +7,7 @@ priority, on what the image's pool exposes of the volume (``StorageDriver.expose
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -71,6 +72,18 @@ def open_image_volume(ctx: Context, image: Image, index: int, partition: int | N
         ref = release.enter_context(ctx.pool(volume.pool).driver.expose(volume, writable))
         files = open_volume(attrs.evolve(ref, partition=partition), writable, openers)
         return _ExposedAccess(files, release.pop_all())
+
+
+def close_all(opened: Iterable[FileAccess]) -> None:
+    """Close every opened volume; the first error is raised once all are closed."""
+    errors = []
+    for files in opened:
+        try:
+            files.close()
+        except Exception as exc:  # noqa: BLE001 - close the others, then report
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def revert_source(tx: Transaction, image: Image, key: str) -> Image | None:

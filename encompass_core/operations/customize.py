@@ -35,7 +35,7 @@ from ..context import Context
 from ..convert import from_document, to_document
 from ..customization.access import FileAccess
 from ..customization.fingerprint import Fingerprinter
-from ..customization.volumes import open_image_volume, revert_source
+from ..customization.volumes import close_all, open_image_volume, revert_source
 from ..errors import Conflict, InvalidInput, StoreError
 from ..model import CustomizationItem, Image, now
 from ..store import Transaction
@@ -133,15 +133,8 @@ class _Volumes:
         return self.opened[key]
 
     def close(self) -> None:
-        errors = []
-        while self.opened:
-            _, fs = self.opened.popitem()
-            try:
-                fs.close()
-            except Exception as exc:  # noqa: BLE001 - close the others, then report
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        opened, self.opened = list(self.opened.values()), {}
+        close_all(reversed(opened))
 
 
 class _Images:

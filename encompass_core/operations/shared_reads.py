@@ -19,7 +19,7 @@ from typing import Any
 
 from ..context import Context
 from ..customization.access import FileAccess
-from ..customization.volumes import open_image_volume
+from ..customization.volumes import close_all, open_image_volume
 from ..model import Image
 
 
@@ -87,11 +87,4 @@ class SharedReads:
 
     def _close_all(self) -> None:
         opened, self._opened = list(self._opened.values()), {}
-        errors = []
-        for files, _shared in opened:
-            try:
-                files.close()
-            except Exception as exc:  # noqa: BLE001 - close the others, then report
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        close_all(files for files, _shared in opened)
