@@ -48,14 +48,7 @@ def test_a_transaction_locks_the_rows_it_reads_and_nothing_else(pg_dsn) -> None:
             tx.put_image(attrs.evolve(tx.image("other"), state="disabled"))
         assert time.monotonic() - started < 2
         # The held image waits for its holder, then sees what it wrote (no lost update).
-        seen: list[str] = []
-        waiter = threading.Thread(target=lambda: seen.append(_state_in_transaction(second, "base")))
-        waiter.start()
-        waiter.join(0.5)
-        assert waiter.is_alive() and seen == []
-        release.set()
-        waiter.join(30)
-        assert seen == ["disabled"]
+        assert _waits_for(release, lambda: _state_in_transaction(second, "base")) == "disabled"
     finally:
         release.set()
         holder.join(30)
@@ -85,14 +78,7 @@ def test_an_image_only_read_is_shared_and_keeps_writers_waiting(pg_dsn) -> None:
         with second.transaction() as tx:
             assert tx.image("base", shared=True).state == "ready"
         assert time.monotonic() - started < 2
-        seen: list[str] = []
-        waiter = threading.Thread(target=lambda: seen.append(_disable(third, "base")))
-        waiter.start()
-        waiter.join(0.5)
-        assert waiter.is_alive() and seen == []
-        release.set()
-        waiter.join(30)
-        assert seen == ["disabled"]
+        assert _waits_for(release, lambda: _disable(third, "base")) == "disabled"
     finally:
         release.set()
         holder.join(30)
@@ -245,3 +231,17 @@ def test_the_dsn_password_never_shows(run_cli, pg_server, encompass_home, monkey
             f"host=127.0.0.1 port=1 password={SECRET}").snapshot():
         pass
     assert SECRET not in str(caught.value)
+
+
+def _waits_for(release: threading.Event, call) -> str:
+    """``call()`` run in a thread: it must still wait after 0.5 s (the row is held), and finish
+    once ``release`` lets the holder go; what it returned."""
+    seen: list[str] = []
+    waiter = threading.Thread(target=lambda: seen.append(call()))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive() and seen == [], "it did not wait for the holder"
+    release.set()
+    waiter.join(30)
+    assert len(seen) == 1, "it did not finish once the holder let go"
+    return seen[0]
