@@ -3,7 +3,8 @@
 The server runs as the unprivileged ``postgres`` user (PostgreSQL refuses root), listens on
 127.0.0.1 and a free port, trusts local connections, and is stopped (a fast shutdown) and its
 directory removed when the session ends, whatever happened; if the test process is killed, the
-kernel tells the server to quit (it is a child with a parent-death signal, not a daemon).
+kernel tells the server to quit (it is a child with a parent-death signal, not a daemon), and the
+next start removes the directory it left (:func:`sweep_stale`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from pathlib import Path
 import pytest
 
 USER = "postgres"
+#: Temporary directories are named PREFIX + random; HOLDER inside names the process that made one.
+PREFIX = "encompass-pg-"
+HOLDER = "holder"
 
 
 def binaries() -> Path | None:
@@ -42,6 +46,30 @@ def free_port() -> int:
 def _as_user(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(["runuser", "-u", USER, "--", *command], capture_output=True, text=True,
                           check=False, **kwargs)
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time (clock ticks since boot) of process ``pid``, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def sweep_stale(parent: Path | None = None) -> list[Path]:
+    """Remove the directories of servers whose test process was killed (SIGKILL skips our
+    ``finally``); a directory whose holder still runs, or that records no holder yet, is kept."""
+    removed = []
+    for root in Path(parent or tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            pid, started = (root / HOLDER).read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _start_time(int(pid)) != started:  # gone, or the pid now names another process
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(root)
+    return removed
 
 
 class PostgresServer:
@@ -103,8 +131,10 @@ def running_server() -> Iterator[PostgresServer]:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql; "
                            "./setup_plugins --test does it)")
     account = pwd.getpwnam(USER)
+    sweep_stale()
     # /tmp itself is world-traversable; pytest's own tmp directories (0700 root) are not.
-    root = Path(tempfile.mkdtemp(prefix="encompass-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=PREFIX))
+    (root / HOLDER).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
     os.chown(root, account.pw_uid, account.pw_gid)
     server = PostgresServer(root, free_port())
     postmaster = None
