@@ -13,9 +13,12 @@ import click
 
 from encompass_core.cli import output
 from encompass_core.errors import InvalidInput
+from encompass_core.lazy import lazy_module
 from encompass_core.model import HardwareProfile, Image
-from encompass_core.operations import machines as machines_op
-from encompass_core.operations.profiles import memory_mib
+
+# Imported when a command runs: ``encompass --help`` lists this module's commands.
+machines_op = lazy_module("encompass_core.operations.machines")
+profiles = lazy_module("encompass_core.operations.profiles")
 
 
 @click.group("esx")
@@ -89,8 +92,9 @@ def reconfigure(ctx, machine: str, cpus: int | None, memory: str | None) -> None
         raise InvalidInput("say what to change: --cpus N and/or --memory SIZE")
     stored, _ = _stored(ctx, machine)
     driver = _driver(ctx, stored.platform)
-    hardware = HardwareProfile(memory_mib=memory_mib(memory) if memory else stored.hardware.memory_mib,
-                               cpus=cpus or stored.hardware.cpus)
+    hardware = HardwareProfile(
+        memory_mib=profiles.memory_mib(memory) if memory else stored.hardware.memory_mib,
+        cpus=cpus or stored.hardware.cpus)
     changed = driver.reconfigure(stored, hardware)
     _record(ctx, stored, changed)
     output.note(f"machine '{machine}' has {changed.hardware.cpus} CPU(s) and "
