@@ -5,6 +5,10 @@ what they import before doing its own work: ``image list`` should not import the
 customize operations (and through them the drivers' contract and the worker pools). A CLI
 module names the operations it calls with :func:`lazy_module` and keeps calling them as
 ``clone_op.clone_images(...)``; the operation is imported by the first such call.
+
+Registration hooks are called by every command that needs one record of theirs (``customize``
+asks for the item types to build the one it applies): :func:`lazy_factory` gives a record a
+factory whose module is imported when the factory is called, not when the record is made.
 """
 
 from __future__ import annotations
@@ -41,3 +45,24 @@ def lazy_module(name: str) -> Any:
     module where the calling module imports it under ``TYPE_CHECKING``.
     """
     return LazyModule(name)
+
+
+class LazyFactory:
+    """Calls ``module.name(*args, **kwargs)``, importing ``module`` on the first call."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<lazy factory {self.module}.{self.name}>"
+
+
+def lazy_factory(module: str, name: str) -> LazyFactory:
+    """A record's factory: ``module.name`` (a class or function), imported when first called."""
+    return LazyFactory(module, name)
