@@ -35,7 +35,7 @@ ALLOW_ENV = "ENCOMPASS_PLUGINS"
 
 #: Modules of the core that register built-in drivers through the hooks.
 DEFAULT_PLUGINS = (
-    ("local", "encompass_core.drivers.local"),
+    ("local", "encompass_core.drivers.builtin_storage"),
     ("native-clone", "encompass_core.drivers.cloning"),
     ("builtin-openers", "encompass_core.customization.builtin_openers"),
     ("builtin-items", "encompass_core.customization.builtin_items"),
