@@ -40,7 +40,6 @@ NOT_FOR_LISTINGS = (
     "encompass_core.plugins",
     "encompass_core.drivers.local",
     "pluggy",
-    "stevedore",
 )
 
 
