@@ -20,7 +20,7 @@ import attrs
 import pluggy
 
 from . import hookspecs, provenance
-from .contracts import CONTRACT_EDITION
+from .editions import CONTRACT_EDITION
 from .errors import PluginError
 from .records import (
     CliCommandRecord,

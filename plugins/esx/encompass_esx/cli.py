@@ -14,10 +14,10 @@ import click
 from encompass_core.cli import output
 from encompass_core.errors import InvalidInput
 from encompass_core.lazy import lazy_module
-from encompass_core.model import HardwareProfile, Image
 
 # Imported when a command runs: ``encompass --help`` lists this module's commands.
 machines_op = lazy_module("encompass_core.operations.machines")
+model = lazy_module("encompass_core.model")
 profiles = lazy_module("encompass_core.operations.profiles")
 
 
@@ -73,7 +73,7 @@ def migrate(ctx, machine: str, host: str | None, datastore: str | None) -> None:
         raise InvalidInput("say where to: --host HOST and/or --datastore DATASTORE")
     stored, image = _stored(ctx, machine)
     driver = _driver(ctx, stored.platform)
-    image = image or Image(name=machine, kind="clone", state="ready")  # a VM without an image
+    image = image or model.Image(name=machine, kind="clone", state="ready")  # a VM without an image
     changed = driver.migrate(stored, image, {k: v for k, v in (("host", host),
                                                                 ("datastore", datastore)) if v})
     _record(ctx, stored, changed)
@@ -92,7 +92,7 @@ def reconfigure(ctx, machine: str, cpus: int | None, memory: str | None) -> None
         raise InvalidInput("say what to change: --cpus N and/or --memory SIZE")
     stored, _ = _stored(ctx, machine)
     driver = _driver(ctx, stored.platform)
-    hardware = HardwareProfile(
+    hardware = model.HardwareProfile(
         memory_mib=profiles.memory_mib(memory) if memory else stored.hardware.memory_mib,
         cpus=cpus or stored.hardware.cpus)
     changed = driver.reconfigure(stored, hardware)
