@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
 import click
@@ -41,6 +40,8 @@ def _values_file(path: Path | None) -> tuple[dict[str, str], dict[str, dict[str,
     """``key = "value"`` for every clone, ``[clone.NAME]`` tables for one clone."""
     if path is None:
         return {}, {}
+    import tomllib  # here: --help and commands without a values file do not parse TOML
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
