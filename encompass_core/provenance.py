@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .contracts import CONTRACT_EDITION, SUPPORTED_EDITIONS
+from .editions import CONTRACT_EDITION, SUPPORTED_EDITIONS
 
 ORIGINS = ("core", "plugins", "contrib", "elsewhere")
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..context import Context
 from ..errors import EncompassError
 from . import output
 
@@ -87,6 +86,8 @@ def cli(click_ctx: click.Context, home: str | None, verbose: bool) -> None:
       encompass clone base --count 3 --prefix web # web1 web2 web3
       encompass image tree                        # who derives from whom
     """
+    from ..context import Context  # not for --help: configuration and store are not read then
+
     if home:
         os.environ["ENCOMPASS_HOME"] = home
     _VERBOSE[:] = [verbose]

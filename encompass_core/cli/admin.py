@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
-from .. import config as config_mod
-from ..operations import claims as claims_op
-from ..operations import repair as repair_op
+from ..lazy import lazy_module
 from . import output
+
+config_mod = lazy_module("encompass_core.config")
+claims_op = lazy_module("encompass_core.operations.claims")
+repair_op = lazy_module("encompass_core.operations.repair")
 
 
 @click.command("init")

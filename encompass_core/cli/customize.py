@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
 import click
 
-from ..customization.fingerprint import short
-from ..customization.volumes import open_image_volume
 from ..errors import EncompassError, InvalidInput, NotFound
-from ..operations import customize as customize_op
+from ..lazy import lazy_module
 from . import output
 from .images import image, master
+
+# Imported by the commands that call them: ``image show`` needs none of customizing.
+customize_op = lazy_module("encompass_core.operations.customize")
+fingerprint = lazy_module("encompass_core.customization.fingerprint")
+volumes = lazy_module("encompass_core.customization.volumes")
 
 
 # -- customize / uncustomize --------------------------------------------------------------
@@ -38,6 +40,8 @@ def _values_file(path: Path | None) -> tuple[dict[str, str], dict[str, dict[str,
     """``key = "value"`` for every clone, ``[clone.NAME]`` tables for one clone."""
     if path is None:
         return {}, {}
+    import tomllib  # here: --help and commands without a values file do not parse TOML
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -166,7 +170,7 @@ def uncustomize(ctx, names, master_name, keys, parallel, as_json) -> None:
 def _open(ctx, name, volume, partition):
     with ctx.store.snapshot() as tx:
         found = tx.image(name)
-    return open_image_volume(ctx, found, volume, partition, writable=False)
+    return volumes.open_image_volume(ctx, found, volume, partition, writable=False)
 
 
 _where = [
@@ -239,7 +243,7 @@ def status_rows(ctx, found) -> list[tuple[str, str]]:
             shown = "(secret)" if secret_now else (
                 f"= {found.inputs[key]!r}" if key in found.inputs and found.inputs[key] != "" else "")
             text = (f"applied {output.when(record.get('time'))}, "
-                    f"fingerprint {short(record.get('fingerprint'))} {shown}")
+                    f"fingerprint {fingerprint.short(record.get('fingerprint'))} {shown}")
             if key not in {i.key for i in items}:
                 text += " (no longer an item of the master)"
         else:

@@ -6,11 +6,19 @@ from pathlib import Path
 
 import click
 
-from ..operations import clone as clone_op
-from ..operations import delete as delete_op
-from ..operations import holding, importing, lineage, profiles, versions
-from ..store.bulk import collector_paused
+from ..lazy import lazy_module
 from . import output
+
+# Imported by the commands that call them (lazy_module): ``image list`` needs none of cloning.
+clone_op = lazy_module("encompass_core.operations.clone")
+delete_op = lazy_module("encompass_core.operations.delete")
+history = lazy_module("encompass_core.operations.history")
+holding = lazy_module("encompass_core.operations.holding")
+importing = lazy_module("encompass_core.operations.importing")
+lineage = lazy_module("encompass_core.operations.lineage")
+profiles = lazy_module("encompass_core.operations.profiles")
+versions = lazy_module("encompass_core.operations.versions")
+bulk = lazy_module("encompass_core.store.bulk")
 
 
 def _image_row(image, latest: dict | None = None) -> dict:
@@ -140,7 +148,7 @@ def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None =
           outdated: bool = False) -> None:
     # Thousands of images and their rows are objects that live until the listing is printed:
     # the cycle collector would only walk them again and again.
-    with collector_paused(), ctx.store.snapshot() as tx:
+    with bulk.collector_paused(), ctx.store.snapshot() as tx:
         if master_name is None:
             images = tx.images(kind="clone" if outdated else kind)
         else:  # the master and its clones, asked as such
@@ -221,9 +229,7 @@ def image_show(ctx, name, as_json) -> None:
     if found.machine:
         rows.append(("machine", found.machine))
     if not found.is_master:
-        from ..operations.deploy import where_it_ran
-
-        ran = where_it_ran(ctx, found.name)
+        ran = history.where_it_ran(ctx, found.name)
         if ran:
             rows.append(("has run on", ", ".join(f"{machine} ({platform}, from {output.when(time)})"
                                                  for time, machine, platform in ran)))

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import click
 
-from ..contracts import PLATFORM_CUSTOMIZATION_KEYS
-from ..customization.items import build_item, parse_params
+from ..customization.platform_keys import PLATFORM_CUSTOMIZATION_KEYS
 from ..errors import InvalidInput
-from ..operations import master_items
+from ..lazy import lazy_module
 from . import output
+
+items_mod = lazy_module("encompass_core.customization.items")
+master_items = lazy_module("encompass_core.operations.master_items")
 
 
 @click.group("items")
@@ -53,10 +55,10 @@ def items_group() -> None:
 def items_add(ctx, master_name, key, type_name, path, volume, partition, prompt, default, description,
               secret, optional, params, platform_key, position) -> None:
     """Add item KEY to MASTER (items are applied in order)."""
-    item = build_item({"key": key, "type": type_name, "path": path, "volume": volume,
-                       "partition": partition, "prompt": prompt, "default": default,
-                       "description": description, "secret": secret, "optional": optional,
-                       "params": parse_params(params), "platform_key": platform_key})
+    item = items_mod.build_item({"key": key, "type": type_name, "path": path, "volume": volume,
+                                 "partition": partition, "prompt": prompt, "default": default,
+                                 "description": description, "secret": secret, "optional": optional,
+                                 "params": items_mod.parse_params(params), "platform_key": platform_key})
     changed = master_items.add_item(ctx, master_name, item, position)
     output.note(f"master '{master_name}': item '{key}' ({item.type}) added, "
                 f"{len(changed.items)} item(s) in all")

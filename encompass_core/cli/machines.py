@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..operations import deploy as deploy_op
-from ..operations import machines as machines_op
-from ..operations import reconcile as reconcile_op
+from ..lazy import lazy_module
 from . import output
+
+deploy_op = lazy_module("encompass_core.operations.deploy")
+machines_op = lazy_module("encompass_core.operations.machines")
+reconcile_op = lazy_module("encompass_core.operations.reconcile")
 
 
 @click.command("discover")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ..operations import migrate as migrate_op
-from ..operations import reassign as reassign_op
-from ..operations.profiles import memory_mib
+from ..lazy import lazy_module
 from . import output
+
+migrate_op = lazy_module("encompass_core.operations.migrate")
+reassign_op = lazy_module("encompass_core.operations.reassign")
+profiles = lazy_module("encompass_core.operations.profiles")
 
 
 @click.command("migrate")
@@ -78,7 +80,7 @@ def _named(image) -> str:
 def resize(ctx, name, memory, cpus) -> None:
     """Change virtual machine NAME's memory and CPUs (never below what its image needs). A
     running machine restarts to take them."""
-    changed = reassign_op.resize(ctx, name, memory_mib(memory) if memory else None, cpus)
+    changed = reassign_op.resize(ctx, name, profiles.memory_mib(memory) if memory else None, cpus)
     output.note(f"machine '{name}' has {changed.hardware.memory_mib} MiB and "
                 f"{changed.hardware.cpus} CPU(s)")
 

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..convert import to_document
-
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
@@ -34,6 +32,8 @@ def __getattr__(name: str) -> Console:
 
 def emit_json(value: Any) -> None:
     """Print ``value`` (model objects allowed) as indented JSON on stdout."""
+    from ..convert import to_document  # attrs: not imported by commands that print no model
+
     sys.stdout.write(json.dumps(to_document(value), indent=2, sort_keys=False) + "\n")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..contracts import CONTRACT_EDITION
+from ..editions import CONTRACT_EDITION
 from ..provenance import ORIGINS
 from . import output
 

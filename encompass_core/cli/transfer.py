@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
-from ..operations import export as export_op
-from ..operations import package_import
+from ..lazy import lazy_module
 from . import output
+
+export_op = lazy_module("encompass_core.operations.export")
+package_import = lazy_module("encompass_core.operations.package_import")
 
 
 class _Stages:
@@ -81,7 +83,7 @@ _MADE_BY = {"encompass": "an Encompass", "vmware": "a VMware", "virtualbox": "a 
 
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--as", "as_kind", type=click.Choice(package_import.KINDS),
+@click.option("--as", "as_kind", type=click.Choice(["master", "clone"]),
               help="Import as a master or a clone [default: what the package says; master for "
                    "packages other tools made]. A clone exported by Encompass can become a master.")
 @click.option("--name", help="The new image's name [default: the name in the package].")

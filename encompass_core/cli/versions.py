@@ -8,11 +8,13 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidInput
-from ..operations import rebase as rebase_op
-from ..operations import versions as versions_op
+from ..lazy import lazy_module
 from . import output
 from .customize import _pairs, _values_file, exit_if_failed
 from .images import master
+
+rebase_op = lazy_module("encompass_core.operations.rebase")
+versions_op = lazy_module("encompass_core.operations.versions")
 
 
 @master.command("update")

@@ -13,6 +13,7 @@ a request against them before it touches anything. :func:`check_capability` is t
 
 from __future__ import annotations
 
+from ..editions import CONTRACT_EDITION, SUPPORTED_EDITIONS
 from ..errors import NotSupported
 from .platform import PlatformDriver
 from .storage import StorageDriver
@@ -30,13 +31,6 @@ from .values import (
     Progress,
     StorageCapabilities,
 )
-
-#: The edition of the driver contract this core speaks. A plugin declares the edition it was
-#: written for (``CONTRACT_EDITION = 2`` in its entry point's module); the plugin host refuses one
-#: this core does not speak (:mod:`encompass_core.provenance`).
-CONTRACT_EDITION = 2
-#: The editions whose plugins this core loads.
-SUPPORTED_EDITIONS = (2,)
 
 
 def attachment_kinds(storage: StorageDriver, platform: PlatformDriver) -> tuple[str, ...]:

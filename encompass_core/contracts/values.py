@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from ..customization.platform_keys import PLATFORM_CUSTOMIZATION_KEYS  # noqa: F401 - re-exported
 from ..errors import PluginError
 from ..model import Volume
 
@@ -99,9 +100,6 @@ class StorageCapabilities:
     long_jobs: bool = False
 
 
-#: What a platform-side customization (``PlatformDriver.customize``) may hold: ``dns`` is a list
-#: of addresses, the others text. An item's ``platform_key`` names one of them.
-PLATFORM_CUSTOMIZATION_KEYS = ("hostname", "domain", "ip", "netmask", "gateway", "dns")
 
 
 @attrs.frozen

@@ -6,12 +6,14 @@ different drivers answers first. Every clone goes through the hook: one path.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import hookimpl
-from ..contracts import CloneProgress
-from ..model import Volume
-from ..records import CloneRequest
+
+if TYPE_CHECKING:
+    from ..contracts import CloneProgress
+    from ..model import Volume
+    from ..records import CloneRequest
 
 
 @hookimpl(trylast=True)

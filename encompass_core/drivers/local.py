@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from .. import hookimpl, rundir
+from .. import rundir
 from ..config import Config, Section
 from ..contracts import (
     Attachment,
@@ -35,31 +35,13 @@ from ..contracts import (
 from ..customization.access import VolumeRef
 from ..errors import ConfigError, Conflict, DriverError, InvalidInput, NotFound, NotSupported
 from ..model import Machine, Volume
-from ..records import CloneRequest, StorageDriverRecord
-from ..settings import Setting
+from ..records import CloneRequest
 from . import qcow2_overlay, qemuimg, streaming
 from .sparsecopy import copy_sparse, try_reflink
 from .tgt import TgtExport
 
 #: The file name ending of a volume of each format the pool keeps (a tree is a folder).
 VOLUME_SUFFIX = {"raw": ".raw", "qcow2": ".qcow2", "dir": ""}
-
-SETTINGS = (
-    Setting("path", str, help="the pool's folder, relative to encompass.toml's (default pools/NAME)"),
-    Setting("max_chain_depth", int, 8, "clones of clones of ... before a full clone or flatten is needed",
-            minimum=1),
-    Setting("concurrency", int, 4, "clones made in this pool at once, at the most", minimum=1),
-    Setting("copy_timeout", int, 3600, "seconds a whole-volume copy may take", minimum=1),
-    Setting("export", str, "none", "how machines reach the volumes: as files of this host, or also over "
-            "iSCSI through tgt (raw volumes)", choices=("none", "iscsi")),
-    Setting("tgt_control", int, help="with export = \"iscsi\": the control socket number of the tgtd "
-            "serving this pool (tgtd -C N)", minimum=0),
-    Setting("iscsi_portal", str, "127.0.0.1:3260", "with export = \"iscsi\": the address:port machines "
-            "reach tgtd at (tgtd --iscsi portal=...)"),
-    Setting("iqn_prefix", str, "iqn.2026-12.org.encompass", "with export = \"iscsi\": the start of the "
-            "target names (one target per machine)"),
-)
-
 
 class LocalStorageDriver(StorageDriver):
     """A pool kept in a local directory."""
@@ -482,13 +464,3 @@ def _make_writable(tree: Path) -> None:
     with contextlib.suppress(OSError):
         _make_writable_top(tree)
 
-
-@hookimpl
-def encompass_storage_drivers():
-    yield StorageDriverRecord(
-        name="local",
-        factory=LocalStorageDriver,
-        description="files (raw, qcow2) and directory trees in a local folder",
-        debian_packages=("qemu-utils",),
-        settings=SETTINGS,
-    )

@@ -172,12 +172,3 @@ def _only_platform(ctx: Context) -> str:
         raise NotFound(f"no platform is configured in {ctx.config.path}; add a [platforms.NAME] table")
     raise Conflict(f"several platforms are configured ({', '.join(platforms)}); say which: --platform NAME")
 
-
-def where_it_ran(ctx: Context, clone: str) -> list[tuple[str, str, str]]:
-    """The machines ``clone`` was deployed or migrated on, from its history: (time, machine,
-    platform), oldest first."""
-    with ctx.store.snapshot() as tx:
-        events = tx.events(clone)
-    return [(e.time, e.details["machine"], str(e.details.get("platform", "")))
-            for e in events if e.operation in ("deploy", "migrate") and e.details.get("machine")
-            and e.to_state == "deployed"]

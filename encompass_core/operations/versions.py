@@ -20,10 +20,15 @@ import attrs
 from .. import lifecycle
 from ..context import Context
 from ..errors import Conflict, EncompassError, InvalidInput, NotFound, NotSupported
+from ..lazy import lazy_module
 from ..model import Image, MasterVersion, Volume, now
 from ..store import Transaction
-from . import batch, claims, holding
-from .clone import copy_volume
+from . import claims, holding
+
+# Imported when a version is made: image listings import this module for its version lookups
+# only, and cloning brings the drivers' contract and the worker pools (start-up time).
+batch = lazy_module("encompass_core.operations.batch")
+clone_op = lazy_module("encompass_core.operations.clone")
 
 
 @attrs.frozen
@@ -126,8 +131,8 @@ def update_from_clone(ctx: Context, master_name: str, clone_name: str) -> Image:
             if volume.index in master.data_volumes:
                 volumes.append(_copy_data(ctx, target, held.image, volume.index, name))
             else:
-                volumes.append(copy_volume(ctx, target, clone_name, volume, name, "full",
-                                           record_jobs_on=master_name))
+                volumes.append(clone_op.copy_volume(ctx, target, clone_name, volume, name, "full",
+                                                    record_jobs_on=master_name))
         _revert_customization(ctx, source, volumes, lineage, master.data_volumes)
         return [ctx.pool(v.pool).driver.seal_volume(v) for v in volumes], f"from clone '{clone_name}'"
 
@@ -197,7 +202,7 @@ def _copy_data(ctx: Context, target, master: Image, index: int, name: str) -> Vo
     current = next((v for v in master.volumes if v.index == index), None)
     if current is None:
         raise Conflict(f"master '{master.name}' marks volume {index} as data but has no such volume")
-    return copy_volume(ctx, target, master.name, current, name, "full", record_jobs_on=master.name)
+    return clone_op.copy_volume(ctx, target, master.name, current, name, "full", record_jobs_on=master.name)
 
 
 def _revert_customization(ctx: Context, source: Image, volumes: list[Volume], lineage: list[Image],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from encompass_core.config import Config, Section
-from encompass_core.drivers import local
+from encompass_core.drivers import builtin_storage, local
 from encompass_core.testing import StorageDriverSuite
 
 
@@ -25,4 +25,4 @@ class TestLocalConformance(StorageDriverSuite):
 
     @pytest.fixture
     def record(self):
-        return next(local.encompass_storage_drivers())
+        return next(builtin_storage.encompass_storage_drivers())

@@ -7,9 +7,12 @@ import click
 
 from encompass_core.cli import output
 from encompass_core.errors import InvalidInput
-from encompass_core.operations import machines as machines_op
+from encompass_core.lazy import lazy_module
 
-from .pc import BOOT_CHOICES
+from .settings import BOOT_CHOICES
+
+# Imported when a command runs: ``encompass --help`` lists this module's commands.
+machines_op = lazy_module("encompass_core.operations.machines")
 
 
 @click.group("amt")

@@ -12,10 +12,7 @@ import attrs
 
 from . import wsman
 from .client import AmtClient, AmtError
-from .settings import Endpoint
-
-#: One-time boot sources: the ``CIM_BootSourceSetting`` to force, or IDE-R of a redirected drive.
-BOOT_CHOICES = ("pxe", "hdd", "cd", "ider-cd", "ider-floppy")
+from .settings import BOOT_CHOICES, Endpoint
 
 #: ``AMT_BootSettingData`` properties a Put writes back (the rest are read-only or per version).
 WRITABLE_BOOT_SETTINGS = (

@@ -19,6 +19,10 @@ HTTP_PORT, TLS_PORT = 16992, 16993
 #: Addresses a range may name at most: a /20 (a probe of more is a typo, not a site).
 MAX_RANGE = 4096
 
+#: One-time boot sources: the ``CIM_BootSourceSetting`` to force, or IDE-R of a redirected drive
+#: (here, not in :mod:`.pc`: ``encompass amt boot`` offers them without importing the client).
+BOOT_CHOICES = ("pxe", "hdd", "cd", "ider-cd", "ider-floppy")
+
 PLATFORM = (
     Setting("addresses", list, help='the PCs\' AMT addresses, "HOST" or "HOST:PORT"'),
     Setting("range", str, help='a range of addresses to probe: "A.B.C.D-A.B.C.E", "A.B.C.0/24", '

@@ -13,9 +13,12 @@ import click
 
 from encompass_core.cli import output
 from encompass_core.errors import InvalidInput
-from encompass_core.model import HardwareProfile, Image
-from encompass_core.operations import machines as machines_op
-from encompass_core.operations.profiles import memory_mib
+from encompass_core.lazy import lazy_module
+
+# Imported when a command runs: ``encompass --help`` lists this module's commands.
+machines_op = lazy_module("encompass_core.operations.machines")
+model = lazy_module("encompass_core.model")
+profiles = lazy_module("encompass_core.operations.profiles")
 
 
 @click.group("esx")
@@ -70,7 +73,7 @@ def migrate(ctx, machine: str, host: str | None, datastore: str | None) -> None:
         raise InvalidInput("say where to: --host HOST and/or --datastore DATASTORE")
     stored, image = _stored(ctx, machine)
     driver = _driver(ctx, stored.platform)
-    image = image or Image(name=machine, kind="clone", state="ready")  # a VM without an image
+    image = image or model.Image(name=machine, kind="clone", state="ready")  # a VM without an image
     changed = driver.migrate(stored, image, {k: v for k, v in (("host", host),
                                                                 ("datastore", datastore)) if v})
     _record(ctx, stored, changed)
@@ -89,8 +92,9 @@ def reconfigure(ctx, machine: str, cpus: int | None, memory: str | None) -> None
         raise InvalidInput("say what to change: --cpus N and/or --memory SIZE")
     stored, _ = _stored(ctx, machine)
     driver = _driver(ctx, stored.platform)
-    hardware = HardwareProfile(memory_mib=memory_mib(memory) if memory else stored.hardware.memory_mib,
-                               cpus=cpus or stored.hardware.cpus)
+    hardware = model.HardwareProfile(
+        memory_mib=profiles.memory_mib(memory) if memory else stored.hardware.memory_mib,
+        cpus=cpus or stored.hardware.cpus)
     changed = driver.reconfigure(stored, hardware)
     _record(ctx, stored, changed)
     output.note(f"machine '{machine}' has {changed.hardware.cpus} CPU(s) and "

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import attrs
 
+from .settings import PYGRUB
+
 #: Disk formats QEMU reads that a volume may carry.
 DISK_FORMATS = frozenset({"raw", "qcow2", "vmdk", "vdi", "vhdx"})
 DOMAIN_TYPES = frozenset({"kvm", "qemu"})
 XEN_MODES = ("pv", "pvh", "hvm")
-#: What libxl runs to read a PV guest's kernel from its own disk (found in Xen's libexec dir).
-PYGRUB = "pygrub"
 HVMLOADER = "/usr/lib/xen/boot/hvmloader"
 MAX_DISKS = 26
 #: Disk kinds QEMU reaches over the network itself (libvirt ``<disk type='network'>``).

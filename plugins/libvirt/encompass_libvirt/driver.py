@@ -27,23 +27,10 @@ import attrs
 from encompass_core.config import Config, Section
 from encompass_core.contracts import PlatformCapabilities, PlatformDriver
 from encompass_core.errors import ConfigError
-from encompass_core.settings import Setting
 
-from . import domxml
 from .connection import DEFAULT_URI, PRIVATE
 from .definitions import LibvirtDefinitions
-
-SETTINGS = (
-    Setting("uri", str, help="the libvirt URI, or \"private\" (a daemon Encompass starts itself)"),
-    Setting("domain_type", str, "auto", "kvm when the host offers it, else qemu",
-            choices=("auto", "kvm", "qemu")),
-    Setting("network", str, help="new machines' NIC: user, network:NAME, bridge:NAME or none"),
-    Setting("shutdown_timeout", float, 10, "seconds an undeploy waits for an ACPI shutdown", minimum=0),
-    Setting("console_dir", str, help="where console logs go (default: beside each machine's boot files)"),
-    Setting("xen_mode", str, "pv", "new Xen machines' mode", choices=("pv", "pvh", "hvm")),
-    Setting("bootloader", str, domxml.PYGRUB, "a Xen PV machine's bootloader when nothing is deployed"),
-    Setting("private_dir", str, help="the private daemon's folder (default: ENCOMPASS_HOME/libvirt/NAME)"),
-)
+from .settings import PYGRUB
 
 
 class LibvirtPlatformDriver(LibvirtDefinitions, PlatformDriver):
@@ -74,7 +61,7 @@ class LibvirtPlatformDriver(LibvirtDefinitions, PlatformDriver):
         self.network = section.setting("network", "user" if flavour == "kvm" else "none", str)
         self.shutdown_timeout = _seconds(section, "shutdown_timeout", 10)
         self.xen_mode = section.setting("xen_mode", "pv", str)
-        self.bootloader = section.setting("bootloader", domxml.PYGRUB, str)
+        self.bootloader = section.setting("bootloader", PYGRUB, str)
         private_dir = section.setting("private_dir", None, str)
         self.private_dir = (config.resolve_path(private_dir) if private_dir
                             else config.home / "libvirt" / section.name)

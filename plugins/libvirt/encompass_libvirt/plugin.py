@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 from encompass_core import hookimpl
 from encompass_core.records import PlatformDriverRecord
 
-from .driver import SETTINGS, LibvirtPlatformDriver
+from .settings import SETTINGS
+
+if TYPE_CHECKING:
+    from encompass_core.config import Config, Section
+    from encompass_core.contracts import PlatformDriver
 
 #: The edition of the driver contract this plugin is written for (encompass_core.contracts).
 CONTRACT_EDITION = 2
@@ -22,10 +27,18 @@ DEBIAN_PACKAGES = ("libvirt-clients", "libvirt-daemon", "libvirt-daemon-driver-q
                    "qemu-system-x86", "qemu-utils")
 
 
+def _driver(section: Section, config: Config, flavour: str) -> PlatformDriver:
+    """The driver of one platform; its module is imported here, when a platform is first used
+    (every command that loads plugins imports this entry point)."""
+    from .driver import LibvirtPlatformDriver
+
+    return LibvirtPlatformDriver(section, config, flavour=flavour)
+
+
 def _record(flavour: str, description: str, packages: tuple[str, ...]) -> PlatformDriverRecord:
     return PlatformDriverRecord(
         name=flavour,
-        factory=partial(LibvirtPlatformDriver, flavour=flavour),
+        factory=partial(_driver, flavour=flavour),
         description=description,
         debian_packages=packages,
         settings=SETTINGS,

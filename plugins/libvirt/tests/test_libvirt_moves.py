@@ -20,7 +20,7 @@ from encompass_core.customization.items import build_item
 from encompass_core.customization.volumes import open_image_volume
 from encompass_core.errors import Conflict, DriverError
 from encompass_core.operations import clone, customize, deploy, importing, master_items, migrate, reassign
-from encompass_core.operations.deploy import where_it_ran
+from encompass_core.operations.history import where_it_ran
 
 XEN = f"test://{DATA / 'xen-host.xml'}"
 

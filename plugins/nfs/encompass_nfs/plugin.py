@@ -9,8 +9,6 @@ from typing import Any
 from encompass_core import hookimpl
 from encompass_core.records import LabPeerRecord, StorageDriverRecord
 
-from .driver import SETTINGS, NfsStorageDriver
-
 #: The edition of the driver contract this plugin is written for (encompass_core.contracts).
 CONTRACT_EDITION = 2
 
@@ -28,6 +26,11 @@ class NfsPlugin:
 
     @hookimpl
     def encompass_storage_drivers(self) -> Iterator[StorageDriverRecord]:
+        # Imported when storage drivers are asked for, not when plugins load: the driver brings
+        # the core's copy helpers and volume openers, which commands that use no pool (--help,
+        # machine commands, plugin commands) should not import.
+        from .driver import SETTINGS, NfsStorageDriver
+
         yield StorageDriverRecord(
             name="nfs",
             factory=NfsStorageDriver,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from encompass_core import hookimpl
+from encompass_core.lazy import lazy_factory
 from encompass_core.records import CustomizerRecord, ItemPresetRecord
 
 from .presets import windows_items, windows_xp_items
@@ -18,9 +19,10 @@ class SysprepPlugin:
 
     @hookimpl
     def encompass_customizers(self) -> Iterator[CustomizerRecord]:
-        from .customizer import SysprepCustomizer
-
-        yield CustomizerRecord(name="sysprep", factory=SysprepCustomizer,
+        # The customizer's module is imported when an item of this type is applied or checked:
+        # ``customize`` asks every plugin for its types, whichever it applies.
+        yield CustomizerRecord(name="sysprep",
+                               factory=lazy_factory("encompass_sysprep.customizer", "SysprepCustomizer"),
                                description="one setting of a Windows answer file (unattend.xml, "
                                            "sysprep.inf, SetupComplete.cmd)")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from encompass_core.model import Image
+if TYPE_CHECKING:
+    from encompass_core.model import Image
 
 UNATTEND_PATH = "/Windows/Panther/unattend.xml"
 SYSPREP_INF_PATH = "/sysprep/sysprep.inf"
