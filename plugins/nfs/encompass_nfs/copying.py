@@ -59,7 +59,7 @@ def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
     fd = os.open(source, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
-        writer = files.create(rel, mode)
+        writer = files.create(rel, mode, size)
         try:
             streaming.pump(_read_file(fd, size, str(source)), data_segments(fd, size),
                            writer.write_at, size, progress, readers=1)
@@ -79,7 +79,7 @@ def copy_file(files: ExportFiles, source: str, target: str, mode: int = 0o644,
         return
     reader: Reader = files.open_read(source)
     try:
-        writer = files.create(target, mode)
+        writer = files.create(target, mode, reader.size)
         try:
             def read_at(offset: int, length: int) -> bytes:
                 chunk = reader.read_at(offset, length)
