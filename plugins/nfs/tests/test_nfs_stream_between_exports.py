@@ -13,12 +13,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from nfs_testing import encompass_cli, stop_mid_clone
 
-ENCOMPASS = Path(sys.executable).with_name("encompass")
 MIB = 1 << 20
 DATA = bytes(range(256)) * (MIB // 256)  # a MiB with no zero block in it
 
@@ -38,29 +37,16 @@ def encompass(server, tmp_path):
     and ``kept`` (an export this host has mounted: here a folder), and a qemu-storage-daemon
     that refuses to run."""
     (server.export_dir / "far").mkdir()
-    home = tmp_path / "home"
     refusing = tmp_path / "bin" / "qemu-storage-daemon"
     refusing.parent.mkdir()
     refusing.write_text("#!/bin/sh\necho 'qemu-storage-daemon: not for this copy' >&2\nexit 1\n")
     refusing.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
-    env.update(ENCOMPASS_HOME=str(home), PATH=f"{refusing.parent}:{os.environ['PATH']}")
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([str(ENCOMPASS), *args], env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
-        if ok:
-            assert done.returncode == 0, f"encompass {' '.join(args)}: {done.stderr}"
-        return done
-
-    run.env = env  # type: ignore[attr-defined]
-    run("init")
-    with open(home / "encompass.toml", "a") as config:
-        config.write(f'\n[pools.nas]\ndriver = "nfs"\nurl = "{server.url}"\n'
-                     f'\n[pools.far]\ndriver = "nfs"\nurl = "{server.url}/far"\n'
-                     f'\n[pools.kept]\ndriver = "nfs"\npath = "{tmp_path / "kept"}"\n')
     (tmp_path / "kept").mkdir()
-    return run
+    return encompass_cli(tmp_path / "home",
+                         f'\n[pools.nas]\ndriver = "nfs"\nurl = "{server.url}"\n'
+                         f'\n[pools.far]\ndriver = "nfs"\nurl = "{server.url}/far"\n'
+                         f'\n[pools.kept]\ndriver = "nfs"\npath = "{tmp_path / "kept"}"\n',
+                         {"PATH": f"{refusing.parent}:{os.environ['PATH']}"})
 
 
 def location(encompass, name: str) -> str:
@@ -98,20 +84,7 @@ def test_a_server_stopped_mid_stream_is_one_line_and_leaves_nothing_on_the_targe
                                                                                  tmp_path):
     encompass("master", "import", "big", str(sparse_disk(tmp_path / "big.raw", 512, [(0, 512)])),
               "--pool", "nas")
-    cloning = subprocess.Popen([str(ENCOMPASS), "clone", "big", "web01", "--pool", "far", "--mode", "full"],
-                               env=encompass.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    try:
-        first = cloning.stderr.readline()  # the first progress line: the copy has begun
-        assert re.match(r"web01: [\d.]+ [KMG]iB of 512\.0 MiB", first), first
-        server.stop_server()
-        rest = cloning.stderr.read()
-        assert cloning.wait(timeout=120) != 0
-    finally:
-        if cloning.poll() is None:
-            cloning.kill()
-            cloning.wait()
-        cloning.stderr.close()
+    rest = stop_mid_clone(server, encompass.env, "big", "web01", "far", "512.0 MiB")
     failure = [line for line in rest.splitlines() if line.strip().startswith("web01:")
                and " of " not in line]
     assert len(failure) == 1 and "stopped answering" in failure[0], rest
