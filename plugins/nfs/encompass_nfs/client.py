@@ -33,7 +33,6 @@ from typing import Any
 from encompass_core.errors import DriverError, NotFound
 
 from .files import Entry, entry_of, error_for
-from .flushing import FlushBehind
 from .nfsurl import NfsUrl
 
 V4_WRITE_PIECE = 3 << 10  # bytes: libnfs 4.0 cannot encode a larger NFSv4 WRITE
@@ -75,10 +74,8 @@ def _pointer(swig: Any) -> ctypes.c_void_p:
 
 
 class _Writer:
-    def __init__(self, client: LibnfsExport, handle: Any, rel: str, mode: int | None = None,
-                 flusher: FlushBehind | None = None) -> None:
+    def __init__(self, client: LibnfsExport, handle: Any, rel: str, mode: int | None = None) -> None:
         self.client, self.handle, self.rel = client, handle, rel
-        self.flusher = flusher
         self.context = client.context  # the handle dies with it (a lost server drops it)
         self.mode = mode  # given once the file is closed (an NFSv4 open would lose its state)
         self.piece = V4_WRITE_PIECE if client.url.version == 4 else client.write_max * WRITES_IN_FLIGHT
@@ -99,8 +96,6 @@ class _Writer:
             if done <= 0:
                 raise client.failed(done or -errno.EIO, "write", self.rel)
             view, offset = view[done:], offset + done
-            if self.flusher is not None:
-                self.flusher.wrote(done)
 
     def truncate(self, size: int) -> None:
         client = self.client
@@ -112,9 +107,6 @@ class _Writer:
 
     def close(self) -> None:
         client = self.client
-        if self.flusher is not None:  # before the last COMMIT, the one that says it is durable
-            self.flusher.close()
-            self.flusher = None
         with client.lock:
             if client.current is not self.context:
                 return  # the connection was lost, and the handle with it: the failure was said
@@ -332,9 +324,7 @@ class LibnfsExport:
     def mknod(self, rel: str, mode: int, device: int) -> None:
         self._call("make the node", rel, "nfs_mknod", self._path(rel), mode, device)
 
-    def create(self, rel: str, mode: int = 0o644, size: int = 0) -> _Writer:
-        """A new file; ``size``, the bytes it will hold, decides whether COMMITs are sent
-        behind the writes (:mod:`.flushing`)."""
+    def create(self, rel: str, mode: int = 0o644) -> _Writer:
         context, nfs = self.context, self.nfs
         with self.lock:
             pointer = nfs.new_NFSFileHandle()
@@ -345,7 +335,7 @@ class LibnfsExport:
             handle = nfs.NFSFileHandle_value(pointer)
         if self.url.version == 4:  # NFSv4 creates files 0600 whatever the mode asked
             return _Writer(self, handle, rel, mode)
-        return _Writer(self, handle, rel, flusher=FlushBehind.start(self, rel, size))
+        return _Writer(self, handle, rel)
 
     def open_read(self, rel: str) -> _Reader:
         entry = self.lstat(rel)

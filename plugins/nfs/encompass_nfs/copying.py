@@ -60,7 +60,7 @@ def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
     fd = os.open(source, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
-        writer = files.create(rel, mode, size)
+        writer = files.create(rel, mode)
         try:
             streaming.pump(_read_file(fd, size, str(source)), data_segments(fd, size),
                            writer.write_at, size, progress, readers=1)
@@ -93,7 +93,7 @@ def upload_reader(read_at: Callable[[int, int], bytes], size: int, label: str, f
     """Copy ``size`` bytes read by ``read_at(offset, length)`` (a file of the export, or another
     pool's :meth:`~encompass_core.contracts.StorageDriver.open_reader`) to a new file ``rel`` of
     the export: zero blocks not written, ``readers`` reads ahead in threads."""
-    writer = files.create(rel, mode, size)
+    writer = files.create(rel, mode)
     try:
         def read_whole(offset: int, length: int) -> bytes:
             chunk = read_at(offset, length)
