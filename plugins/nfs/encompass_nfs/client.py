@@ -36,6 +36,10 @@ from .files import Entry, entry_of, error_for
 from .nfsurl import NfsUrl
 
 V4_WRITE_PIECE = 3 << 10  # bytes: libnfs 4.0 cannot encode a larger NFSv4 WRITE
+#: NFSv3 WRITEs one ``nfs_pwrite`` hands libnfs at once (it sends them together): one WRITE
+#: waiting for its answer before the next leaves took twice as long against ganesha
+#: (1 GiB of WRITEs, the COMMIT aside: 4.3-4.7 s one at a time, 2.2-2.6 s four at once).
+WRITES_IN_FLIGHT = 4
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the server's port to answer
 
 
@@ -74,7 +78,7 @@ class _Writer:
         self.client, self.handle, self.rel = client, handle, rel
         self.context = client.context  # the handle dies with it (a lost server drops it)
         self.mode = mode  # given once the file is closed (an NFSv4 open would lose its state)
-        self.piece = V4_WRITE_PIECE if client.url.version == 4 else client.write_max
+        self.piece = V4_WRITE_PIECE if client.url.version == 4 else client.write_max * WRITES_IN_FLIGHT
         self._native = _native()
         self._pointers = (_pointer(self.context), _pointer(handle))
 

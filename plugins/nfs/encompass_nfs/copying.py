@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from encompass_core import rundir
@@ -79,23 +80,32 @@ def copy_file(files: ExportFiles, source: str, target: str, mode: int = 0o644,
         return
     reader: Reader = files.open_read(source)
     try:
-        writer = files.create(target, mode)
-        try:
-            def read_at(offset: int, length: int) -> bytes:
-                chunk = reader.read_at(offset, length)
-                if len(chunk) < length:
-                    raise DriverError(f"pool '{files.pool}': {files.label}/{source} ended early "
-                                      "while copying")
-                return chunk
-
-            # One context, one lock: reads and writes take turns, one read ahead.
-            streaming.pump(read_at, iter([(0, reader.size)]), writer.write_at, reader.size,
-                           progress, readers=1)
-            writer.truncate(reader.size)
-        finally:
-            writer.close()
+        # One context, one lock: reads and writes take turns, one read ahead.
+        upload_reader(reader.read_at, reader.size, f"{files.label}/{source}", files, target, mode,
+                      progress)
     finally:
         reader.close()
+
+
+def upload_reader(read_at: Callable[[int, int], bytes], size: int, label: str, files: ExportFiles,
+                  rel: str, mode: int = 0o644, progress: Progress | None = None,
+                  readers: int = 1) -> None:
+    """Copy ``size`` bytes read by ``read_at(offset, length)`` (a file of the export, or another
+    pool's :meth:`~encompass_core.contracts.StorageDriver.open_reader`) to a new file ``rel`` of
+    the export: zero blocks not written, ``readers`` reads ahead in threads."""
+    writer = files.create(rel, mode)
+    try:
+        def read_whole(offset: int, length: int) -> bytes:
+            chunk = read_at(offset, length)
+            if len(chunk) < length:
+                raise DriverError(f"pool '{files.pool}': {label} ended at byte {offset + len(chunk)} "
+                                  f"of {size} while it was copied")
+            return chunk
+
+        streaming.pump(read_whole, iter([(0, size)]), writer.write_at, size, progress, readers=readers)
+        writer.truncate(size)
+    finally:
+        writer.close()
 
 
 def download_file(files: ExportFiles, source: str, target: Path) -> None:

@@ -352,6 +352,20 @@ class NfsStorageDriver(StorageDriver):
                     copying.upload_file(flat, self.files, partial, 0o644, progress)
         return self._volume(index, fmt, f"{image}/vol{index}{VOLUME_SUFFIX[fmt]}", size=size)
 
+    def write_stream(self, image: str, index: int, reader: VolumeReader, size: int,
+                     progress: Progress | None = None) -> Volume | None:
+        """A new raw or qcow2 file from what another pool reads itself (another export, through
+        libnfs): written by libnfs too, or into the mount, with no FUSE view between the two
+        (which answers one read at a time); zero blocks left as holes, under a partial name as
+        :meth:`write_volume`'s."""
+        if reader.format not in ("raw", "qcow2"):
+            return None
+        with self._writing(image, index, reader.format, 0o644) as partial:
+            copying.upload_reader(reader.read_at, reader.size, reader.label, self.files, partial,
+                                  0o644, progress, readers=max(1, reader.parallel))
+        return self._volume(index, reader.format, f"{image}/vol{index}{VOLUME_SUFFIX[reader.format]}",
+                            size=size)
+
     # -- machines -------------------------------------------------------------------------------
     def attach(self, volume: Volume, machine: Machine, request: AttachRequest) -> Attachment:
         rel = self._existing(volume)

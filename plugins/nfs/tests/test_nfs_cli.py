@@ -5,35 +5,15 @@ server's network namespace (they inherit the test thread's)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from nfs_testing import encompass_cli
 
 from encompass_core.testing import make_source_image
-
-ENCOMPASS = Path(sys.executable).with_name("encompass")
 
 
 @pytest.fixture
 def encompass(server, tmp_path):
-    home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
-    env["ENCOMPASS_HOME"] = str(home)
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([str(ENCOMPASS), *args], env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
-        if ok:
-            assert done.returncode == 0, f"encompass {' '.join(args)}: {done.stderr}"
-        return done
-
-    run("init")
-    with open(home / "encompass.toml", "a") as config:
-        config.write(f'\n[pools.nas]\ndriver = "nfs"\nurl = "{server.url}"\n')
-    return run
+    return encompass_cli(tmp_path / "home", f'\n[pools.nas]\ndriver = "nfs"\nurl = "{server.url}"\n')
 
 
 def test_masters_and_clones_on_the_export_and_across_pools(server, encompass, tmp_path):

@@ -12,18 +12,16 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from nfs_testing import make_driver
+from nfs_testing import encompass_cli, make_driver, stop_mid_clone
 
 from encompass_core.config import Config, Section
 from encompass_core.drivers.local import LocalStorageDriver
 from encompass_core.errors import DriverError
 from encompass_core.testing import make_source_image
 
-ENCOMPASS = Path(sys.executable).with_name("encompass")
 MIB = 1 << 20
 DATA = bytes(range(256)) * (MIB // 256)  # a MiB with no zero block in it
 
@@ -54,23 +52,7 @@ def no_fuse_view(tmp_path) -> dict[str, str]:
 
 @pytest.fixture
 def encompass(server, tmp_path):
-    home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
-    env["ENCOMPASS_HOME"] = str(home)
-
-    def run(*args: str, ok: bool = True, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        done = subprocess.run([str(ENCOMPASS), *args], env={**env, **(extra or {})},
-                              capture_output=True, text=True, timeout=300, check=False)
-        if ok:
-            assert done.returncode == 0, f"encompass {' '.join(args)}: {done.stderr}"
-        return done
-
-    run.env = env  # type: ignore[attr-defined]
-    run.home = home  # type: ignore[attr-defined]
-    run("init")
-    with open(home / "encompass.toml", "a") as config:
-        config.write(f'\n[pools.nas]\ndriver = "nfs"\nurl = "{server.url}"\n')
-    return run
+    return encompass_cli(tmp_path / "home", f'\n[pools.nas]\ndriver = "nfs"\nurl = "{server.url}"\n')
 
 
 def local_file(encompass, name: str) -> Path:
@@ -124,20 +106,7 @@ def test_a_server_stopped_mid_copy_is_one_line_and_leaves_no_file(server, encomp
                                                                   no_fuse_view):
     source = sparse_disk(tmp_path / "big.raw", 512, [(0, 512)], zeros_mib=(0, 0))
     encompass("master", "import", "big", str(source), "--pool", "nas")
-    command = [str(ENCOMPASS), "clone", "big", "web01", "--pool", "local", "--mode", "full"]
-    cloning = subprocess.Popen(command, env={**encompass.env, **no_fuse_view},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        first = cloning.stderr.readline()  # the first progress line: the copy has begun
-        assert re.match(r"web01: [\d.]+ [KMG]iB of 512\.0 MiB", first), first
-        server.stop_server()
-        rest = cloning.stderr.read()
-        assert cloning.wait(timeout=120) != 0
-    finally:
-        if cloning.poll() is None:
-            cloning.kill()
-            cloning.wait()
-        cloning.stderr.close()
+    rest = stop_mid_clone(server, {**encompass.env, **no_fuse_view}, "big", "web01", "local", "512.0 MiB")
     failure = [line for line in rest.splitlines() if line.strip().startswith("web01:")
                and "MiB of" not in line and "GiB of" not in line]
     assert len(failure) == 1 and "stopped answering" in failure[0], rest
