@@ -1,5 +1,4 @@
-"""The plugin host: the entry points of ``encompass.plugins`` are found and imported through
-:mod:`importlib.metadata`, pluggy registers and calls them.
+"""The plugin host: stevedore finds and imports plugins, pluggy registers and calls them.
 
 Built-in drivers (``DEFAULT_PLUGINS``) register through the same hooks as external plugins.
 A plugin that fails to load is recorded (``failed``) and reported, never fatal unless it was
@@ -84,7 +83,7 @@ class PluginHost:
         if self.loaded:
             return self
         self.loaded = True
-        core_version = _version("encompass-core")
+        core_version = importlib.metadata.version("encompass-core") if _has_dist("encompass-core") else "0"
         for name, module_name in DEFAULT_PLUGINS:
             try:
                 module = importlib.import_module(module_name)
@@ -113,33 +112,46 @@ class PluginHost:
                 origin = provenance.origin_of(None, getattr(entry_points[name], "dist", None))
                 self.infos[name] = PluginInfo(name, dist, version, "disabled",
                                               error=f"not in {ALLOW_ENV}", origin=origin)
-        # Each entry point is imported here, in name order (the scan above found them: no
-        # second scan through another library); one that fails to import is recorded, and the
-        # others load.
-        for name in wanted:
-            entry_point = entry_points[name]
+        if not wanted:
+            return
+        from stevedore import NamedExtensionManager
+
+        failures: dict[str, BaseException] = {}
+
+        def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
+            failures[entry_point.name] = exc
+
+        manager = NamedExtensionManager(
+            GROUP,
+            names=wanted,
+            invoke_on_load=False,
+            on_load_failure_callback=on_failure,
+            name_order=True,
+        )
+        for name, exc in failures.items():
+            dist, version = _dist_of(entry_points[name])
+            self._failed(name, dist, version, exc)
+            origin = provenance.origin_of(None, getattr(entry_points[name], "dist", None))
+            self.infos[name] = attrs.evolve(self.infos[name], origin=origin)
+        for extension in manager.extensions:
+            entry_point = entry_points[extension.name]
             dist, version = _dist_of(entry_point)
-            try:
-                plugin = entry_point.load()
-            except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, never fatal
-                self._failed(name, dist, version, exc)
-                origin = provenance.origin_of(None, getattr(entry_point, "dist", None))
-                self.infos[name] = attrs.evolve(self.infos[name], origin=origin)
-                continue
+            plugin = extension.plugin
             origin = provenance.origin_of(plugin, getattr(entry_point, "dist", None))
             edition = provenance.declared_edition(plugin)
             refused = provenance.edition_problem(edition)
             if refused is not None:  # refused before any of its code runs or registers
-                self.infos[name] = PluginInfo(name, dist, version, "failed", error=refused,
-                                              origin=origin, contract_edition=edition)
+                self.infos[extension.name] = PluginInfo(extension.name, dist, version, "failed",
+                                                        error=refused, origin=origin,
+                                                        contract_edition=edition)
                 continue
             try:
                 if isinstance(plugin, type):
                     plugin = plugin()
             except Exception as exc:  # noqa: BLE001
-                self._failed(name, dist, version, exc)
+                self._failed(extension.name, dist, version, exc)
                 continue
-            self._register(name, plugin, dist, version, origin=origin, edition=edition)
+            self._register(extension.name, plugin, dist, version, origin=origin, edition=edition)
 
     def _register(self, name: str, plugin: Any, dist: str, version: str, builtin: bool = False,
                   origin: str = "elsewhere", edition: int | None = None) -> None:
@@ -284,13 +296,12 @@ class PluginHost:
                     warn(f"plugin '{impl.plugin_name}' failed to observe an event: {exc}")
 
 
-def _version(dist: str) -> str:
-    """The installed version of distribution ``dist``, "0" when it is not installed (one
-    look-up: each scans the import path)."""
+def _has_dist(name: str) -> bool:
     try:
-        return importlib.metadata.version(dist)
+        importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError:
-        return "0"
+        return False
+    return True
 
 
 def _dist_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:

@@ -40,6 +40,7 @@ NOT_FOR_LISTINGS = (
     "encompass_core.plugins",
     "encompass_core.drivers.local",
     "pluggy",
+    "stevedore",
 )
 
 
