@@ -30,9 +30,9 @@ from psycopg import conninfo, errors
 from psycopg.types.json import Jsonb
 
 from .. import config as config_mod
-from ..convert import from_document, to_document
+from ..convert import SUMMARY_FIELDS, from_document, summaries_from_documents, to_document
 from ..errors import ConfigError, Conflict, NotFound, StoreError
-from ..model import Event, Image, Machine, Owner, now
+from ..model import Event, Image, ImageSummary, Machine, Owner, now
 from . import pg_lease, pg_schema
 from .bulk import collector_paused
 from .owners import process_start_time
@@ -122,6 +122,17 @@ def _seconds(settings: dict[str, Any], key: str, default: float) -> float:
 
 # -- transactions ---------------------------------------------------------------------------------
 _IMAGE_FILTERS = ("kind", "state", "master", "parent", "machine")
+#: What a summary reads of an image: its summarized fields, built on the server (a listing of
+#: thousands then moves and parses a tenth of their documents), and the row's id.
+_SUMMARY_FIELDS = "jsonb_build_object('id', id, {})".format(
+    ", ".join(f"'{field}', doc->'{field}'" for field in SUMMARY_FIELDS))
+
+
+def _where(**given: str | None) -> tuple[str, list[str]]:
+    """The WHERE clause (and its parameters) of the image filters given (not None)."""
+    where = [f"{column} = %s" for column in _IMAGE_FILTERS if given[column] is not None]
+    params = [given[column] for column in _IMAGE_FILTERS if given[column] is not None]
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
 class PostgresTransaction:
@@ -166,11 +177,20 @@ class PostgresTransaction:
 
     def images(self, *, kind: str | None = None, state: str | None = None, master: str | None = None,
                parent: str | None = None, machine: str | None = None) -> list[Image]:
-        given = {"kind": kind, "state": state, "master": master, "parent": parent, "machine": machine}
-        where = [f"{column} = %s" for column in _IMAGE_FILTERS if given[column] is not None]
-        params = [given[column] for column in _IMAGE_FILTERS if given[column] is not None]
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _where(kind=kind, state=state, master=master, parent=parent, machine=machine)
         return self._images(f"SELECT doc::text FROM images{clause} ORDER BY id{self._lock}", params)
+
+    def summaries(self, *, kind: str | None = None, state: str | None = None, master: str | None = None,
+                  parent: str | None = None, machine: str | None = None) -> list[ImageSummary]:
+        clause, params = _where(kind=kind, state=state, master=master, parent=parent, machine=machine)
+        with collector_paused():
+            texts = [text for (text,) in self._conn.execute(
+                f"SELECT {_SUMMARY_FIELDS}::text FROM images{clause} ORDER BY id{self._share}", params)]
+            docs = json.loads(f"[{','.join(texts)}]")
+            # One the quick reading does not vouch for is converted whole: accepted, or named.
+            return [summary or ImageSummary.of(self._images("SELECT doc::text FROM images WHERE id = %s",
+                                                            (doc["id"],))[0])
+                    for summary, doc in zip(summaries_from_documents(docs), docs, strict=True)]
 
     def taken(self, names: Sequence[str]) -> list[str]:
         found = {n for (n,) in self._conn.execute("SELECT name FROM images WHERE name = ANY(%s)",

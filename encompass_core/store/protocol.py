@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from ..model import Event, Image, Machine, Owner
+from ..model import Event, Image, ImageSummary, Machine, Owner
 
 
 class Transaction(Protocol):
@@ -38,6 +38,14 @@ class Transaction(Protocol):
                machine: str | None = None) -> list[Image]:
         """Images matching every filter given (all of them when none is), in creation order.
         Listing everything is for listings (``image list``, ``image tree``), not operations."""
+
+    def summaries(self, *, kind: str | None = None, state: str | None = None,
+                  master: str | None = None, parent: str | None = None,
+                  machine: str | None = None) -> list[ImageSummary]:
+        """What a listing shows of the images :meth:`images` would return, in the same order,
+        without building their whole records (a backend reads only the fields summarized).
+        A document that does not fit the model there is a
+        :class:`~encompass_core.errors.StoreError` naming it, as for :meth:`images`."""
 
     def taken(self, names: Sequence[str]) -> list[str]:
         """Those of ``names`` that name a stored image, in the order given (one question for
