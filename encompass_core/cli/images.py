@@ -146,8 +146,8 @@ def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None =
             images = tx.summaries(kind="clone" if outdated else kind)
         else:  # the master and its clones, asked as such
             master = tx.find_image(master_name)
-            images = [i for i in ([ImageSummary.of(master)] if master else []) + tx.summaries(master=master_name)
-                      if kind is None or i.kind == kind]
+            found = ([ImageSummary.of(master)] if master else []) + tx.summaries(master=master_name)
+            images = [i for i in found if kind is None or i.kind == kind]
         latest = {i.name: i.version for i in images if i.is_master}
         latest.update(versions.latest_versions(tx, [i for i in images if i.master not in latest]))
         rows = [_image_row(i, latest) for i in images]
@@ -269,7 +269,8 @@ def image_tree(ctx, name, as_json) -> None:
     roots = [i for i in images if i.name == name] if name else tree.get(None, [])
     if as_json:
         def nested(i) -> dict:
-            return {**_image_row(ImageSummary.of(i), latest), "children": [nested(c) for c in tree.get(i.name, [])]}
+            children = [nested(c) for c in tree.get(i.name, [])]
+            return {**_image_row(ImageSummary.of(i), latest), "children": children}
 
         output.emit_json([nested(r) for r in roots])
         return

@@ -74,8 +74,8 @@ def test_summaries_say_what_the_whole_records_say_in_the_same_order(new_store) -
     with new_store.transaction() as tx:
         tx.add_images([two_pool_clone("db2", master("other"))])
     queries = [{}, {"kind": "master"}, {"kind": "clone"}, {"state": "customizing"}, {"state": "ready"},
-               {"master": "base"}, {"parent": "web1"}, {"machine": "vm1"}, {"master": "other", "kind": "clone"},
-               {"master": "nobody"}]
+               {"master": "base"}, {"parent": "web1"}, {"machine": "vm1"},
+               {"master": "other", "kind": "clone"}, {"master": "nobody"}]
     with new_store.snapshot() as tx:
         for query in queries:
             assert tx.summaries(**query) == [ImageSummary.of(i) for i in tx.images(**query)], query
