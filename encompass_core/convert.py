@@ -334,15 +334,10 @@ def _checks(tp: Any, var: str, namespace: dict[str, Any], indent: str, key: str)
 
 
 # -- summaries: what a listing reads ---------------------------------------------------------------
-#: The fields of an image document a summary reads (a backend may fetch only these).
-SUMMARY_FIELDS = ("name", "kind", "state", "version", "master", "parent", "master_version", "machine",
-                  "error", "volumes")
-
-
 def summaries_from_documents(docs: Iterable[Any]) -> list[Any]:
-    """The :class:`~encompass_core.model.ImageSummary` of each image document (whole, or only
-    its :data:`SUMMARY_FIELDS`), or None for one this does not check itself: the caller converts
-    that one whole (:func:`from_document`), which accepts it or names the field that does not fit.
+    """The :class:`~encompass_core.model.ImageSummary` of each image document, or None for one
+    this does not check itself: the caller converts that one whole (:func:`from_document`),
+    which accepts it or names the field that does not fit.
 
     A listing of thousands of images needs a dozen values of each, not whole records; the
     values are checked as the converter checks them (exact JSON types, ``kind`` and ``state``

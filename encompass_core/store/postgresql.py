@@ -30,7 +30,7 @@ from psycopg import conninfo, errors
 from psycopg.types.json import Jsonb
 
 from .. import config as config_mod
-from ..convert import SUMMARY_FIELDS, from_document, summaries_from_documents, to_document
+from ..convert import from_document, summaries_from_documents, to_document
 from ..errors import ConfigError, Conflict, NotFound, StoreError
 from ..model import Event, Image, ImageSummary, Machine, Owner, now
 from . import pg_lease, pg_schema
@@ -122,10 +122,6 @@ def _seconds(settings: dict[str, Any], key: str, default: float) -> float:
 
 # -- transactions ---------------------------------------------------------------------------------
 _IMAGE_FILTERS = ("kind", "state", "master", "parent", "machine")
-#: What a summary reads of an image: its summarized fields, built on the server (a listing of
-#: thousands then moves and parses a tenth of their documents), and the row's id.
-_SUMMARY_FIELDS = "jsonb_build_object('id', id, {})".format(
-    ", ".join(f"'{field}', doc->'{field}'" for field in SUMMARY_FIELDS))
 
 
 def _where(**given: str | None) -> tuple[str, list[str]]:
@@ -169,6 +165,12 @@ class PostgresTransaction:
         found = self._images(f"SELECT doc::text FROM images WHERE name = %s{lock}", (name,))
         return found[0] if found else None
 
+    def find_images(self, names: Sequence[str], *, shared: bool = False) -> list[Image]:
+        lock = self._share if shared else self._lock
+        found = {i.name: i for i in self._images(f"SELECT doc::text FROM images WHERE name = ANY(%s){lock}",
+                                                 (list(names),))}
+        return [found[name] for name in names if name in found]
+
     def image(self, name: str, *, shared: bool = False) -> Image:
         found = self.find_image(name, shared=shared)
         if found is None:
@@ -184,12 +186,13 @@ class PostgresTransaction:
                   parent: str | None = None, machine: str | None = None) -> list[ImageSummary]:
         clause, params = _where(kind=kind, state=state, master=master, parent=parent, machine=machine)
         with collector_paused():
+            # Whole documents, as text: the server picking the summarized fields out of each
+            # (jsonb_build_object) costs it more than this costs both sides (measured).
             texts = [text for (text,) in self._conn.execute(
-                f"SELECT {_SUMMARY_FIELDS}::text FROM images{clause} ORDER BY id{self._share}", params)]
+                f"SELECT doc::text FROM images{clause} ORDER BY id{self._share}", params)]
             docs = json.loads(f"[{','.join(texts)}]")
             # One the quick reading does not vouch for is converted whole: accepted, or named.
-            return [summary or ImageSummary.of(self._images("SELECT doc::text FROM images WHERE id = %s",
-                                                            (doc["id"],))[0])
+            return [summary or ImageSummary.of(self._load(Image, doc, f"image {doc.get('name')!r}"))
                     for summary, doc in zip(summaries_from_documents(docs), docs, strict=True)]
 
     def taken(self, names: Sequence[str]) -> list[str]:
@@ -235,21 +238,37 @@ class PostgresTransaction:
             self._after_write(image, replaced=False)
 
     def put_image(self, image: Image) -> None:
-        doc = to_document(image)
-        doc["updated"] = now()
-        backs = self._backs(image)
-        # One round trip: the document, and its backing rows brought in step (those it no
-        # longer reads through dropped, new ones added).
-        (updated,) = self._conn.execute(
-            "WITH updated AS (UPDATE images SET doc = %s WHERE name = %s RETURNING name), "
+        self.put_images([image])
+
+    def put_images(self, images: Sequence[Image]) -> None:
+        latest = {image.name: image for image in images}  # an image given twice: the last
+        if not latest:
+            return
+        stamp = now()
+        docs, pairs = [], []
+        for image in latest.values():
+            doc = to_document(image)
+            doc["updated"] = stamp
+            docs.append(Jsonb(doc))
+            pairs += [(image.name, backing) for backing in self._backs(image)]
+        # One round trip for them all: the documents, and their backing rows brought in step
+        # (those they no longer read through dropped, new ones added).
+        updated = {name for (name,) in self._conn.execute(
+            "WITH new AS (SELECT * FROM unnest(%s::jsonb[], %s::text[]) AS n(doc, name)), "
+            "updated AS (UPDATE images SET doc = new.doc FROM new WHERE images.name = new.name "
+            "RETURNING images.name), "
+            "pairs AS (SELECT * FROM unnest(%s::text[], %s::text[]) AS p(image, backing)), "
             "dropped AS (DELETE FROM backing WHERE image IN (SELECT name FROM updated) "
-            "AND backing <> ALL(%s::text[])), "
-            "added AS (INSERT INTO backing (image, backing) SELECT name, b FROM updated, "
-            "unnest(%s::text[]) AS b ON CONFLICT DO NOTHING) "
-            "SELECT count(*) FROM updated", (Jsonb(doc), image.name, backs, backs)).fetchone()
-        if updated == 0:
-            raise NotFound(f"no image named '{image.name}' to update")
-        self._after_write(image, replaced=True)
+            "AND (image, backing) NOT IN (SELECT image, backing FROM pairs)), "
+            "added AS (INSERT INTO backing (image, backing) SELECT image, backing FROM pairs "
+            "WHERE image IN (SELECT name FROM updated) ON CONFLICT DO NOTHING) "
+            "SELECT name FROM updated",
+            (docs, list(latest), [i for i, _b in pairs], [b for _i, b in pairs]))}
+        missing = [name for name in latest if name not in updated]
+        if missing:  # the transaction is dropped: none is replaced
+            raise NotFound(f"no image named '{missing[0]}' to update")
+        for image in latest.values():
+            self._after_write(image, replaced=True)
 
     @staticmethod
     def _backs(image: Image) -> list[str]:

@@ -29,6 +29,10 @@ class Transaction(Protocol):
         read (it may not change meanwhile, but other transactions may read it likewise: several
         processes cloning one master at once do not queue on it)."""
 
+    def find_images(self, names: Sequence[str], *, shared: bool = False) -> list[Image]:
+        """Those of the images ``names`` name that exist, in the order given, locked as
+        :meth:`find_image` says (one question for the clones a bulk clone records)."""
+
     def image(self, name: str, *, shared: bool = False) -> Image:
         """The image called ``name`` (locked as :meth:`find_image` says);
         :class:`~encompass_core.errors.NotFound` with a hint."""
@@ -69,6 +73,10 @@ class Transaction(Protocol):
 
     def put_image(self, image: Image) -> None:
         """Replace the stored image of the same name, stamping ``updated``."""
+
+    def put_images(self, images: Sequence[Image]) -> None:
+        """Replace many stored images at once, as :meth:`put_image` does each: all or none
+        (one missing is a :class:`~encompass_core.errors.NotFound` and none is replaced)."""
 
     def remove_image(self, name: str) -> None:
         """Remove an image (its history stays)."""

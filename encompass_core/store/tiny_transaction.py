@@ -212,6 +212,10 @@ class Transaction:
         doc = self._doc(name)
         return self._image(name, doc) if doc is not None else None
 
+    def find_images(self, names: Sequence[str], *, shared: bool = False) -> list[Image]:
+        """Those of the images ``names`` name that exist, in the order given."""
+        return [image for image in map(self.find_image, names) if image is not None]
+
     def image(self, name: str, *, shared: bool = False) -> Image:
         """The image called ``name``; :class:`NotFound` with a hint otherwise."""
         found = self.find_image(name)
@@ -317,6 +321,14 @@ class Transaction:
         self._set(shard_of(image.name, self._shard_count), "images", image.name, doc)
         self._reindex(image.name, old, doc)
         self._converted.pop(image.name, None)
+
+    def put_images(self, images: Sequence[Image]) -> None:
+        """Replace many stored images: all or none."""
+        for image in images:
+            if self._doc(image.name) is None:
+                raise NotFound(f"no image named '{image.name}' to update")
+        for image in images:
+            self.put_image(image)
 
     def remove_image(self, name: str) -> None:
         """Remove an image (its history stays)."""
