@@ -167,8 +167,10 @@ class PostgresTransaction:
 
     def find_images(self, names: Sequence[str], *, shared: bool = False) -> list[Image]:
         lock = self._share if shared else self._lock
-        found = {i.name: i for i in self._images(f"SELECT doc::text FROM images WHERE name = ANY(%s){lock}",
-                                                 (list(names),))}
+        # Locked in one order (their ids) whoever asks: two askers of overlapping sets never
+        # hold one row each while waiting for the other's.
+        found = {i.name: i for i in self._images(
+            f"SELECT doc::text FROM images WHERE name = ANY(%s) ORDER BY id{lock}", (list(names),))}
         return [found[name] for name in names if name in found]
 
     def image(self, name: str, *, shared: bool = False) -> Image:
@@ -253,19 +255,23 @@ class PostgresTransaction:
             pairs += [(image.name, backing) for backing in self._backs(image)]
         # One round trip for them all: the documents, and their backing rows brought in step
         # (those they no longer read through dropped, new ones added).
+        # Nothing is changed unless every one is there (present), so a caller that goes on
+        # after the NotFound has not replaced some of them.
         updated = {name for (name,) in self._conn.execute(
             "WITH new AS (SELECT * FROM unnest(%s::jsonb[], %s::text[]) AS n(doc, name)), "
-            "updated AS (UPDATE images SET doc = new.doc FROM new WHERE images.name = new.name "
-            "RETURNING images.name), "
+            "present AS (SELECT count(*) AS n FROM images WHERE name IN (SELECT name FROM new)), "
+            "updated AS (UPDATE images SET doc = new.doc FROM new, present "
+            "WHERE images.name = new.name AND present.n = %s RETURNING images.name), "
             "pairs AS (SELECT * FROM unnest(%s::text[], %s::text[]) AS p(image, backing)), "
             "dropped AS (DELETE FROM backing WHERE image IN (SELECT name FROM updated) "
             "AND (image, backing) NOT IN (SELECT image, backing FROM pairs)), "
             "added AS (INSERT INTO backing (image, backing) SELECT image, backing FROM pairs "
             "WHERE image IN (SELECT name FROM updated) ON CONFLICT DO NOTHING) "
             "SELECT name FROM updated",
-            (docs, list(latest), [i for i, _b in pairs], [b for _i, b in pairs]))}
-        missing = [name for name in latest if name not in updated]
-        if missing:  # the transaction is dropped: none is replaced
+            (docs, list(latest), len(latest), [i for i, _b in pairs], [b for _i, b in pairs]))}
+        if len(updated) < len(latest):
+            there = set(self.taken(list(latest)))
+            missing = [name for name in latest if name not in there]
             raise NotFound(f"no image named '{missing[0]}' to update")
         for image in latest.values():
             self._after_write(image, replaced=True)

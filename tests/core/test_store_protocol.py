@@ -113,11 +113,14 @@ def test_many_images_are_found_and_replaced_at_once(lineage) -> None:
         assert tx.dependents("web1") == [] and names(tx.dependents("web2")) == ["web1b"]
         assert names(tx.children("web2")) == ["web1b"]
         assert names(tx.images(state="customizing")) == ["web1"]
-    # One missing: none is replaced.
-    with pytest.raises(NotFound, match="ghost"), lineage.transaction() as tx:
-        tx.put_images([attrs.evolve(after["web1"], state="ready"), clone("ghost")])
+    # One missing: none is replaced, even for a caller going on after the error.
+    with lineage.transaction() as tx:
+        with pytest.raises(NotFound, match="ghost"):
+            tx.put_images([attrs.evolve(after["web1"], state="ready"), clone("ghost")])
+        tx.add_event(Event(image="web1", kind="operation", message="went on"))
     with lineage.snapshot() as tx:
         assert tx.image("web1").state == "customizing"
+        assert [e.message for e in tx.events("web1")] == ["went on"]
 
 
 def test_a_failed_transaction_changes_nothing(lineage) -> None:
