@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import attrs
@@ -330,3 +331,48 @@ def _checks(tp: Any, var: str, namespace: dict[str, Any], indent: str, key: str)
     # Anything else (unions of several types...): the careful converter of that type.
     namespace[f"careful_{key}"] = _converter(tp)
     return [f"{indent}{var} = careful_{key}({var})"]
+
+
+# -- summaries: what a listing reads ---------------------------------------------------------------
+def summaries_from_documents(docs: Iterable[Any]) -> list[Any]:
+    """The :class:`~encompass_core.model.ImageSummary` of each image document, or None for one
+    this does not check itself: the caller converts that one whole (:func:`from_document`),
+    which accepts it or names the field that does not fit.
+
+    A listing of thousands of images needs a dozen values of each, not whole records; the
+    values are checked as the converter checks them (exact JSON types, ``kind`` and ``state``
+    among the allowed), so nothing is listed that :func:`from_document` would refuse there.
+    """
+    from .lifecycle import STATES
+    from .model import ImageKind, ImageSummary
+
+    kinds, states = frozenset(typing.get_args(ImageKind)), frozenset(STATES)
+    found: list[Any] = []
+    for doc in docs:
+        summary = None
+        try:
+            get = doc.get
+            name, kind, state, volumes = doc["name"], doc["kind"], doc["state"], doc["volumes"]
+            version, master, parent = get("version"), get("master"), get("parent")
+            master_version, machine, error = get("master_version"), get("machine"), get("error")
+            if (name.__class__ is str and kind in kinds and state.__class__ is str and state in states
+                    and volumes.__class__ is list
+                    and (version is None or version.__class__ is int)
+                    and (master_version is None or master_version.__class__ is int)
+                    and (master is None or master.__class__ is str)
+                    and (parent is None or parent.__class__ is str)
+                    and (machine is None or machine.__class__ is str)
+                    and (error is None or error.__class__ is str)):
+                pools, size = set(), 0
+                for volume in volumes:
+                    pool, volume_size = volume["pool"], volume.get("size", 0)
+                    if pool.__class__ is not str or volume_size.__class__ is not int:
+                        raise TypeError
+                    pools.add(pool)
+                    size += volume_size
+                summary = ImageSummary(name, kind, state, version, master, parent, master_version, machine,
+                                       error, tuple(sorted(pools)), len(volumes), size)
+        except (KeyError, TypeError, AttributeError):  # not the usual shape: converted whole
+            summary = None
+        found.append(summary)
+    return found

@@ -244,6 +244,39 @@ class Image:
 
 
 @attrs.frozen
+class ImageSummary:
+    """What a listing shows of an image (``image list``): its name, kind, state, lineage and
+    the totals of its volumes, without its profiles, items or volumes' details. The store
+    answers these (:meth:`~encompass_core.store.protocol.Transaction.summaries`) without
+    building whole :class:`Image` records, which a listing of thousands would pay for."""
+
+    name: str
+    kind: ImageKind
+    state: str
+    version: int | None = None
+    master: str | None = None
+    parent: str | None = None
+    master_version: int | None = None
+    machine: str | None = None
+    error: str | None = None
+    pools: tuple[str, ...] = ()  # the pools of its volumes, sorted, each once
+    volumes: int = 0  # how many volumes it has
+    size: int = 0  # their virtual sizes, summed
+
+    @property
+    def is_master(self) -> bool:
+        return self.kind == "master"
+
+    @classmethod
+    def of(cls, image: Image) -> ImageSummary:
+        """The summary of a whole image record."""
+        return cls(image.name, image.kind, image.state, image.version, image.master, image.parent,
+                   image.master_version, image.machine, image.error,
+                   tuple(sorted({v.pool for v in image.volumes})), len(image.volumes),
+                   sum(v.size for v in image.volumes))
+
+
+@attrs.frozen
 class Machine:
     """A physical or virtual machine a platform offers, and the image deployed on it.
 

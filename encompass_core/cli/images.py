@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..lazy import lazy_module
+from ..model import ImageSummary
 from . import output
 
 # Imported by the commands that call them (lazy_module): ``image list`` needs none of cloning.
@@ -21,7 +22,7 @@ versions = lazy_module("encompass_core.operations.versions")
 bulk = lazy_module("encompass_core.store.bulk")
 
 
-def _image_row(image, latest: dict | None = None) -> dict:
+def _image_row(image: ImageSummary, latest: dict | None = None) -> dict:
     """A listing's row; ``latest`` (master name -> current version) adds whether a clone is
     outdated (derives from an older version than its master's current one)."""
     newest = image.version if image.is_master else (latest or {}).get(image.master)
@@ -35,9 +36,9 @@ def _image_row(image, latest: dict | None = None) -> dict:
         "master": image.master,
         "parent": image.parent,
         "machine": image.machine,
-        "pool": ",".join(sorted({v.pool for v in image.volumes})),
-        "volumes": len(image.volumes),
-        "size": sum(v.size for v in image.volumes),
+        "pool": ",".join(image.pools),
+        "volumes": image.volumes,
+        "size": image.size,
         "error": image.error,
     }
 
@@ -79,7 +80,7 @@ def master_import(ctx, name, sources, pool, hw, sw, data_volumes, as_json) -> No
         image = importing.import_master(ctx, name, sources, pool, hardware, software,
                                         progress=lambda n: bar.advance(task, n), data_volumes=data_volumes)
     if as_json:
-        output.emit_json(_image_row(image))
+        output.emit_json(_image_row(ImageSummary.of(image)))
         return
     output.note(f"imported master '{image.name}' version {image.version}: "
                 f"{len(image.volumes)} volume(s), {output.size(sum(v.size for v in image.volumes))}")
@@ -150,11 +151,11 @@ def _list(ctx, as_json: bool, kind: str | None = None, master_name: str | None =
     # the cycle collector would only walk them again and again.
     with bulk.collector_paused(), ctx.store.snapshot() as tx:
         if master_name is None:
-            images = tx.images(kind="clone" if outdated else kind)
+            images = tx.summaries(kind="clone" if outdated else kind)
         else:  # the master and its clones, asked as such
             master = tx.find_image(master_name)
-            images = [i for i in ([master] if master else []) + tx.images(master=master_name)
-                      if kind is None or i.kind == kind]
+            found = ([ImageSummary.of(master)] if master else []) + tx.summaries(master=master_name)
+            images = [i for i in found if kind is None or i.kind == kind]
         latest = {i.name: i.version for i in images if i.is_master}
         latest.update(versions.latest_versions(tx, [i for i in images if i.master not in latest]))
         rows = [_image_row(i, latest) for i in images]
@@ -274,7 +275,8 @@ def image_tree(ctx, name, as_json) -> None:
     roots = [i for i in images if i.name == name] if name else tree.get(None, [])
     if as_json:
         def nested(i) -> dict:
-            return {**_image_row(i, latest), "children": [nested(c) for c in tree.get(i.name, [])]}
+            children = [nested(c) for c in tree.get(i.name, [])]
+            return {**_image_row(ImageSummary.of(i), latest), "children": children}
 
         output.emit_json([nested(r) for r in roots])
         return

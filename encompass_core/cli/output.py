@@ -43,9 +43,19 @@ def emit_rows(rows: Sequence[dict[str, Any]]) -> None:
     Each row goes through json's C encoder (``indent`` would fall back to the pure-Python one:
     twice the time at 10,000 rows), and a row a line is easy to grep.
     """
-    encode = json.JSONEncoder().encode
-    body = ",\n".join("  " + encode(row) for row in rows)
-    sys.stdout.write(f"[\n{body}\n]\n" if rows else "[]\n")
+    from json import encoder
+
+    plain = json.JSONEncoder()
+    if encoder.c_make_encoder is not None:
+        # The C encoder made once for every row (JSONEncoder.encode makes one per call: a
+        # third of the time at 10,000 rows); the same text JSONEncoder().encode gives.
+        encode_row = encoder.c_make_encoder(None, plain.default, encoder.encode_basestring_ascii, None,
+                                            ": ", ", ", False, False, True)
+        texts = ["".join(encode_row(row, 0)) for row in rows]
+    else:
+        texts = [plain.encode(row) for row in rows]
+    body = ",\n  ".join(texts)
+    sys.stdout.write(f"[\n  {body}\n]\n" if rows else "[]\n")
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:

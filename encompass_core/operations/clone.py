@@ -259,8 +259,10 @@ def _clone_volume(
 def _write_back(ctx, finished, results, on_done, mode, owner, streamed) -> None:
     events: list = []
     with ctx.store.transaction() as tx:
+        found = {image.name: image for image in tx.find_images([name for name, *_rest in finished])}
+        recorded = []
         for name, volumes, error, _code in finished:
-            image = tx.find_image(name)
+            image = found.get(name)
             if image is None or not holding.owned_by(image, owner):
                 # Gone, or taken over by repair: nothing of ours to record.
                 results[name] = CloneResult(name, "error", "taken over by encompass repair meanwhile")
@@ -277,10 +279,11 @@ def _write_back(ctx, finished, results, on_done, mode, owner, streamed) -> None:
                             f"in {stats.seconds:.1f} s")
             holding.record(ctx, tx, holding.transition_event(image, done.state, message, "clone",
                                                              kind="operation"), events)
-            tx.put_image(done)
+            recorded.append(done)
             results[name] = CloneResult(name, done.state, error,
                                         stats.done if stats and stats.streaming else 0,
                                         round(stats.seconds, 3) if stats else 0.0)
+        tx.put_images(recorded)  # one statement for the batch (PostgreSQL), not one per clone
     holding.announce(ctx, events)
     if on_done:
         for name, _volumes, _error, _code in finished:

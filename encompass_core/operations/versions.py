@@ -21,7 +21,7 @@ from .. import lifecycle
 from ..context import Context
 from ..errors import Conflict, EncompassError, InvalidInput, NotFound, NotSupported
 from ..lazy import lazy_module
-from ..model import Image, MasterVersion, Volume, now
+from ..model import Image, ImageSummary, MasterVersion, Volume, now
 from ..store import Transaction
 from . import claims, holding
 
@@ -60,7 +60,7 @@ def kept(master: Image) -> list[MasterVersion]:
     return [found[n] for n in sorted(found)]
 
 
-def latest_versions(tx: Transaction, clones: Sequence[Image]) -> dict[str, int | None]:
+def latest_versions(tx: Transaction, clones: Sequence[Image | ImageSummary]) -> dict[str, int | None]:
     """Master name -> its current version, for the masters of ``clones`` (one read each)."""
     found: dict[str, int | None] = {}
     for clone in clones:
@@ -70,7 +70,7 @@ def latest_versions(tx: Transaction, clones: Sequence[Image]) -> dict[str, int |
     return found
 
 
-def is_outdated(image: Image, latest: dict[str, int | None]) -> bool:
+def is_outdated(image: Image | ImageSummary, latest: dict[str, int | None]) -> bool:
     """Whether a clone derives from an older version than its master's current one."""
     newest = latest.get(image.master or "")
     return (not image.is_master and newest is not None and image.master_version is not None

@@ -30,9 +30,9 @@ from psycopg import conninfo, errors
 from psycopg.types.json import Jsonb
 
 from .. import config as config_mod
-from ..convert import from_document, to_document
+from ..convert import from_document, summaries_from_documents, to_document
 from ..errors import ConfigError, Conflict, NotFound, StoreError
-from ..model import Event, Image, Machine, Owner, now
+from ..model import Event, Image, ImageSummary, Machine, Owner, now
 from . import pg_lease, pg_schema
 from .bulk import collector_paused
 from .owners import process_start_time
@@ -124,6 +124,13 @@ def _seconds(settings: dict[str, Any], key: str, default: float) -> float:
 _IMAGE_FILTERS = ("kind", "state", "master", "parent", "machine")
 
 
+def _where(**given: str | None) -> tuple[str, list[str]]:
+    """The WHERE clause (and its parameters) of the image filters given (not None)."""
+    where = [f"{column} = %s" for column in _IMAGE_FILTERS if given[column] is not None]
+    params = [given[column] for column in _IMAGE_FILTERS if given[column] is not None]
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+
 class PostgresTransaction:
     """One database transaction; see :class:`encompass_core.store.protocol.Transaction`.
 
@@ -158,6 +165,14 @@ class PostgresTransaction:
         found = self._images(f"SELECT doc::text FROM images WHERE name = %s{lock}", (name,))
         return found[0] if found else None
 
+    def find_images(self, names: Sequence[str], *, shared: bool = False) -> list[Image]:
+        lock = self._share if shared else self._lock
+        # Locked in one order (their ids) whoever asks: two askers of overlapping sets never
+        # hold one row each while waiting for the other's.
+        found = {i.name: i for i in self._images(
+            f"SELECT doc::text FROM images WHERE name = ANY(%s) ORDER BY id{lock}", (list(names),))}
+        return [found[name] for name in names if name in found]
+
     def image(self, name: str, *, shared: bool = False) -> Image:
         found = self.find_image(name, shared=shared)
         if found is None:
@@ -166,11 +181,21 @@ class PostgresTransaction:
 
     def images(self, *, kind: str | None = None, state: str | None = None, master: str | None = None,
                parent: str | None = None, machine: str | None = None) -> list[Image]:
-        given = {"kind": kind, "state": state, "master": master, "parent": parent, "machine": machine}
-        where = [f"{column} = %s" for column in _IMAGE_FILTERS if given[column] is not None]
-        params = [given[column] for column in _IMAGE_FILTERS if given[column] is not None]
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        clause, params = _where(kind=kind, state=state, master=master, parent=parent, machine=machine)
         return self._images(f"SELECT doc::text FROM images{clause} ORDER BY id{self._lock}", params)
+
+    def summaries(self, *, kind: str | None = None, state: str | None = None, master: str | None = None,
+                  parent: str | None = None, machine: str | None = None) -> list[ImageSummary]:
+        clause, params = _where(kind=kind, state=state, master=master, parent=parent, machine=machine)
+        with collector_paused():
+            # Whole documents, as text: the server picking the summarized fields out of each
+            # (jsonb_build_object) costs it more than this costs both sides (measured).
+            texts = [text for (text,) in self._conn.execute(
+                f"SELECT doc::text FROM images{clause} ORDER BY id{self._share}", params)]
+            docs = json.loads(f"[{','.join(texts)}]")
+            # One the quick reading does not vouch for is converted whole: accepted, or named.
+            return [summary or ImageSummary.of(self._load(Image, doc, f"image {doc.get('name')!r}"))
+                    for summary, doc in zip(summaries_from_documents(docs), docs, strict=True)]
 
     def taken(self, names: Sequence[str]) -> list[str]:
         found = {n for (n,) in self._conn.execute("SELECT name FROM images WHERE name = ANY(%s)",
@@ -215,21 +240,41 @@ class PostgresTransaction:
             self._after_write(image, replaced=False)
 
     def put_image(self, image: Image) -> None:
-        doc = to_document(image)
-        doc["updated"] = now()
-        backs = self._backs(image)
-        # One round trip: the document, and its backing rows brought in step (those it no
-        # longer reads through dropped, new ones added).
-        (updated,) = self._conn.execute(
-            "WITH updated AS (UPDATE images SET doc = %s WHERE name = %s RETURNING name), "
+        self.put_images([image])
+
+    def put_images(self, images: Sequence[Image]) -> None:
+        latest = {image.name: image for image in images}  # an image given twice: the last
+        if not latest:
+            return
+        stamp = now()
+        docs, pairs = [], []
+        for image in latest.values():
+            doc = to_document(image)
+            doc["updated"] = stamp
+            docs.append(Jsonb(doc))
+            pairs += [(image.name, backing) for backing in self._backs(image)]
+        # One round trip for them all: the documents, and their backing rows brought in step
+        # (those they no longer read through dropped, new ones added).
+        # Nothing is changed unless every one is there (present), so a caller that goes on
+        # after the NotFound has not replaced some of them.
+        updated = {name for (name,) in self._conn.execute(
+            "WITH new AS (SELECT * FROM unnest(%s::jsonb[], %s::text[]) AS n(doc, name)), "
+            "present AS (SELECT count(*) AS n FROM images WHERE name IN (SELECT name FROM new)), "
+            "updated AS (UPDATE images SET doc = new.doc FROM new, present "
+            "WHERE images.name = new.name AND present.n = %s RETURNING images.name), "
+            "pairs AS (SELECT * FROM unnest(%s::text[], %s::text[]) AS p(image, backing)), "
             "dropped AS (DELETE FROM backing WHERE image IN (SELECT name FROM updated) "
-            "AND backing <> ALL(%s::text[])), "
-            "added AS (INSERT INTO backing (image, backing) SELECT name, b FROM updated, "
-            "unnest(%s::text[]) AS b ON CONFLICT DO NOTHING) "
-            "SELECT count(*) FROM updated", (Jsonb(doc), image.name, backs, backs)).fetchone()
-        if updated == 0:
-            raise NotFound(f"no image named '{image.name}' to update")
-        self._after_write(image, replaced=True)
+            "AND (image, backing) NOT IN (SELECT image, backing FROM pairs)), "
+            "added AS (INSERT INTO backing (image, backing) SELECT image, backing FROM pairs "
+            "WHERE image IN (SELECT name FROM updated) ON CONFLICT DO NOTHING) "
+            "SELECT name FROM updated",
+            (docs, list(latest), len(latest), [i for i, _b in pairs], [b for _i, b in pairs]))}
+        if len(updated) < len(latest):
+            there = set(self.taken(list(latest)))
+            missing = [name for name in latest if name not in there]
+            raise NotFound(f"no image named '{missing[0]}' to update")
+        for image in latest.values():
+            self._after_write(image, replaced=True)
 
     @staticmethod
     def _backs(image: Image) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from ..model import Event, Image, Machine, Owner
+from ..model import Event, Image, ImageSummary, Machine, Owner
 
 
 class Transaction(Protocol):
@@ -29,6 +29,10 @@ class Transaction(Protocol):
         read (it may not change meanwhile, but other transactions may read it likewise: several
         processes cloning one master at once do not queue on it)."""
 
+    def find_images(self, names: Sequence[str], *, shared: bool = False) -> list[Image]:
+        """Those of the images ``names`` name that exist, in the order given, locked as
+        :meth:`find_image` says (one question for the clones a bulk clone records)."""
+
     def image(self, name: str, *, shared: bool = False) -> Image:
         """The image called ``name`` (locked as :meth:`find_image` says);
         :class:`~encompass_core.errors.NotFound` with a hint."""
@@ -38,6 +42,14 @@ class Transaction(Protocol):
                machine: str | None = None) -> list[Image]:
         """Images matching every filter given (all of them when none is), in creation order.
         Listing everything is for listings (``image list``, ``image tree``), not operations."""
+
+    def summaries(self, *, kind: str | None = None, state: str | None = None,
+                  master: str | None = None, parent: str | None = None,
+                  machine: str | None = None) -> list[ImageSummary]:
+        """What a listing shows of the images :meth:`images` would return, in the same order,
+        without building their whole records (a backend reads only the fields summarized).
+        A document that does not fit the model there is a
+        :class:`~encompass_core.errors.StoreError` naming it, as for :meth:`images`."""
 
     def taken(self, names: Sequence[str]) -> list[str]:
         """Those of ``names`` that name a stored image, in the order given (one question for
@@ -61,6 +73,10 @@ class Transaction(Protocol):
 
     def put_image(self, image: Image) -> None:
         """Replace the stored image of the same name, stamping ``updated``."""
+
+    def put_images(self, images: Sequence[Image]) -> None:
+        """Replace many stored images at once, as :meth:`put_image` does each: all or none
+        (one missing is a :class:`~encompass_core.errors.NotFound` and none is replaced)."""
 
     def remove_image(self, name: str) -> None:
         """Remove an image (its history stays)."""

@@ -94,6 +94,35 @@ def test_put_replaces_stamps_updated_and_keeps_dependents_in_step(lineage) -> No
         tx.put_image(clone("ghost"))
 
 
+def test_many_images_are_found_and_replaced_at_once(lineage) -> None:
+    with lineage.snapshot() as tx:
+        assert names(tx.find_images(["web1b", "ghost", "base"])) == ["web1b", "base"]  # as asked
+        web1, web1b = tx.find_images(["web1", "web1b"])
+    # web1 becomes a full copy (base keeps it no longer); web1b reads through web2 instead of web1.
+    independent = attrs.evolve(web1, state="customizing",
+                               volumes=[attrs.evolve(web1.volumes[0], backing=None, depth=0)])
+    moved = attrs.evolve(web1b, parent="web2", volumes=[attrs.evolve(web1b.volumes[0], backing=("web2", 0))])
+    with lineage.transaction() as tx:
+        assert tx.find_images(["web1"], shared=True) == [web1]
+        tx.put_images([independent, moved])
+    with lineage.snapshot() as tx:
+        after = {i.name: i for i in tx.find_images(["web1", "web1b"])}
+        assert after["web1"].state == "customizing" and after["web1"].volumes[0].backing is None
+        assert after["web1b"].volumes[0].backing == ("web2", 0)
+        assert after["web1"].updated >= web1.updated and after["web1b"].updated >= web1b.updated
+        assert tx.dependents("web1") == [] and names(tx.dependents("web2")) == ["web1b"]
+        assert names(tx.children("web2")) == ["web1b"]
+        assert names(tx.images(state="customizing")) == ["web1"]
+    # One missing: none is replaced, even for a caller going on after the error.
+    with lineage.transaction() as tx:
+        with pytest.raises(NotFound, match="ghost"):
+            tx.put_images([attrs.evolve(after["web1"], state="ready"), clone("ghost")])
+        tx.add_event(Event(image="web1", kind="operation", message="went on"))
+    with lineage.snapshot() as tx:
+        assert tx.image("web1").state == "customizing"
+        assert [e.message for e in tx.events("web1")] == ["went on"]
+
+
 def test_a_failed_transaction_changes_nothing(lineage) -> None:
     with pytest.raises(RuntimeError), lineage.transaction() as tx:
         tx.remove_image("web2")

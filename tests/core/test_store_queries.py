@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from encompass_core.errors import Conflict
-from encompass_core.model import Event, Image, Machine, Volume
+from encompass_core.errors import Conflict, StoreError
+from encompass_core.model import Event, Image, ImageSummary, Machine, Volume
 from encompass_core.store import Store
 from encompass_core.store.tiny_layout import SCHEMA
 
@@ -59,6 +59,90 @@ def test_targeted_questions_find_the_images_they_name(new_store) -> None:
         assert names(tx.images(master="other")) == ["db1"]
         assert names(tx.images(kind="master")) == ["base", "other"]
         assert tx.image_names() == ["base", "other", "web1", "web2", "web1a", "web1b", "db1"]
+
+
+def two_pool_clone(name: str, parent: Image) -> Image:
+    return Image(name=name, kind="clone", state="ready", master=parent.name, parent=parent.name,
+                 master_version=1, error="disk 1 was slow",
+                 volumes=(Volume(index=0, pool="san", format="raw", location=f"/p/{name}.0", size=7),
+                          Volume(index=1, pool="local", format="raw", location=f"/p/{name}.1", size=5),
+                          Volume(index=2, pool="san", format="raw", location=f"/p/{name}.2", size=1)))
+
+
+def test_summaries_say_what_the_whole_records_say_in_the_same_order(new_store) -> None:
+    build_family(new_store)
+    with new_store.transaction() as tx:
+        tx.add_images([two_pool_clone("db2", master("other"))])
+    queries = [{}, {"kind": "master"}, {"kind": "clone"}, {"state": "customizing"}, {"state": "ready"},
+               {"master": "base"}, {"parent": "web1"}, {"machine": "vm1"},
+               {"master": "other", "kind": "clone"}, {"master": "nobody"}]
+    with new_store.snapshot() as tx:
+        for query in queries:
+            assert tx.summaries(**query) == [ImageSummary.of(i) for i in tx.images(**query)], query
+        summaries = {s.name: s for s in tx.summaries()}
+    assert list(summaries) == ["base", "other", "web1", "web2", "web1a", "web1b", "db1", "db2"]
+    assert summaries["db2"] == ImageSummary(
+        name="db2", kind="clone", state="ready", master="other", parent="other", master_version=1,
+        error="disk 1 was slow", pools=("local", "san"), volumes=3, size=13)
+    assert summaries["web1a"].machine == "vm1" and summaries["base"].version == 1
+    assert summaries["base"].is_master and not summaries["web1a"].is_master
+
+
+def damage_document(store, store_backend: str, name: str, field: str, value, request) -> None:
+    """Set ``field`` of image ``name``'s stored document to ``value``, behind the store's back
+    (a hand edit, another tool, a bug of an older version)."""
+    if store_backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("pg_dsn"), autocommit=True) as conn:
+            conn.execute("UPDATE images SET doc = jsonb_set(doc, %s, %s::jsonb) WHERE name = %s",
+                         ([field], json.dumps(value), name))
+        return
+    # The shard's log when a transaction changed the image since the base was written.
+    for shard in store.path.with_suffix(".d").glob("images-*.json"):
+        log = shard.with_suffix(".jsonl")
+        patches = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        holding = [patch for patch in patches if name in patch["i"]]
+        if holding:
+            holding[-1]["i"][name][field] = value
+            log.write_text("".join(json.dumps(patch) + "\n" for patch in patches))
+            return
+        data = json.loads(shard.read_text())
+        if name in data["images"]:
+            data["images"][name][field] = value
+            shard.write_text(json.dumps(data))
+            return
+    raise AssertionError(f"no document of {name}")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("state", "bogus", ("image 'web1'", "state", "'bogus'")),
+    ("volumes", [{"index": 0, "pool": 5}], ("image 'web1'", "volumes[0].pool", "expected str")),
+    ("master_version", "one", ("image 'web1'", "master_version")),
+])
+def test_a_summarized_document_that_does_not_fit_is_named(new_store, store_backend, request,
+                                                           field, value, words) -> None:
+    build_family(new_store)
+    new_store.close()  # nothing kept from before the edit (PostgreSQL: its connection)
+    damage_document(new_store, store_backend, "web1", field, value, request)
+    with new_store.snapshot() as tx, pytest.raises(StoreError) as refused:
+        tx.summaries()
+    for word in words:
+        assert word in str(refused.value)
+    with new_store.snapshot() as tx:  # a listing that does not reach it is not refused
+        assert [s.name for s in tx.summaries(master="other")] == ["db1"]
+
+
+def test_a_summarized_field_in_a_shape_only_the_converter_vouches_for_is_listed(
+        new_store, store_backend, request) -> None:
+    build_family(new_store)
+    new_store.close()
+    # A volume without its optional size (the model's default: 0) in an unusual document.
+    damage_document(new_store, store_backend, "web1", "volumes",
+                    [{"index": 0, "pool": "local", "format": "raw", "location": "/p/web1"}], request)
+    with new_store.snapshot() as tx:
+        assert tx.summaries(kind="clone")[0] == ImageSummary.of(tx.image("web1"))
+        assert (tx.summaries(kind="clone")[0].volumes, tx.summaries(kind="clone")[0].size) == (1, 0)
 
 
 def test_the_indexes_follow_changes_and_removals(new_store) -> None:
