@@ -1,8 +1,10 @@
-"""Printing for people (rich tables on stdout, messages on stderr) and for scripts (--json)."""
+"""Printing for people (plain tables on stdout, messages and progress on stderr) and for scripts
+(--json)."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -59,15 +61,24 @@ def emit_rows(rows: Sequence[dict[str, Any]]) -> None:
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
-    """Print a plain table (no box: easy to read and to grep)."""
-    from rich.table import Table  # imported when needed: it costs every command start-up
-    from rich.text import Text
+    """Print a plain table: no box, columns two spaces apart, one line a row however wide
+    (easy to read and to grep). Laid out here, not by rich: rich measured every cell of every
+    row, about 17 s of CPU for 10,000 images."""
+    cells = [list(columns)] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+    if title:
+        lines.insert(0, title)
+    stream = sys.stdout
+    if stream.isatty() and not os.environ.get("NO_COLOR"):
+        lines[1 if title else 0] = f"\033[1m{lines[1 if title else 0]}\033[0m"
+    stream.write("\n".join(lines) + "\n")
+    stream.flush()
 
-    grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
-    for row in rows:
-        # Text, not markup: a value holding [brackets] (an error message) is shown as it is.
-        grid.add_row(*(Text("" if v is None else str(v)) for v in row))
-    __getattr__("out").print(grid)
+
+def _cell(value: Any) -> str:
+    """A value as one line of a table cell."""
+    return "" if value is None else " ".join(str(value).splitlines())
 
 
 def note(message: str) -> None:
