@@ -263,9 +263,6 @@ def image_show(ctx, name, as_json) -> None:
 def image_tree(ctx, name, as_json) -> None:
     """Show masters and the clones derived from them (clones of clones nested), with the
     version each derives from and which are outdated."""
-    from rich.markup import escape
-    from rich.tree import Tree
-
     with ctx.store.snapshot() as tx:
         images = tx.images()
         if name:
@@ -284,7 +281,7 @@ def image_tree(ctx, name, as_json) -> None:
         output.note("no images yet: encompass master import NAME DISK_IMAGE_OR_DIRECTORY")
         return
 
-    def label(i) -> str:
+    def label(i) -> tuple[str, str]:
         if i.is_master:
             kept = [v.number for v in versions.kept(i)]
             what = f"master v{i.version}" + (
@@ -293,16 +290,9 @@ def image_tree(ctx, name, as_json) -> None:
             what = f"clone of v{i.master_version}" + (
                 f" (outdated: v{latest[i.master]} is out)" if versions.is_outdated(i, latest) else "")
         extra = f" on {i.machine}" if i.machine else ""
-        return f"{i.name}  [dim]{what}, {i.state}{escape(extra)}[/dim]"
+        return i.name, f"{what}, {i.state}{extra}"
 
-    for root in roots:
-        top = Tree(label(root))
-        todo = [(top, root)]
-        while todo:
-            node, parent = todo.pop()
-            for child in tree.get(parent.name, []):
-                todo.append((node.add(label(child)), child))
-        output.out.print(top)
+    output.tree(roots, lambda i: tree.get(i.name, []), label)
 
 
 @image.command("history")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -74,6 +74,32 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
         lines[1 if title else 0] = f"\033[1m{lines[1 if title else 0]}\033[0m"
     stream.write("\n".join(lines) + "\n")
     stream.flush()
+
+
+def tree(roots: Sequence[Any], children: Callable[[Any], Sequence[Any]],
+         label: Callable[[Any], tuple[str, str]]) -> None:
+    """Print each root and, nested under it, what ``children`` gives, one line each with guides
+    (``├──``, ``└──``). ``label`` gives a node's name and a note shown dim on a terminal.
+    Laid out here, not by rich, for the reason :func:`table` gives (10,000 clones: 5 s)."""
+    unicode = (sys.stdout.encoding or "").lower().replace("-", "") in ("utf8", "utf8sig")
+    branch, last, through, blank = (("├── ", "└── ", "│   ", "    ") if unicode
+                                    else ("+-- ", "`-- ", "|   ", "    "))
+    styled = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    lines: list[str] = []
+    for root in roots:
+        todo = [(root, "", "")]  # (node, its guide, the guide under it), depth first
+        while todo:
+            node, guide, under = todo.pop()
+            name, note = label(node)
+            note = f"\033[2m{note}\033[0m" if styled and note else note
+            lines.append(f"{guide}{name}  {note}".rstrip() if note else f"{guide}{name}")
+            kids = children(node)
+            for place in range(len(kids) - 1, -1, -1):  # pushed last first: popped in order
+                end = place == len(kids) - 1
+                todo.append((kids[place], under + (last if end else branch),
+                             under + (blank if end else through)))
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
 
 
 def _cell(value: Any) -> str:

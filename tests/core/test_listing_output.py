@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 from encompass_core.cli import output
 
@@ -21,3 +23,34 @@ def test_rows_are_printed_one_a_line_as_json_encodes_them(capsys) -> None:
 def test_no_rows_is_an_empty_list(capsys) -> None:
     output.emit_rows([])
     assert capsys.readouterr().out == "[]\n"
+
+
+def test_a_table_is_one_line_a_row_with_columns_two_spaces_apart(capsys) -> None:
+    output.table(("NAME", "STATE", "ERROR"), [("web01", "ready", None),
+                                              ("a-much-longer-name", "error", "line one\nline two")])
+    assert capsys.readouterr().out == (
+        "NAME                STATE  ERROR\n"
+        "web01               ready\n"
+        "a-much-longer-name  error  line one line two\n")
+
+
+def test_a_tree_draws_nested_children_in_order_with_guides(monkeypatch) -> None:
+    kids = {"base": ["a", "b"], "a": ["a1", "a2"], "a1": ["a1x"]}
+
+    def draw(encoding: str) -> str:  # a pipe whose encoding is ``encoding``
+        raw = io.BytesIO()
+        stream = io.TextIOWrapper(raw, encoding=encoding)
+        monkeypatch.setattr(sys, "stdout", stream)
+        output.tree(["base", "other"], lambda n: kids.get(n, []), lambda n: (n, f"note of {n}"))
+        return raw.getvalue().decode(encoding)
+
+    assert draw("utf-8") == (
+        "base  note of base\n"
+        "├── a  note of a\n"
+        "│   ├── a1  note of a1\n"
+        "│   │   └── a1x  note of a1x\n"
+        "│   └── a2  note of a2\n"
+        "└── b  note of b\n"
+        "other  note of other\n")
+    assert draw("ascii").splitlines()[1:4] == ["+-- a  note of a", "|   +-- a1  note of a1",
+                                               "|   |   `-- a1x  note of a1x"]
