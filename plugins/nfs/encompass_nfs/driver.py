@@ -161,8 +161,9 @@ class NfsStorageDriver(StorageDriver):
             except EncompassError:
                 if isinstance(failure, DriverError):
                     raise DriverError(f"{failure}; the half-written {self._location(partial)} stays "
-                                      "until the server answers again (encompass repair removes "
-                                      "it)") from failure
+                                      f"until the server answers again (then `encompass image delete "
+                                      f"{image}` removes it, or `encompass repair` if this process "
+                                      "is killed first)") from failure
             if isinstance(failure, OSError):  # a file of this host, or a mounted export's
                 raise DriverError(f"pool '{self.pool}': cannot write {self._location(rel)}: "
                                   f"{failure.strerror or failure}") from failure

@@ -146,7 +146,7 @@ def test_a_server_stopped_mid_copy_fails_in_one_line_and_cleanup_leaves_nothing(
     with pytest.raises(DriverError) as failed:
         driver.import_volume("big", 0, source, progress=stop_at_first_bytes)
     message = one_line(failed.value)
-    assert "stopped answering" in message and "encompass repair" in message
+    assert "stopped answering" in message and "encompass image delete big" in message
     server.start()
     assert server.contents() in ([], ["big", "big/.vol0.raw.partial"])
     assert [item.image for item in driver.discover()] == []  # a partial file is never a volume
