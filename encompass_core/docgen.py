@@ -105,7 +105,9 @@ def lifecycle_dot() -> str:
     for op in lifecycle.OPERATIONS.values():
         for source in op.sources:
             lines.append(f'  "{source}" -> "{op.transitional}" [label="{op.name}"];')
-        if op.success is None:
+        if op.success is None and op.on_crash == "previous":  # back where it came from (export)
+            lines += [f'  "{op.transitional}" -> "{source}";' for source in op.sources]
+        elif op.success is None:
             gone = True
             lines.append(f'  "{op.transitional}" -> "gone";')
         else:
@@ -129,6 +131,12 @@ def lifecycle_svg() -> str:
     return done.stdout[done.stdout.index("<svg"):]
 
 
+def _then(op: lifecycle.Operation) -> str:
+    if op.success:
+        return f"`{op.success}`"
+    return "the previous state" if op.on_crash == "previous" else "gone"
+
+
 def lifecycle_reference() -> str:
     """The diagram, then the operations' table in words."""
     rows = ["| operation | from | holds | then | masters | clones | a crash leaves |",
@@ -137,7 +145,7 @@ def lifecycle_reference() -> str:
         crash = "the previous state" if op.on_crash == "previous" else f"`{op.on_crash}`"
         rows.append(
             f"| `{op.name}` | {', '.join(f'`{s}`' for s in op.sources)} | `{op.transitional}` "
-            f"| {f'`{op.success}`' if op.success else 'gone'} | {'yes' if op.masters else 'no'} "
+            f"| {_then(op)} | {'yes' if op.masters else 'no'} "
             f"| {'yes' if op.clones else 'no'} | {crash} |")
     direct = ["| from | to | command |", "|---|---|---|"] + [
         f"| `{a}` | `{b}` | {name} |" for (a, b), name in lifecycle.DIRECT.items()]

@@ -61,6 +61,12 @@ OPERATIONS: dict[str, Operation] = {
         # changed only at the end, so one killed half-way is left as it was.
         Operation("update", ("ready",), "updating", "ready", clones=False, on_crash="previous"),
         Operation("rebase", ("ready",), "rebasing", "ready", masters=False, on_crash="previous"),
+        # Removing what a rebase kept or replaced, a master's old version: the record is written
+        # first, naming the volumes being removed, so repair finishes the removal.
+        Operation("rollback", ("ready",), "rebasing", "ready", masters=False, on_crash="previous"),
+        Operation("discard", ("ready", "deployed", "disabled", "error"), "rebasing", None,
+                  masters=False, on_crash="previous"),
+        Operation("retire", ("ready", "disabled"), "updating", None, clones=False, on_crash="previous"),
     )
 }
 

@@ -190,7 +190,11 @@ class Image:
     its volumes hold the functionality's data (``data_volumes``: carried over untouched when a
     clone is rebased onto another version). ``previous`` is what a clone's last rebase replaced;
     ``making`` the storage name under which the operation holding the image makes new volumes
-    (what ``encompass repair`` removes when that operation died).
+    (what ``encompass repair`` removes when that operation died). ``removing`` lists the volumes
+    the operation holding the image is removing (a rollback's rebased volumes, a retired version's):
+    recorded before the first is deleted, so a killed process leaves no file that no record owns,
+    and ``encompass repair`` finishes the removal. ``redeploy_on`` names the machine a deployed
+    clone is deployed on again once its rebase ends (repair does it when the rebase died).
     """
 
     name: str
@@ -212,6 +216,8 @@ class Image:
     data_volumes: tuple[int, ...] = attrs.field(default=(), converter=tuple)  # masters only
     previous: RebaseBackup | None = None  # clones only
     making: str | None = None
+    removing: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    redeploy_on: str | None = None  # clones only
     owner: Owner | None = None
     jobs: tuple[StorageJob, ...] = attrs.field(default=(), converter=tuple)
     error: str | None = None

@@ -86,15 +86,14 @@ def _write_back(ctx: Context, finished: list[tuple[holding.Holding, Any]]) -> No
                 continue  # gone, or taken over by repair: nothing of ours to record
             op = held.operation
             if result.error is None:
-                done = attrs.evolve(held.image, state=op.success, owner=None, error=None, making=None)
+                done = holding.released(held.image, state=op.success, error=None)
                 message = held.message or f"{op.name} done"
             elif held.dirty:
-                done = attrs.evolve(held.image, state="error", owner=None, error=f"{op.name}: {result.error}",
-                                    making=None)
+                done = holding.released(held.image, state="error", error=f"{op.name}: {result.error}")
                 message = f"{op.name} failed: {result.error}"
             else:
                 previous = current.owner.previous_state if current.owner else "error"
-                done = attrs.evolve(current, state=previous, owner=None, making=None)
+                done = holding.released(current, state=previous)
                 message = f"{op.name} failed, nothing was changed: {result.error}"
             holding.record(ctx, tx, holding.transition_event(current, done.state, message, op.name,
                                                              kind="operation"), events)

@@ -25,7 +25,7 @@ from . import holding
 
 #: Operations that change or delete a clone's volumes, refused while a machine claims it.
 #: (deploy checks for itself, through :func:`refuse`, as it may go on the claiming machine.)
-CHANGING = frozenset({"customize", "uncustomize", "flatten", "delete", "rebase"})
+CHANGING = frozenset({"customize", "uncustomize", "flatten", "delete", "rebase", "rollback"})
 
 
 def claimed_by(tx: Transaction) -> dict[str, list[str]]:

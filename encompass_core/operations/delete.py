@@ -46,8 +46,7 @@ def delete_image(ctx: Context, name: str) -> Image:
     with holding.hold(ctx, name, "delete", check=_refuse_with_dependents) as held:
         held.dirty = True
         volumes = all_volumes(held.image)
-        for volume in volumes:
-            ctx.pool(volume.pool).driver.delete_volume(volume)
+        holding.delete_volumes(ctx, volumes)
         purge_leftovers(ctx, held.image)
         held.removed = True
         held.message = f"deleted with {len(volumes)} volume(s)"
@@ -55,12 +54,12 @@ def delete_image(ctx: Context, name: str) -> Image:
 
 
 def all_volumes(image: Image) -> list[Volume]:
-    """Every volume an image holds: its own, a master's earlier versions', and those a rebased
-    clone keeps for a rollback (each once)."""
+    """Every volume an image holds: its own, a master's earlier versions', those a rebased
+    clone keeps for a rollback, and those a killed removal left (each once)."""
     found: dict[tuple[str, str], Volume] = {}
     earlier = [v for version in image.versions for v in version.volumes]
     kept = list(image.previous.volumes) if image.previous else []
-    for volume in [*image.volumes, *earlier, *kept]:
+    for volume in [*image.volumes, *earlier, *kept, *image.removing]:
         found.setdefault((volume.pool, volume.location), volume)
     return list(found.values())
 

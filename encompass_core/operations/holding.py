@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import attrs
 
 from .. import lifecycle
 from ..context import Context
 from ..errors import Conflict, EncompassError
-from ..model import Event, Image, Owner
+from ..model import Event, Image, Owner, Volume
 from ..store import Transaction, current_owner
 from . import claims
 
@@ -87,12 +87,18 @@ def finish(ctx: Context, holding: Holding) -> Image:
             done = current
         else:
             target = op.success or current.owner.previous_state
-            done = attrs.evolve(holding.image, state=target, owner=None, error=None, making=None)
+            done = released(holding.image, state=target, error=None)
             record(ctx, tx, transition_event(current, target, holding.message or f"{op.name} done",
                                              op.name, kind="operation", **holding.details), events)
             tx.put_image(done)
     announce(ctx, events)
     return done
+
+
+def released(image: Image, **changes) -> Image:
+    """``image`` let go by the operation that held it (with ``changes``): no owner, and none of
+    the fields that mean something only while it is held (``making``, ``redeploy_on``)."""
+    return attrs.evolve(image, owner=None, making=None, redeploy_on=None, **changes)
 
 
 def owned_by(current: Image, owner: Owner | None) -> bool:
@@ -123,6 +129,26 @@ def save(ctx: Context, holding: Holding) -> None:
                                       making=current.making))
 
 
+def remove_volumes(ctx: Context, holding: Holding, volumes: Sequence[Volume]) -> None:
+    """Delete ``volumes``, which the held image as the body has changed it no longer records.
+
+    The changed image is written first (still held) with the volumes as its ``removing``, so a
+    process killed half-way leaves every file owned by a record, and ``encompass repair``
+    finishes the removal; a driver's failure leaves the image in ``error``, still naming them.
+    """
+    holding.image = attrs.evolve(holding.image, removing=tuple(volumes))
+    save(ctx, holding)
+    holding.dirty = True
+    delete_volumes(ctx, volumes)
+    holding.image = attrs.evolve(holding.image, removing=())
+
+
+def delete_volumes(ctx: Context, volumes: Sequence[Volume]) -> None:
+    """Delete each volume through its pool's driver (one already gone is not an error)."""
+    for volume in volumes:
+        ctx.pool(volume.pool).driver.delete_volume(volume)
+
+
 def fail(ctx: Context, holding: Holding, reason: str) -> Image:
     """Leave the held image back where it was (nothing changed) or in ``error``."""
     events: list[Event] = []
@@ -133,11 +159,10 @@ def fail(ctx: Context, holding: Holding, reason: str) -> Image:
             return current or holding.image  # gone, or taken over: nothing of ours to record
         previous = current.owner.previous_state if current.owner else "error"
         if holding.dirty:
-            failed = attrs.evolve(holding.image, state="error", owner=None, error=f"{op.name}: {reason}",
-                                  making=None)
+            failed = released(holding.image, state="error", error=f"{op.name}: {reason}")
             message = f"{op.name} failed: {reason}"
         else:
-            failed = attrs.evolve(current, state=previous, owner=None, making=None)
+            failed = released(current, state=previous)
             message = f"{op.name} failed, nothing was changed: {reason}"
         record(ctx, tx, transition_event(current, failed.state, message, op.name, kind="operation"), events)
         tx.put_image(failed)

@@ -163,7 +163,9 @@ def rebase_images(ctx: Context, names: Sequence[str], version: int | None = None
         _refuse_readers(tx, image)
         if image.previous is not None:
             raise Conflict(f"clone '{image.name}' keeps the volumes of an earlier rebase meanwhile")
-        return attrs.evolve(image, making=storage_name(image.name, plans[image.name].target))
+        # A deployed clone (undeployed by now) is deployed again by repair if this process dies.
+        return attrs.evolve(image, making=storage_name(image.name, plans[image.name].target),
+                            redeploy_on=plans[image.name].machine)
 
     def body(held: holding.Holding, images: list[Image]) -> RebaseResult:
         return _rebuild(ctx, held, _Images(images), plans[held.image.name], mode, fingerprint)
@@ -296,17 +298,18 @@ def rollback(ctx: Context, name: str) -> Image:
     if machine:
         deploy.undeploy(ctx, name)
 
-    def still(tx: Transaction, image: Image) -> None:
+    def still(tx: Transaction, image: Image) -> Image:
         if image.previous is None:
             raise Conflict(f"clone '{name}' has nothing to roll back to any more")
         _refuse_readers(tx, image)  # clones made since the rebase read its new volumes
+        return attrs.evolve(image, redeploy_on=machine)  # repair deploys it again if we die
 
-    with holding.hold(ctx, name, "rebase", check=still) as held:
+    with holding.hold(ctx, name, "rollback", check=still) as held:
         current, back = held.image, held.image.previous
         held.image = attrs.evolve(current, volumes=back.volumes, master_version=back.master_version,
                                   applied=back.applied, inputs=back.inputs, previous=None)
+        holding.remove_volumes(ctx, held, _unused(current.volumes, back.volumes))
         held.message = f"rolled back from version {current.master_version} to version {back.master_version}"
-    _delete_unused(ctx, current.volumes, back.volumes)  # after the record: at worst files stay
     if machine:
         deploy.deploy(ctx, name, machine)
     return held.result
@@ -314,29 +317,22 @@ def rollback(ctx: Context, name: str) -> Image:
 
 def discard_old(ctx: Context, name: str) -> Image:
     """Remove the volumes clone ``name``'s last rebase kept for a rollback."""
-    events: list = []
-    with ctx.store.transaction() as tx:
-        clone = tx.image(name)
-        if clone.previous is None:
+
+    def check(tx: Transaction, image: Image) -> None:
+        if image.previous is None:
             raise Conflict(f"clone '{name}' keeps no old volumes (nothing to discard)")
-        if clone.state in lifecycle.TRANSITIONAL:
-            raise Conflict(f"cannot discard the old volumes of '{name}': it is busy ({clone.state})")
-        old = clone.previous
-        holding.record(ctx, tx, holding.transition_event(
-            clone, clone.state, f"old volumes of version {old.master_version} discarded", "rebase",
-            kind="operation"), events)
-        changed = attrs.evolve(clone, previous=None)
-        tx.put_image(changed)
-    holding.announce(ctx, events)
-    _delete_unused(ctx, old.volumes, changed.volumes)
-    return changed
+
+    with holding.hold(ctx, name, "discard", check=check) as held:
+        current, old = held.image, held.image.previous
+        held.image = attrs.evolve(current, previous=None)
+        holding.remove_volumes(ctx, held, _unused(old.volumes, current.volumes))
+        held.message = f"old volumes of version {old.master_version} discarded"
+    return held.result
 
 
-def _delete_unused(ctx: Context, volumes: Sequence[Volume], still_used: Sequence[Volume]) -> None:
+def _unused(volumes: Sequence[Volume], still_used: Sequence[Volume]) -> list[Volume]:
     used = {(v.pool, v.location) for v in still_used}  # carried data volumes are in both
-    for volume in volumes:
-        if (volume.pool, volume.location) not in used:
-            ctx.pool(volume.pool).driver.delete_volume(volume)
+    return [v for v in volumes if (v.pool, v.location) not in used]
 
 
 def all_outdated(ctx: Context, master_name: str) -> list[str]:

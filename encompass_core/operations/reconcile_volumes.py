@@ -23,8 +23,9 @@ from .reconcile import Entry, Finding
 
 @attrs.frozen
 class _Kept:
-    """A volume an image keeps besides its current ones: a master's earlier version, or what a
-    clone's last rebase replaced (for ``--rollback``). Matched like any other, never changed."""
+    """A volume an image keeps besides its current ones: a master's earlier version, what a
+    clone's last rebase replaced (for ``--rollback``), or one an operation is removing. Matched
+    like any other, never changed."""
 
     label: str  # "version 1", "kept for rebase --rollback"
     advice: str  # how the administrator lets it go
@@ -65,6 +66,9 @@ def _kept_volumes(images: Sequence[Image]) -> list[tuple[Image, Volume, _Kept]]:
             out += [(then, v, _Kept("kept for rebase --rollback",
                                     f"encompass rebase {image.name} --discard-old"))
                     for v in image.previous.volumes]
+        # Volumes an operation is removing (its record already let them go): owned until gone.
+        out += [(image, v, _Kept("being removed", "encompass repair, if the operation removing it died"))
+                for v in image.removing]
     return out
 
 

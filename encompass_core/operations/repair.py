@@ -48,6 +48,10 @@ def find_stuck(ctx: Context) -> list[Stuck]:
                               for job in image.jobs)
             if image.making and not _never_made(image):
                 target += f"; half-made volumes '{image.making}' removed"
+            if image.removing:
+                target += f"; the {len(image.removing)} volume(s) it was removing removed"
+            if image.redeploy_on and target.startswith("ready"):
+                target += f"; deployed again on machine '{image.redeploy_on}'"
             action = f"-> {target}" if alive is False else "left alone (owner running)" if alive else (
                 "left alone (owner on another host; --force to take over)")
             found.append(Stuck(image.name, image.state, image.owner.operation, image.owner.pid,
@@ -64,6 +68,9 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
     events: list[Event] = []
     unmade = _purge_unmade(ctx, fixable, force)
     _purge_making(ctx, fixable, force)
+    unfinished = _finish_removals(ctx, fixable, force)
+    fixable -= set(unfinished)
+    redeploy: dict[str, str] = {}  # clone -> the machine a dead rebase had undeployed it from
     with ctx.store.transaction() as tx:
         for name in fixable:
             image = tx.find_image(name)
@@ -80,17 +87,56 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
                 tx.remove_image(name)
                 continue
             target = _crash_target(image)
+            if image.redeploy_on and target == "ready":
+                redeploy[name] = image.redeploy_on
             reason = (f"{owner.operation} interrupted: process {owner.pid} on {owner.host} died "
                       f"while the image was {image.state}")
-            repaired = attrs.evolve(image, state=target, owner=None, making=None,
-                                    error=reason if target == "error" else image.error)
+            repaired = holding.released(image, state=target, removing=(),
+                                        error=reason if target == "error" else image.error)
             holding.record(ctx, tx, holding.transition_event(image, target, f"repaired: {reason}",
                                                              owner.operation, kind="repair"), events)
             tx.put_image(repaired)
     holding.announce(ctx, events)
     _clean_machines(ctx, [s for s in stuck
                           if s.name in fixable and s.operation in ("deploy", "undeploy", "migrate")])
-    return [attrs.evolve(s, action=f"{s.action} (done)") if s.name in fixable else s for s in stuck]
+    outcome = {name: "done" for name in fixable} | _redeploy(ctx, redeploy)
+    outcome |= {name: f"not done: {why}; run encompass repair again" for name, why in unfinished.items()}
+    return [attrs.evolve(s, action=f"{s.action} ({outcome[s.name]})") if s.name in outcome else s
+            for s in stuck]
+
+
+def _finish_removals(ctx: Context, fixable: set[str], force: bool) -> dict[str, str]:
+    """Delete the volumes dead operations were removing (their records no longer name them but
+    as ``removing``); name -> why, for the images whose volumes could not all be removed (they
+    stay held, for a later repair)."""
+    with ctx.store.snapshot() as tx:
+        candidates = [tx.find_image(name) for name in fixable]
+    failed = {}
+    for image in candidates:
+        if image is None or not image.removing or (ctx.store.owner_alive(image.owner) and not force):
+            continue
+        try:
+            holding.delete_volumes(ctx, image.removing)
+        except (EncompassError, OSError) as exc:
+            failed[image.name] = f"volume(s) not removed: {exc}"
+    return failed
+
+
+def _redeploy(ctx: Context, machines: dict[str, str]) -> dict[str, str]:
+    """Deploy each clone again on the machine a dead rebase (or rollback) had undeployed it from,
+    as that operation would have; name -> what came of it, for those not deployed again."""
+    if not machines:
+        return {}
+    from .deploy import deploy  # the platforms' machinery: imported only when needed
+
+    outcome = {}
+    for name, machine in machines.items():
+        try:
+            deploy(ctx, name, machine)
+        except EncompassError as exc:
+            outcome[name] = (f"done, but deploying it again on '{machine}' failed: {exc}; deploy it "
+                             f"by hand: encompass deploy {name} {machine}")
+    return outcome
 
 
 def _clean_machines(ctx: Context, interrupted: list[Stuck]) -> None:

@@ -238,9 +238,9 @@ def _remove(ctx: Context, name: str | None, made: Sequence[Volume], image: Image
 def retire_version(ctx: Context, master_name: str, number: int) -> MasterVersion:
     """Remove version ``number`` of ``master_name`` and its volumes; refused for the current
     version and while any clone derives from it or keeps it for a rollback."""
-    events: list = []
-    with ctx.store.transaction() as tx:
-        master = _master(tx, master_name)
+    retired: list[MasterVersion] = []
+
+    def check(tx: Transaction, master: Image) -> None:
         versions = kept(master)
         found = next((v for v in versions if v.number == number), None)
         if found is None:
@@ -248,8 +248,6 @@ def retire_version(ctx: Context, master_name: str, number: int) -> MasterVersion
                            f"{', '.join(str(v.number) for v in versions)})")
         if number == master.version:
             raise Conflict(f"cannot retire version {number} of '{master_name}': it is the current one")
-        if master.state in lifecycle.TRANSITIONAL:
-            raise Conflict(f"cannot retire a version of '{master_name}': it is busy ({master.state})")
         users = [c.name for c in tx.images(kind="clone", master=master_name)
                  if c.master_version == number
                  or (c.previous is not None and c.previous.master_version == number)]
@@ -260,13 +258,14 @@ def retire_version(ctx: Context, master_name: str, number: int) -> MasterVersion
                 f"it or keep it for a rollback: {shown}. Rebase them first (encompass rebase "
                 f"--all-outdated {master_name}), or discard their old volumes (encompass rebase "
                 "CLONE --discard-old)")
-        holding.record(ctx, tx, holding.transition_event(
-            master, master.state, f"version {number} retired ({len(found.volumes)} volume(s) removed)",
-            "retire", kind="operation"), events)
-        tx.put_image(attrs.evolve(master, versions=tuple(v for v in versions if v.number != number)))
-    holding.announce(ctx, events)
-    current = {v.location for v in master.volumes}
-    for volume in found.volumes:  # after the record: a kill in between leaves files, not a lie
-        if volume.location not in current:
-            ctx.pool(volume.pool).driver.delete_volume(volume)
+        retired.append(found)
+
+    with holding.hold(ctx, master_name, "retire", check=check) as held:
+        [found] = retired
+        left = tuple(v for v in kept(held.image) if v.number != number)
+        held.image = attrs.evolve(held.image, versions=left)
+        current = {v.location for v in held.image.volumes}
+        holding.remove_volumes(ctx, held, [v for v in found.volumes if v.location not in current])
+        held.message = f"version {number} retired ({len(found.volumes)} volume(s) removed)"
     return found
+
