@@ -29,6 +29,7 @@ class _Kept:
 
     label: str  # "version 1", "kept for rebase --rollback"
     advice: str  # how the administrator lets it go
+    gone_is_fine: bool = False  # not reported missing
 
 
 def compare(answers: Mapping[str, object], images: Sequence[Image]) -> list[Entry]:
@@ -63,12 +64,14 @@ def _kept_volumes(images: Sequence[Image]) -> list[tuple[Image, Volume, _Kept]]:
         if image.previous is not None:
             then = attrs.evolve(image, volumes=image.previous.volumes,
                                 master_version=image.previous.master_version)
+            current = {(v.pool, v.location) for v in image.volumes}  # carried data volumes
             out += [(then, v, _Kept("kept for rebase --rollback",
                                     f"encompass rebase {image.name} --discard-old"))
-                    for v in image.previous.volumes]
-        # Volumes an operation is removing (its record already let them go): owned until gone.
-        out += [(image, v, _Kept("being removed", "encompass repair, if the operation removing it died"))
-                for v in image.removing]
+                    for v in image.previous.volumes if (v.pool, v.location) not in current]
+        # Volumes an operation is removing (its record already let them go): owned until gone,
+        # and gone is what is meant.
+        out += [(image, v, _Kept("being removed", "encompass repair, if the operation removing it died",
+                                 gone_is_fine=True)) for v in image.removing]
     return out
 
 
@@ -99,7 +102,7 @@ def _pool_kept(source: str, found: Sequence[DiscoveredVolume],
                                          f"not followed, as {why.label} is never changed: put it "
                                          f"back, or let it go ({why.advice})")))
     for image, volume, why in kept:
-        if id(volume) not in seen:
+        if id(volume) not in seen and not why.gone_is_fine:
             entries.append(Entry(Finding(
                 "missing", "volume", f"{image.name} ({why.label})/volume {volume.index}", source,
                 f"recorded at {volume.location}; the pool has nothing there",

@@ -17,17 +17,30 @@ from conftest import assert_one_line_error, cli_env
 SECRET_OLD = "Old-s3cret-rebase-41"
 SECRET_NEW = "New-s3cret-rebase-42"
 
-# Run the CLI with one step of an operation made to wait forever (after it has made its new
-# volumes), so that the test can kill it there with SIGKILL, as a crash would.
+# Run the CLI with one step of an operation (a module's function or a class's method) made to
+# wait forever once it has run a given number of times, so that the test can kill it there
+# with SIGKILL, as a crash would.
 STALLED_CLI = """
 import importlib, sys, time
-module, function = sys.argv[1].rsplit(".", 1)
+path, let_through = sys.argv[1].split("."), int(sys.argv[2])
+for cut in range(len(path) - 1, 0, -1):
+    try:
+        owner = importlib.import_module(".".join(path[:cut]))
+        break
+    except ImportError:
+        continue
+for name in path[cut:-1]:
+    owner = getattr(owner, name)
+real, calls = getattr(owner, path[-1]), []
 def stall(*args, **kwargs):
-    print("stalled", flush=True)
-    time.sleep(600)
-setattr(importlib.import_module(module), function, stall)
+    calls.append(args)
+    if len(calls) > let_through:
+        print("stalled", flush=True)
+        time.sleep(600)
+    return real(*args, **kwargs)
+setattr(owner, path[-1], stall)
 from encompass_core.cli import main
-main(sys.argv[2:])
+main(sys.argv[3:])
 """
 
 
@@ -152,10 +165,12 @@ def test_every_outdated_clone_is_rebased_in_one_command(run_cli, clones, tmp_pat
     assert states["web1"][0] == "error" and "--discard-old" in states["web1"][1]
 
 
-def kill_stalled(encompass_home: Path, function: str, *args: str) -> None:
-    """Run ``encompass ARGS`` with ``function`` stalled, and SIGKILL it there."""
-    process = subprocess.Popen([sys.executable, "-c", STALLED_CLI, function, *args],
-                               env=cli_env(encompass_home), stdout=subprocess.PIPE, text=True)
+def kill_stalled(encompass_home: Path, function: str, *args: str, let_through: int = 0,
+                 env: dict[str, str] | None = None) -> None:
+    """Run ``encompass ARGS`` with ``function`` stalled (after ``let_through`` calls), and
+    SIGKILL it there."""
+    process = subprocess.Popen([sys.executable, "-c", STALLED_CLI, function, str(let_through), *args],
+                               env=cli_env(encompass_home, env), stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline() == "stalled\n"
     finally:
