@@ -227,6 +227,11 @@ def image_show(ctx, name, as_json) -> None:
     if found.owner:
         rows.append(("held by", f"{found.owner.operation}, pid {found.owner.pid} on {found.owner.host} "
                                 f"since {found.owner.since}"))
+    if found.removing:  # its record no longer names them: they go when that operation ends
+        rows.append(("removing", "; ".join(f"{v.location} (pool '{v.pool}')" for v in found.removing)
+                     + " (if that process died: encompass repair)"))
+    if found.redeploy_on:
+        rows.append(("redeploy on", f"machine '{found.redeploy_on}', once the rebase ends"))
     if found.machine:
         rows.append(("machine", found.machine))
     if not found.is_master:

@@ -8,7 +8,10 @@ given again: they are never stored). Volumes the master marks as data are carrie
 untouched, with the items applied to them. The old volumes and records are kept as
 ``previous`` for :func:`rollback` until :func:`discard_old`. The record changes only at the
 end: a rebase that fails or is killed leaves the clone as it was (``encompass repair``
-removes the half-made volumes). A deployed clone is undeployed, rebased and redeployed.
+removes the half-made volumes). A deployed clone is undeployed, rebased and redeployed (the
+clone held ``rebasing`` names its machine as ``redeploy_on``: repair redeploys it if we die).
+Rollback and discard write the clone's new record first, naming the volumes they then delete
+(``removing``), so a kill leaves every file owned and repair finishes the removal.
 """
 
 from __future__ import annotations

@@ -93,8 +93,10 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
                       f"while the image was {image.state}")
             repaired = holding.released(image, state=target, removing=(),
                                         error=reason if target == "error" else image.error)
-            holding.record(ctx, tx, holding.transition_event(image, target, f"repaired: {reason}",
-                                                             owner.operation, kind="repair"), events)
+            finished = (f"; the volume(s) it was removing removed: "
+                        f"{', '.join(v.location for v in image.removing)}" if image.removing else "")
+            holding.record(ctx, tx, holding.transition_event(
+                image, target, f"repaired: {reason}{finished}", owner.operation, kind="repair"), events)
             tx.put_image(repaired)
     holding.announce(ctx, events)
     _clean_machines(ctx, [s for s in stuck
