@@ -115,8 +115,9 @@ def _finish_removals(ctx: Context, fixable: set[str], force: bool) -> dict[str, 
         candidates = [tx.find_image(name) for name in fixable]
     failed = {}
     for image in candidates:
-        if image is None or not image.removing or (ctx.store.owner_alive(image.owner) and not force):
-            continue
+        if image is None or not image.removing or image.owner is None or (
+                ctx.store.owner_alive(image.owner) and not force):
+            continue  # changed since we looked, or still held by a live process
         try:
             holding.delete_volumes(ctx, image.removing)
         except (EncompassError, OSError) as exc:

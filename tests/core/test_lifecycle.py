@@ -25,6 +25,9 @@ from encompass_core.errors import TransitionRefused
         ("delete", "ready", True, "deleting", None),
         ("delete", "disabled", False, "deleting", None),
         ("delete", "error", False, "deleting", None),
+        ("rollback", "ready", False, "rebasing", "ready"),
+        ("discard", "deployed", False, "rebasing", None),  # back to deployed: the old volumes only go
+        ("retire", "disabled", True, "updating", None),
     ],
 )
 def test_legal_transitions_are_accepted(operation, state, is_master, transitional, success) -> None:
@@ -44,6 +47,8 @@ def test_legal_transitions_are_accepted(operation, state, is_master, transitiona
         ("delete", "deployed", False, "undeploy it first"),
         ("deploy", "disabled", False, "enable it first"),
         ("customize", "deployed", False, "undeploy it first"),
+        ("retire", "ready", False, "only masters can be"),
+        ("rollback", "deployed", False, "undeploy it first"),
     ],
 )
 def test_refused_transitions_say_why(operation, state, is_master, because) -> None:
@@ -76,6 +81,7 @@ def test_a_crashed_holder_leaves_error_except_for_read_only_operations() -> None
     assert lifecycle.crash_state("cloning", "new") == "error"
     assert lifecycle.crash_state("deploying", "ready") == "error"
     assert lifecycle.crash_state("exporting", "disabled") == "disabled"
+    assert lifecycle.crash_state("rebasing", "deployed") == "deployed"  # a discard's: repair finishes it
 
 
 def test_every_operation_goes_between_known_states() -> None:
