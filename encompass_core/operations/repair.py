@@ -136,7 +136,7 @@ def _redeploy(ctx: Context, machines: dict[str, str]) -> dict[str, str]:
     for name, machine in machines.items():
         try:
             deploy(ctx, name, machine)
-        except EncompassError as exc:
+        except (EncompassError, OSError) as exc:
             outcome[name] = (f"done, but deploying it again on '{machine}' failed: {exc}; deploy it "
                              f"by hand: encompass deploy {name} {machine}")
     return outcome

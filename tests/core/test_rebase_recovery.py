@@ -156,6 +156,7 @@ FILE_BLADES = """
     from pathlib import Path
     from encompass_core import hookimpl
     from encompass_core.contracts import PlatformCapabilities, PlatformDriver
+    from encompass_core.errors import DriverError
     from encompass_core.model import Machine
     from encompass_core.records import PlatformDriverRecord
     from encompass_core.settings import Setting
@@ -183,6 +184,8 @@ FILE_BLADES = """
             return found
 
         def deploy(self, machine, image, attachments):
+            if (self.folder / "unplugged").exists():
+                raise DriverError(f"machine '{machine.name}' does not answer (unplugged)")
             return self._machine(machine.name, "on", [a.address for a in attachments])
 
         def undeploy(self, machine, image):
@@ -240,4 +243,20 @@ def test_a_deployed_clone_killed_mid_rebase_is_deployed_again_by_repair(run_cli,
     assert run_cli("machine", "show", "pc1", "--json", env=env).json()["image"] == "web1"
     again = run_cli("repair", "--json", env=env).json()  # records and platform agree now
     assert (again["images"], again["claims"]) == ([], [])
+
+    # Killed again, and the machine does not answer when repair deploys it again: repair says
+    # so and what to run; the clone is ready, as the machine (off) has it.
+    kill_stalled(encompass_home, "encompass_core.operations.rebase._apply", "rebase", "web1",
+                 "--set", f"rootpw={SECRET_NEW}", env=env)
+    (folder / "unplugged").touch()
+    done = run_cli("repair", "--json", env=env)
+    assert done.code == 0, done.err
+    [web1_action] = [s["action"] for s in done.json()["images"] if s["name"] == "web1"]
+    assert "deploying it again on 'pc1' failed" in web1_action
+    assert "unplugged" in web1_action and "encompass deploy web1 pc1" in web1_action
+    web1 = show(run_cli, "web1")
+    assert (web1["state"], web1["machine"]) == ("ready", None)
+    assert json.loads((folder / "pc1.json").read_text())["power"] == "off"
+    (folder / "unplugged").unlink()
+    assert run_cli("deploy", "web1", "pc1", env=env).code == 0
     assert run_cli("undeploy", "web1", env=env).code == 0
