@@ -127,25 +127,31 @@ class _Reader:
 
     def read_at(self, offset: int, length: int) -> bytearray:
         """Up to ``length`` bytes from ``offset``: fewer only at the end of the file."""
-        client = self.client
         data = bytearray(length)
+        with memoryview(data) as view:
+            got = self.read_into(offset, view)
+        del data[got:]
+        return data
+
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` from ``offset``; the count read, short only at the end of the file."""
+        client, length = self.client, len(buffer)
         got = 0
         while got < length:
-            # One READ of what the server takes at a time, into its place in ``data``: larger
+            # One READ of what the server takes at a time, into its place in ``buffer``: larger
             # counts (which libnfs splits into READs sent together) were slower against ganesha.
             count = min(length - got, client.read_max)
-            buffer = (ctypes.c_char * count).from_buffer(data, got)
+            target = (ctypes.c_char * count).from_buffer(buffer, got)
             with client.lock:
                 client.check_alive(self.context, "read", self.rel)
-                done = self._native.nfs_pread(*self._pointers, offset + got, count, buffer)
-            del buffer  # releases ``data``, which may then shrink
+                done = self._native.nfs_pread(*self._pointers, offset + got, count, target)
+            del target  # releases ``buffer``
             if done < 0:
                 raise client.failed(done, "read", self.rel)
             if done == 0:
                 break
             got += done
-        del data[got:]
-        return data
+        return got
 
     def close(self) -> None:
         client = self.client

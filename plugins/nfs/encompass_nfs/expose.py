@@ -104,8 +104,8 @@ class DirectReader:
     def size(self) -> int:
         return self.file.size
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        return self.file.read_at(offset, length)
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        return self.file.read_into(offset, buffer)
 
 
 def direct_format(files: LibnfsExport, rel: str, fmt: str) -> str | None:
