@@ -41,6 +41,10 @@ V4_WRITE_PIECE = 3 << 10  # bytes: libnfs 4.0 cannot encode a larger NFSv4 WRITE
 #: (1 GiB of WRITEs, the COMMIT aside: 4.3-4.7 s one at a time, 2.2-2.6 s four at once).
 WRITES_IN_FLIGHT = 4
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the server's port to answer
+#: glibc's ``mallopt`` parameters (<malloc.h>) and what this client sets them to (see
+#: :func:`_keep_write_buffers`).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD, TRIM_THRESHOLD = 8 << 20, 32 << 20
 
 
 def _libnfs() -> Any:
@@ -66,6 +70,22 @@ def _native() -> Any:
                              ctypes.c_void_p)
         function.restype = ctypes.c_int
     return library
+
+
+@functools.cache
+def _keep_write_buffers() -> None:
+    """Have glibc reuse the memory libnfs builds each WRITE in (a buffer the size of the WRITE,
+    1 MiB, allocated and freed per WRITE) instead of mapping it afresh every time.
+
+    Above glibc's mmap threshold (128 KiB until a larger block is freed) a buffer is a new
+    mapping, which the kernel fills page by page: copying 1 GiB to an export took 260,000 page
+    faults and 2 s of system time more (5.2-5.5 s against 7.9-8.4 s, A/B). Set once per process,
+    when the first export is mounted; without glibc's ``mallopt`` nothing changes."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def _pointer(swig: Any) -> ctypes.c_void_p:
@@ -199,6 +219,7 @@ class LibnfsExport:
         if context is None:
             raise DriverError(f"pool '{self.pool}': libnfs could not make a context")
         native = _native()
+        _keep_write_buffers()
         native.nfs_set_timeout(ctypes.c_void_p(int(context)), int(self.timeout * 1000))
         native.nfs_set_autoreconnect(ctypes.c_void_p(int(context)), 0)
         parsed = nfs.nfs_parse_url_dir(context, url.text)
