@@ -26,8 +26,9 @@
     runs them.
 
 Each contender runs once per round, in turn; the table gives min, median and max, and the ratio
-of medians to the reference contender. What every contender made is checked, then removed, so
-that each round starts alike. Encompass runs from bytecode compiled once into a private folder.
+of medians to the reference contender. What every contender made is checked, then removed, and
+the disk given time to write out what is pending (``sync``, untimed), so that each starts alike.
+Encompass runs from bytecode compiled once into a private folder.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ SMCLI = ROOT / "plugins" / "ds4xxx" / "tests" / "SMcli"
 CONTROLLERS = ["127.0.0.2", "127.0.0.3"]
 MIB = 1 << 20
 FLASHCOPIES = 20
+
+
+def settle() -> None:
+    """Untimed, after a contender's copy is checked and removed: the disk finishes what is
+    still on its way to it (the removed gigabyte, freed blocks) before the next one starts."""
+    run("sync")
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> str:
@@ -127,6 +134,7 @@ def _bench_nfs(work: Path, server: Ganesha, size: int, rounds: int) -> list[Resu
             seconds = timed(copy_and_flush)
             check_size(made)
             made.unlink()
+            settle()
             return seconds
         return Contender(command[0] + (" + sync" if flush else ""), once)
 
@@ -144,6 +152,7 @@ def _bench_nfs(work: Path, server: Ganesha, size: int, rounds: int) -> list[Resu
             if shown["state"] != "ready" or shown["volumes"][0]["pool"] != pool:
                 raise SystemExit(f"storage_bench: clone {name} is {shown['state']} in {pool}")
             encompass("image", "delete", name)
+            settle()
             return seconds
         return Contender(label, once)
 
@@ -252,7 +261,7 @@ def bench_san(work: Path, rounds: int) -> list[Result]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 128 MiB copy instead of 1 GiB")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of each contender (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of each contender (default 5)")
     parser.add_argument("--only", choices=("nfs", "san"), help="run one half of the benchmark")
     parser.add_argument("--dir", type=Path, help="where to work (default: a temporary folder in /var/tmp)")
     args = parser.parse_args()

@@ -23,8 +23,10 @@ class VolumeReader(Protocol):
     label: str
     parallel: int
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        """``length`` bytes from ``offset`` (fewer only at the end); errors are
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` with the bytes from ``offset``; the number read, fewer than
+        ``len(buffer)`` only at the end. The copy hands the same few buffers over and over
+        (fresh ones per read cost page faults). Errors are
         :class:`~encompass_core.errors.DriverError` with one line (a server that stopped
         answering says so)."""
         ...

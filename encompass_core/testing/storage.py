@@ -82,8 +82,10 @@ class _BytesReader:
     def __init__(self, data: bytes) -> None:
         self.data, self.size = data, len(data)
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        return self.data[offset:offset + length]
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        part = self.data[offset:offset + len(buffer)]
+        buffer[:len(part)] = part
+        return len(part)
 
 
 class StorageDriverSuite:
@@ -214,8 +216,11 @@ class StorageDriverSuite:
         with reading as reader:
             assert isinstance(reader, VolumeReader) and reader.parallel >= 1
             assert reader.format == "raw" and reader.size == source_file.stat().st_size
-            assert reader.read_at(0, reader.size) == source_file.read_bytes()
-            assert reader.read_at(reader.size - 10, 100) == source_file.read_bytes()[-10:]
+            whole, tail = bytearray(reader.size), bytearray(100)
+            assert reader.read_into(0, memoryview(whole)) == reader.size
+            assert whole == source_file.read_bytes()
+            assert reader.read_into(reader.size - 10, memoryview(tail)) == 10  # the end: fewer
+            assert tail[:10] == source_file.read_bytes()[-10:]
 
     def test_write_stream_makes_a_volume_from_a_reader_or_is_none(self, driver, source_file):
         # write_stream: None (the core then asks write_volume), or a new volume with the bytes.

@@ -41,6 +41,10 @@ V4_WRITE_PIECE = 3 << 10  # bytes: libnfs 4.0 cannot encode a larger NFSv4 WRITE
 #: (1 GiB of WRITEs, the COMMIT aside: 4.3-4.7 s one at a time, 2.2-2.6 s four at once).
 WRITES_IN_FLIGHT = 4
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the server's port to answer
+#: glibc's ``mallopt`` parameters (<malloc.h>) and what this client sets them to (see
+#: :func:`_keep_write_buffers`).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD, TRIM_THRESHOLD = 8 << 20, 32 << 20
 
 
 def _libnfs() -> Any:
@@ -66,6 +70,22 @@ def _native() -> Any:
                              ctypes.c_void_p)
         function.restype = ctypes.c_int
     return library
+
+
+@functools.cache
+def _keep_write_buffers() -> None:
+    """Have glibc reuse the memory libnfs builds each WRITE in (a buffer the size of the WRITE,
+    1 MiB, allocated and freed per WRITE) instead of mapping it afresh every time.
+
+    Above glibc's mmap threshold (128 KiB until a larger block is freed) a buffer is a new
+    mapping, which the kernel fills page by page: copying 1 GiB to an export took 260,000 page
+    faults and 2 s of system time more (5.2-5.5 s against 7.9-8.4 s, A/B). Set once per process,
+    when the first export is mounted; without glibc's ``mallopt`` nothing changes."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is not None:
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
 def _pointer(swig: Any) -> ctypes.c_void_p:
@@ -127,25 +147,31 @@ class _Reader:
 
     def read_at(self, offset: int, length: int) -> bytearray:
         """Up to ``length`` bytes from ``offset``: fewer only at the end of the file."""
-        client = self.client
         data = bytearray(length)
+        with memoryview(data) as view:
+            got = self.read_into(offset, view)
+        del data[got:]
+        return data
+
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        """Fill ``buffer`` from ``offset``; the count read, short only at the end of the file."""
+        client, length = self.client, len(buffer)
         got = 0
         while got < length:
-            # One READ of what the server takes at a time, into its place in ``data``: larger
+            # One READ of what the server takes at a time, into its place in ``buffer``: larger
             # counts (which libnfs splits into READs sent together) were slower against ganesha.
             count = min(length - got, client.read_max)
-            buffer = (ctypes.c_char * count).from_buffer(data, got)
+            target = (ctypes.c_char * count).from_buffer(buffer, got)
             with client.lock:
                 client.check_alive(self.context, "read", self.rel)
-                done = self._native.nfs_pread(*self._pointers, offset + got, count, buffer)
-            del buffer  # releases ``data``, which may then shrink
+                done = self._native.nfs_pread(*self._pointers, offset + got, count, target)
+            del target  # releases ``buffer``
             if done < 0:
                 raise client.failed(done, "read", self.rel)
             if done == 0:
                 break
             got += done
-        del data[got:]
-        return data
+        return got
 
     def close(self) -> None:
         client = self.client
@@ -193,6 +219,7 @@ class LibnfsExport:
         if context is None:
             raise DriverError(f"pool '{self.pool}': libnfs could not make a context")
         native = _native()
+        _keep_write_buffers()
         native.nfs_set_timeout(ctypes.c_void_p(int(context)), int(self.timeout * 1000))
         native.nfs_set_autoreconnect(ctypes.c_void_p(int(context)), 0)
         parsed = nfs.nfs_parse_url_dir(context, url.text)

@@ -27,25 +27,24 @@ CHUNK = 1 << 20
 _ZERO_BLOCK = bytes(4 << 10)
 
 
-def _zeros(chunk: bytes | memoryview) -> bool:
-    if len(chunk) <= len(_ZERO_BLOCK):  # a memory compare: ten times a count's speed
-        return chunk == _ZERO_BLOCK[:len(chunk)]
-    return bytes(chunk).count(0) == len(chunk)
+def _zeros(data: bytearray, length: int) -> bool:
+    """Whether ``data[:length]`` is all zeros, looked at in place."""
+    if length <= len(_ZERO_BLOCK):  # a memory compare: ten times a count's speed
+        return data.startswith(_ZERO_BLOCK[:length])
+    return data.count(0, 0, length) == length
 
 
-def _read_file(fd: int, size: int, label: str):
-    """``read_at`` of a file of this host, into writable buffers (libnfs writes them as they are)."""
-    def read_at(offset: int, length: int) -> bytearray:
-        data = bytearray(length)
+def _read_file(fd: int, size: int, label: str) -> Callable[[int, memoryview], None]:
+    """The pump's ``read_into`` of a file of this host: the buffers it fills are writable, and
+    libnfs writes them as they are."""
+    def read_into(offset: int, view: memoryview) -> None:
         got = 0
-        with memoryview(data) as view:
-            while got < length:
-                done = os.preadv(fd, [view[got:]], offset + got)
-                if done == 0:
-                    raise DriverError(f"{label} ended at byte {offset + got}, before {size}")
-                got += done
-        return data
-    return read_at
+        while got < len(view):
+            done = os.preadv(fd, [view[got:]], offset + got)
+            if done == 0:
+                raise DriverError(f"{label} ended at byte {offset + got}, before {size}")
+            got += done
+    return read_into
 
 
 def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
@@ -81,26 +80,25 @@ def copy_file(files: ExportFiles, source: str, target: str, mode: int = 0o644,
     reader: Reader = files.open_read(source)
     try:
         # One context, one lock: reads and writes take turns, one read ahead.
-        upload_reader(reader.read_at, reader.size, f"{files.label}/{source}", files, target, mode,
+        upload_reader(reader.read_into, reader.size, f"{files.label}/{source}", files, target, mode,
                       progress)
     finally:
         reader.close()
 
 
-def upload_reader(read_at: Callable[[int, int], bytes], size: int, label: str, files: ExportFiles,
-                  rel: str, mode: int = 0o644, progress: Progress | None = None,
+def upload_reader(read_into: Callable[[int, memoryview], int], size: int, label: str,
+                  files: ExportFiles, rel: str, mode: int = 0o644, progress: Progress | None = None,
                   readers: int = 1) -> None:
-    """Copy ``size`` bytes read by ``read_at(offset, length)`` (a file of the export, or another
+    """Copy ``size`` bytes read by ``read_into(offset, buffer)`` (a file of the export, or another
     pool's :meth:`~encompass_core.contracts.StorageDriver.open_reader`) to a new file ``rel`` of
     the export: zero blocks not written, ``readers`` reads ahead in threads."""
     writer = files.create(rel, mode)
     try:
-        def read_whole(offset: int, length: int) -> bytes:
-            chunk = read_at(offset, length)
-            if len(chunk) < length:
-                raise DriverError(f"pool '{files.pool}': {label} ended at byte {offset + len(chunk)} "
+        def read_whole(offset: int, view: memoryview) -> None:
+            got = read_into(offset, view)
+            if got < len(view):
+                raise DriverError(f"pool '{files.pool}': {label} ended at byte {offset + got} "
                                   f"of {size} while it was copied")
-            return chunk
 
         streaming.pump(read_whole, iter([(0, size)]), writer.write_at, size, progress, readers=readers)
         writer.truncate(size)
@@ -114,14 +112,15 @@ def download_file(files: ExportFiles, source: str, target: Path) -> None:
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            offset = 0
-            while offset < reader.size:
-                chunk = reader.read_at(offset, min(CHUNK, reader.size - offset))
-                if not chunk:
-                    break
-                if not _zeros(chunk):
-                    os.pwrite(fd, chunk, offset)
-                offset += len(chunk)
+            offset, buffer = 0, bytearray(CHUNK)  # one buffer for the whole file
+            with memoryview(buffer) as whole:
+                while offset < reader.size:
+                    got = reader.read_into(offset, whole[:min(CHUNK, reader.size - offset)])
+                    if not got:
+                        break
+                    if not _zeros(buffer, got):
+                        os.pwrite(fd, whole[:got], offset)
+                    offset += got
             os.ftruncate(fd, reader.size)
         finally:
             os.close(fd)

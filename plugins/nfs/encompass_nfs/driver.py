@@ -362,7 +362,7 @@ class NfsStorageDriver(StorageDriver):
         if reader.format not in ("raw", "qcow2"):
             return None
         with self._writing(image, index, reader.format, 0o644) as partial:
-            copying.upload_reader(reader.read_at, reader.size, reader.label, self.files, partial,
+            copying.upload_reader(reader.read_into, reader.size, reader.label, self.files, partial,
                                   0o644, progress, readers=max(1, reader.parallel))
         return self._volume(index, reader.format, f"{image}/vol{index}{VOLUME_SUFFIX[reader.format]}",
                             size=size)

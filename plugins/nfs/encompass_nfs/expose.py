@@ -25,13 +25,17 @@ import attrs
 
 from encompass_core import rundir
 from encompass_core.customization.access import VolumeRef
-from encompass_core.customization.openers.qcow2 import FuseExport
 from encompass_core.errors import DriverError
+from encompass_core.lazy import lazy_module
 
 from . import copying
 from .client import LibnfsExport
 from .files import Reader
 from .qcow2 import backing_path, read_header
+
+#: The core's qcow2 opener (qemu-storage-daemon over FUSE) and, through its package, every
+#: other opener: imported when a file is exposed, not by every command that loads the pool.
+qcow2_opener = lazy_module("encompass_core.customization.openers.qcow2")
 
 MAX_CHAIN = 64  # backing files followed at the most (a loop would be endless)
 
@@ -78,8 +82,9 @@ def blockdevs(files: LibnfsExport, rel: str, fmt: str, writable: bool) -> list[d
 def exposed_file(files: LibnfsExport, rel: str, fmt: str, writable: bool) -> Iterator[VolumeRef]:
     """The disk file as a raw file of this host for the block."""
     # QEMU speaks NFSv3 (through the server's portmapper) whatever version the pool's url asks.
-    export = FuseExport(files.url.of(rel), writable, f"{files.url.of(rel)} (pool '{files.pool}')",
-                        blockdevs=blockdevs(files, rel, fmt, writable))
+    label = f"{files.url.of(rel)} (pool '{files.pool}')"
+    export = qcow2_opener.FuseExport(files.url.of(rel), writable, label,
+                                     blockdevs=blockdevs(files, rel, fmt, writable))
     try:
         yield VolumeRef(path=export.raw_path, format="raw")
     finally:
@@ -99,8 +104,8 @@ class DirectReader:
     def size(self) -> int:
         return self.file.size
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        return self.file.read_at(offset, length)
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        return self.file.read_into(offset, buffer)
 
 
 def direct_format(files: LibnfsExport, rel: str, fmt: str) -> str | None:

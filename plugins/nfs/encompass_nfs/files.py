@@ -55,11 +55,13 @@ class Writer(Protocol):
 
 
 class Reader(Protocol):
-    """A file being read: its ``size``, ``read_at``, ``close``."""
+    """A file being read: its ``size``, ``read_at`` (a new buffer), ``read_into`` (a given one:
+    the count read, short only at the end), ``close``."""
 
     size: int
 
     def read_at(self, offset: int, length: int) -> bytes: ...
+    def read_into(self, offset: int, buffer: memoryview) -> int: ...
     def close(self) -> None: ...
 
 
@@ -125,6 +127,15 @@ class _FdReader:
 
     def read_at(self, offset: int, length: int) -> bytes:
         return os.pread(self.fd, length, offset)
+
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        got = 0
+        while got < len(buffer):
+            done = os.preadv(self.fd, [buffer[got:]], offset + got)
+            if not done:
+                break
+            got += done
+        return got
 
     def close(self) -> None:
         os.close(self.fd)
