@@ -562,6 +562,6 @@ def test_every_field_of_the_model_but_the_repositorys_own_is_carried():
     restored = metadata.restore_image(carried.image, "test", state="ready",
                                       volumes=[metadata.merge_volume(carried.image["volumes"][0], made)])
     back = to_document(restored)
-    assert {k: v for k, v in back.items() if k not in metadata.LOCAL_FIELDS | {"volumes"}} == {
+    assert {k: v for k, v in back.items() if k not in metadata.local_fields() | {"volumes"}} == {
         k: v for k, v in carried.image.items() if k != "volumes"}
     assert (back["volumes"][0]["pool"], back["volumes"][0]["backing"]) == ("other", None)
