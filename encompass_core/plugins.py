@@ -83,7 +83,7 @@ class PluginHost:
         if self.loaded:
             return self
         self.loaded = True
-        core_version = importlib.metadata.version("encompass-core") if _has_dist("encompass-core") else "0"
+        core_version = _version("encompass-core")
         for name, module_name in DEFAULT_PLUGINS:
             try:
                 module = importlib.import_module(module_name)
@@ -296,12 +296,13 @@ class PluginHost:
                     warn(f"plugin '{impl.plugin_name}' failed to observe an event: {exc}")
 
 
-def _has_dist(name: str) -> bool:
+def _version(dist: str) -> str:
+    """The installed version of distribution ``dist``, "0" when it is not installed (one
+    look-up: each scans the import path)."""
     try:
-        importlib.metadata.distribution(name)
+        return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
+        return "0"
 
 
 def _dist_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
