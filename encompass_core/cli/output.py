@@ -69,11 +69,10 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | No
     lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells]
     if title:
         lines.insert(0, title)
-    stream = sys.stdout
-    if stream.isatty() and not os.environ.get("NO_COLOR"):
+    if _styled():
         lines[1 if title else 0] = f"\033[1m{lines[1 if title else 0]}\033[0m"
-    stream.write("\n".join(lines) + "\n")
-    stream.flush()
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
 
 
 def tree(roots: Sequence[Any], children: Callable[[Any], Sequence[Any]],
@@ -84,7 +83,7 @@ def tree(roots: Sequence[Any], children: Callable[[Any], Sequence[Any]],
     unicode = (sys.stdout.encoding or "").lower().replace("-", "") in ("utf8", "utf8sig")
     branch, last, through, blank = (("├── ", "└── ", "│   ", "    ") if unicode
                                     else ("+-- ", "`-- ", "|   ", "    "))
-    styled = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    styled = _styled()
     lines: list[str] = []
     for root in roots:
         todo = [(root, "", "")]  # (node, its guide, the guide under it), depth first
@@ -100,6 +99,11 @@ def tree(roots: Sequence[Any], children: Callable[[Any], Sequence[Any]],
                              under + (blank if end else through)))
     sys.stdout.write("".join(line + "\n" for line in lines))
     sys.stdout.flush()
+
+
+def _styled() -> bool:
+    """Whether stdout is a terminal that takes styles (bold, dim): not with ``NO_COLOR``."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _cell(value: Any) -> str:
