@@ -74,18 +74,28 @@ def stream_raw(source: str, target_fd: int, size: int, progress: Progress = None
     src_fd = os.open(source, os.O_RDONLY)
     try:
         def read_into(offset: int, view: memoryview) -> None:
-            got = 0
-            while got < len(view):  # a short read (a FUSE view may answer one): read on
-                done = os.preadv(src_fd, [view[got:]], offset + got)
-                if not done:
-                    raise OSError(errno.EIO, f"{source} ended at byte {offset + got}, before {size}")
-                got += done
+            got = pread_into(src_fd, offset, view)
+            if got < len(view):
+                raise OSError(errno.EIO, f"{source} ended at byte {offset + got}, before {size}")
 
         written = pump(read_into, data_regions(src_fd, size), _pwriter(target_fd), size, progress)
     finally:
         os.close(src_fd)
     _finish(target_fd, size)
     return written
+
+
+def pread_into(fd: int, offset: int, view: memoryview) -> int:
+    """Fill ``view`` with the bytes of ``fd`` from ``offset``; the count read, fewer than
+    ``len(view)`` only at the end of the file (a short read, which a FUSE view may answer,
+    is read on)."""
+    got = 0
+    while got < len(view):
+        done = os.preadv(fd, [view[got:]], offset + got)
+        if not done:
+            break
+        got += done
+    return got
 
 
 def stream_reader(reader: VolumeReader, target_fd: int, progress: Progress = None) -> int:

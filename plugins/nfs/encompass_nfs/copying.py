@@ -38,12 +38,9 @@ def _read_file(fd: int, size: int, label: str) -> Callable[[int, memoryview], No
     """The pump's ``read_into`` of a file of this host: the buffers it fills are writable, and
     libnfs writes them as they are."""
     def read_into(offset: int, view: memoryview) -> None:
-        got = 0
-        while got < len(view):
-            done = os.preadv(fd, [view[got:]], offset + got)
-            if done == 0:
-                raise DriverError(f"{label} ended at byte {offset + got}, before {size}")
-            got += done
+        got = streaming.pread_into(fd, offset, view)
+        if got < len(view):
+            raise DriverError(f"{label} ended at byte {offset + got}, before {size}")
     return read_into
 
 

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import attrs
 
+from encompass_core.drivers import streaming
 from encompass_core.errors import Conflict, DriverError, NotFound
 
 
@@ -129,13 +130,7 @@ class _FdReader:
         return os.pread(self.fd, length, offset)
 
     def read_into(self, offset: int, buffer: memoryview) -> int:
-        got = 0
-        while got < len(buffer):
-            done = os.preadv(self.fd, [buffer[got:]], offset + got)
-            if not done:
-                break
-            got += done
-        return got
+        return streaming.pread_into(self.fd, offset, buffer)
 
     def close(self) -> None:
         os.close(self.fd)
