@@ -120,6 +120,8 @@ class Context:
                     unchecked.append(f"[{kind}.{section.name}] (driver '{section.driver}')")
                 else:
                     self._checked(section, record, kind)
+        if not self.config.openers:
+            return unchecked  # the openers' records (the opener modules) are imported only when used
         openers = {r.name: r for r in self.host.volume_openers()}
         for name in self.config.openers:
             if name not in openers:

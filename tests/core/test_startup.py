@@ -74,6 +74,17 @@ def test_the_probe_sees_what_a_command_imports(run_cli, master, encompass_home, 
     modules = imported_by(encompass_home, tmp_path, "clone", master, "web2")
     assert {"encompass_core.operations.clone", "encompass_core.plugins"} <= modules
     assert run_cli("image", "show", "web2").code == 0
+    # A clone opens no volume: the openers are not imported while no [openers.*] table asks
+    # for their settings to be checked.
+    assert "encompass_core.customization.openers" not in modules
+
+
+def test_an_openers_table_is_checked_by_any_command(run_cli, master, encompass_home):
+    with open(encompass_home / "encompass.toml", "a") as config:
+        config.write('\n[openers.no-such-opener]\nsetting = 1\n')
+    result = run_cli("clone", master, "web3")
+    assert result.code == 5
+    assert "[openers.no-such-opener]: no such volume opener" in result.err
 
 
 def test_help_reads_no_configuration_or_metadata(encompass_home, tmp_path):
