@@ -53,11 +53,16 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def interleave(case: str, contenders: Sequence[Contender], rounds: int,
-               progress: Callable[[str], None] | None = print) -> list[Result]:
-    """Run every contender once per round, in turn; their results in the contenders' order."""
+               progress: Callable[[str], None] | None = print, rotate: bool = False) -> list[Result]:
+    """Run every contender once per round, in turn; their results in the contenders' order.
+
+    With ``rotate``, each round starts one contender later (B C A, then C A B, ...), so that
+    none always follows the same one: where a contender leaves work behind for the machine (a
+    file's blocks still being freed, a disk still writing), it falls on each in turn."""
     seconds: dict[str, list[float]] = {c.name: [] for c in contenders}
     for round_ in range(1, rounds + 1):
-        for contender in contenders:
+        shift = (round_ - 1) % len(contenders) if rotate else 0
+        for contender in [*contenders[shift:], *contenders[:shift]]:
             took = contender.run(round_)
             seconds[contender.name].append(took)
             if progress:

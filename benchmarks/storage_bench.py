@@ -25,7 +25,8 @@
     handling, not a real array. Target: <= 1.2x the bare commands run as parallel as Encompass
     runs them.
 
-Each contender runs once per round, in turn; the table gives min, median and max, and the ratio
+Each contender runs once per round, in turn, each round starting one contender later than the
+last (none always follows the same one); the table gives min, median and max, and the ratio
 of medians to the reference contender. What every contender made is checked, then removed, and
 the disk given time to write out what is pending (``sync``, untimed), so that each starts alike.
 Encompass runs from bytecode compiled once into a private folder.
@@ -172,13 +173,13 @@ def _bench_nfs(work: Path, server: Ganesha, size: int, rounds: int) -> list[Resu
         results = interleave(f"local -> NFS, {size // MIB} MiB", [
             *(to_nfs_bare(command) for command in to_nfs),  # they COMMIT on close: flushed
             ours("onlocal", "nas", "encompass clone --pool nas --mode full"),
-        ], rounds)
+        ], rounds, rotate=True)
     finally:
         export.close()
     results += interleave(f"NFS -> local, {size // MIB} MiB", [
         *(from_nfs_bare(command, flush) for flush in (False, True) for command in from_nfs),
         ours("onnas", "local", "encompass clone --pool local --mode full"),
-    ], rounds)
+    ], rounds, rotate=True)
     return results
 
 
