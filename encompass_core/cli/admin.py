@@ -56,24 +56,28 @@ def pool_list(ctx, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what is stuck and what would be done.")
 @click.option("--force", is_flag=True, help="Also take over images held by a process on another host.")
 @click.option("--json", "as_json", is_flag=True,
-              help='A JSON object: {"images": [...], "leftovers": [...]}.')
+              help='A JSON object: {"images": [...], "removals": [...], "claims": [...], '
+                   '"leftovers": [...]}.')
 @click.pass_obj
 def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
     """Find images stuck in a transitional state (cloning, deploying, ...) whose owning process
     is gone, and move them to 'error' with the reason, so they can be retried or deleted (a
-    clone never finished is removed with its leftovers). End the helper processes
+    clone never finished is removed with its leftovers). Remove again the volumes an operation
+    that failed could not remove (a pool refused, or was down). End the helper processes
     (qemu-storage-daemon, debugfs, guestfish...), mounts and work files such processes left
     behind. Then check machines' claims on clones with their platforms: a clone a machine still
     runs is 'deployed' again, a claim the machine let go (or on a deleted image) is released.
 
-    --json gives {"images": [...], "claims": [...], "leftovers": [...]}."""
+    --json gives {"images": [...], "removals": [...], "claims": [...], "leftovers": [...]}."""
     leftovers = repair_op.clean_leftovers(ctx, dry_run=dry_run)
     stuck = repair_op.repair(ctx, dry_run=dry_run, force=force)
+    removals = repair_op.finish_failed_removals(ctx, dry_run=dry_run)
     claimed = claims_op.reconcile(ctx, dry_run=dry_run)
     if as_json:
-        output.emit_json({"images": stuck, "claims": claimed, "leftovers": leftovers})
+        output.emit_json({"images": stuck, "removals": removals, "claims": claimed,
+                          "leftovers": leftovers})
         return
-    if not stuck and not claimed and not leftovers:
+    if not stuck and not removals and not claimed and not leftovers:
         output.note("no image is stuck, every claim holds and no process left anything behind: "
                     "nothing to repair")
         return
@@ -81,6 +85,10 @@ def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
         output.table(("IMAGE", "STATE", "OPERATION", "PID", "HOST", "SINCE", "OWNER", "ACTION"),
                      [(s.name, s.state, s.operation, s.pid, s.host, s.since, s.owner, s.action)
                       for s in stuck])
+    if removals:
+        output.table(("IMAGE", "STATE", "VOLUMES", "ACTION"),
+                     [(r.name, r.state, ", ".join(r.volumes), r.action) for r in removals],
+                     title="Volumes failed operations left to remove")
     if claimed:
         output.table(("MACHINE", "CLAIMS IMAGE", "FOUND", "ACTION"),
                      [(c.machine, c.image, c.finding, c.action) for c in claimed])

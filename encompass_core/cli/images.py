@@ -229,7 +229,8 @@ def image_show(ctx, name, as_json) -> None:
                                 f"since {found.owner.since}"))
     if found.removing:  # its record no longer names them: they go when that operation ends
         rows.append(("removing", "; ".join(f"{v.location} (pool '{v.pool}')" for v in found.removing)
-                     + " (if that process died: encompass repair)"))
+                     + (" (if that process died: encompass repair)" if found.owner else
+                        " (the operation failed: encompass repair removes them once the pool can)")))
     if found.redeploy_on:
         rows.append(("redeploy on", f"machine '{found.redeploy_on}', once the rebase ends"))
     if found.machine:

@@ -227,12 +227,16 @@ class LocalStorageDriver(StorageDriver):
     # -- life and death ---------------------------------------------------------------------
     def delete_volume(self, volume: Volume) -> None:
         path = Path(volume.location)
-        if path.is_dir() and not path.is_symlink():
-            _make_writable(path)
-            shutil.rmtree(path)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        try:
+            if path.is_dir() and not path.is_symlink():
+                _make_writable(path)
+                shutil.rmtree(path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        except OSError as exc:  # an immutable file, a read-only filesystem, a failing disk
+            raise DriverError(f"cannot delete {exc.filename or path} from pool '{self.pool}': "
+                              f"{exc.strerror or exc}") from exc
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # the image's folder, once empty
 

@@ -33,6 +33,17 @@ class Stuck:
     action: str  # what repair did or would do
 
 
+@attrs.frozen
+class Unremoved:
+    """An image in ``error`` still naming volumes its failed operation could not remove (its
+    ``removing``: a pool refused or did not answer), and what repair does (or did) about them."""
+
+    name: str
+    state: str
+    volumes: tuple[str, ...]  # their locations
+    action: str
+
+
 def find_stuck(ctx: Context) -> list[Stuck]:
     """Every image in a transitional state, with whether its owner still runs."""
     found = []
@@ -123,6 +134,38 @@ def _finish_removals(ctx: Context, fixable: set[str], force: bool) -> dict[str, 
         except (EncompassError, OSError) as exc:
             failed[image.name] = f"volume(s) not removed: {exc}"
     return failed
+
+
+def finish_failed_removals(ctx: Context, dry_run: bool = False) -> list[Unremoved]:
+    """Remove again the volumes that operations which failed (not died: a pool refused a
+    delete, or was down) left in their images' ``removing``; the images stay in ``error``
+    (``encompass image enable`` makes one ready). One the pools still refuse stays named."""
+    with ctx.store.snapshot() as tx:
+        found = [image for image in tx.images(state="error") if image.removing and image.owner is None]
+    done = []
+    for image in found:
+        locations = tuple(v.location for v in image.removing)
+        if dry_run:
+            done.append(Unremoved(image.name, image.state, locations, "-> removed"))
+            continue
+        try:
+            holding.delete_volumes(ctx, image.removing)
+        except (EncompassError, OSError) as exc:
+            done.append(Unremoved(image.name, image.state, locations,
+                                  f"not removed: {exc}; run encompass repair again"))
+            continue
+        events: list[Event] = []
+        with ctx.store.transaction() as tx:
+            current = tx.find_image(image.name)
+            if current is None or current.owner is not None or current.removing != image.removing:
+                continue  # deleted, taken or changed since: the volumes are gone all the same
+            holding.record(ctx, tx, holding.transition_event(
+                current, current.state, f"repaired: the {len(locations)} volume(s) a failed "
+                f"operation left to remove removed: {', '.join(locations)}", kind="repair"), events)
+            tx.put_image(attrs.evolve(current, removing=()))
+        holding.announce(ctx, events)
+        done.append(Unremoved(image.name, image.state, locations, "-> removed (done)"))
+    return done
 
 
 def _redeploy(ctx: Context, machines: dict[str, str]) -> dict[str, str]:

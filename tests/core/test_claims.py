@@ -73,7 +73,7 @@ def test_a_machine_claiming_a_deleted_image_is_released_by_repair(run_cli, maste
     assert repaired.code == 0, repaired.err
     assert "vm2" in repaired.out and "ghost" in repaired.out
     assert run_cli("machine", "show", "vm2", "--json").json()["image"] is None
-    assert run_cli("repair", "--json").json() == {"images": [], "claims": [], "leftovers": []}
+    assert run_cli("repair", "--json").json() == {"images": [], "removals": [], "claims": [], "leftovers": []}
 
 
 def test_a_bulk_clone_killed_leaves_no_unfinished_clone_and_no_partial_file(run_cli, tmp_path,
@@ -115,7 +115,7 @@ def test_a_bulk_clone_killed_leaves_no_unfinished_clone_and_no_partial_file(run_
         else:
             assert not (pool / name).exists(), f"leftovers of {name}: {list((pool / name).iterdir())}"
     assert list(pool.rglob("*.partial")) == []
-    assert run_cli("repair", "--json").json() == {"images": [], "claims": [], "leftovers": []}
+    assert run_cli("repair", "--json").json() == {"images": [], "removals": [], "claims": [], "leftovers": []}
     # The names are free again: the clones can be made anew.
     missing = [n for n in names if n not in after][:2]
     assert run_cli("clone", "big", *missing).code == 0

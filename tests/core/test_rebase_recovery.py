@@ -5,7 +5,9 @@ was killed is deployed again on its machine by repair, as the rebase would have 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,56 @@ def test_a_discard_killed_half_way_is_finished_by_repair(run_cli, clones, encomp
         "ready", None, [], 2)
     assert not old_volume.exists() and data_volume.exists()
     assert_no_orphan(run_cli, pool_dir)
+    assert cat(run_cli, "web1", "/etc/release") == "v2\n"
+    assert cat(run_cli, "web1", "/rows", volume=1) == "web1's own rows\n"
+
+
+@contextlib.contextmanager
+def undeletable(path: Path):
+    """``path`` made immutable (``chattr +i``: even root cannot unlink it) for the block: a pool
+    that refuses a delete."""
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_removal_the_pool_refused_is_done_by_repair_once_it_can(run_cli, clones, pool_dir):
+    before = rebased(run_cli, "web1")
+    old_volume = Path(before["volumes"][0]["location"])
+
+    with undeletable(old_volume):
+        failed = run_cli("rebase", "web1", "--discard-old")
+        assert failed.code != 0 and len(failed.err.strip().splitlines()) == 1, failed.err
+        assert str(old_volume) in failed.err
+        web1 = show(run_cli, "web1")
+        assert web1["state"] == "error"
+        assert [v["location"] for v in web1["removing"]] == [str(old_volume)] and old_volume.exists()
+        assert_no_orphan(run_cli, pool_dir)  # still owned: discover says "being removed"
+        assert "encompass repair removes them once the pool can" in run_cli("image", "show", "web1").out
+
+        dry = run_cli("repair", "--dry-run", "--json").json()["removals"]
+        assert [(r["name"], r["volumes"], r["action"]) for r in dry] == [
+            ("web1", [str(old_volume)], "-> removed")]
+        still = run_cli("repair", "--json")  # the pool still refuses: said, and kept
+        assert still.code == 0, still.err
+        [refused] = still.json()["removals"]
+        assert refused["action"].startswith("not removed:") and "repair again" in refused["action"]
+        assert old_volume.exists() and show(run_cli, "web1")["removing"] != []
+
+    shown = run_cli("repair")  # the pool takes deletes again
+    assert shown.code == 0, shown.err
+    assert "Volumes failed operations left to remove" in shown.out and str(old_volume) in shown.out
+    web1 = show(run_cli, "web1")
+    assert (web1["state"], web1["removing"], web1["master_version"]) == ("error", [], 2)
+    assert not old_volume.exists()
+    assert_no_orphan(run_cli, pool_dir)
+    assert run_cli("repair", "--json").json()["removals"] == []  # nothing left to do
+    history = run_cli("image", "history", "web1").out
+    assert "the 1 volume(s) a failed operation left to remove removed" in history
+
+    assert run_cli("image", "enable", "web1").code == 0
     assert cat(run_cli, "web1", "/etc/release") == "v2\n"
     assert cat(run_cli, "web1", "/rows", volume=1) == "web1's own rows\n"
 

@@ -50,7 +50,7 @@ def test_an_image_whose_operation_died_is_repaired(run_cli, master, encompass_ho
     web01 = image_records(run_cli)["web01"]
     assert web01["state"] == "error"
     assert f"process {crashed.pid}" in web01["error"] and "died" in web01["error"]
-    assert run_cli("repair", "--json").json() == {"images": [], "claims": [], "leftovers": []}
+    assert run_cli("repair", "--json").json() == {"images": [], "removals": [], "claims": [], "leftovers": []}
 
     deleted = run_cli("image", "delete", "web01")  # what a user does next
     assert deleted.code == 0, deleted.err

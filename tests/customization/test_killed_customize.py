@@ -198,7 +198,7 @@ def test_repair_ends_the_helpers_of_a_dead_process(run_cli, encompass_home):
     assert command_line(int(helper_pid))[:1] != ["sleep"]
     assert not Path(run_dir).exists()
     assert files_holding(encompass_home, SECRET.encode()) == []
-    assert run_cli("repair", "--json").json() == {"images": [], "claims": [], "leftovers": []}
+    assert run_cli("repair", "--json").json() == {"images": [], "removals": [], "claims": [], "leftovers": []}
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/guestfish"), reason="libguestfs-tools is not installed")
