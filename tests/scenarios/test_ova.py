@@ -541,7 +541,7 @@ def test_every_field_of_the_model_but_the_repositorys_own_is_carried():
     parent = Image(name="web", kind="clone", state="ready", master="base", parent="base", master_version=3,
                    inputs={"hostname": "web"})
     clone = Image(name="web01", kind="clone", state="deployed", master="base", parent="web",
-                  master_version=3, machine="vm7",
+                  master_version=3, machine="vm7", making="web01.v4",  # names this repository's storage
                   inputs={"hostname": "web01", "rootpw": PASSWORD},  # a secret stored by mistake
                   volumes=(Volume(index=0, pool="local", format="qcow2", location="/pool/web01/vol0.qcow2",
                                   size=1 << 30, backing=("web", 0), depth=2, data={"wwn": "x"}),))
@@ -551,6 +551,7 @@ def test_every_field_of_the_model_but_the_repositorys_own_is_carried():
     image_fields = {field.name for field in attrs.fields(Image)}
     assert set(carried.image) == image_fields - metadata.local_fields()
     assert metadata.local_fields() >= metadata.LOCAL_FIELDS and "volumes" not in metadata.local_fields()
+    assert not {"machine", "making"} & set(carried.image)
     volume_fields = {field.name for field in attrs.fields(Volume)}
     assert set(carried.image["volumes"][0]) == volume_fields - metadata.LOCAL_VOLUME_FIELDS
     assert carried.image["inputs"] == {"hostname": "web01"}
