@@ -69,12 +69,7 @@ class LocalStorageDriver(StorageDriver):
 
     def _partial(self, target: Path) -> Path:
         partial = target.with_name(f".{target.name}.partial")
-        if partial.is_dir() and not partial.is_symlink():
-            _make_writable(partial)
-            shutil.rmtree(partial)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
+        _remove(partial)
         return partial
 
     @contextlib.contextmanager
@@ -228,12 +223,7 @@ class LocalStorageDriver(StorageDriver):
     def delete_volume(self, volume: Volume) -> None:
         path = Path(volume.location)
         try:
-            if path.is_dir() and not path.is_symlink():
-                _make_writable(path)
-                shutil.rmtree(path)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+            _remove(path)
         except OSError as exc:  # an immutable file, a read-only filesystem, a failing disk
             raise DriverError(f"cannot delete {exc.filename or path} from pool '{self.pool}': "
                               f"{exc.strerror or exc}") from exc
@@ -462,6 +452,16 @@ def _make_readonly(tree: Path) -> None:
 
 def _make_writable_top(tree: Path) -> None:
     tree.chmod(tree.stat().st_mode | stat.S_IWUSR)
+
+
+def _remove(path: Path) -> None:
+    """Remove the file or folder tree at ``path`` (folders made writable first); none is fine."""
+    if path.is_dir() and not path.is_symlink():
+        _make_writable(path)
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _make_writable(tree: Path) -> None:
