@@ -123,7 +123,8 @@ def test_undeploy_from_error_ends_the_claim_once_libvirt_is_back_even_with_the_v
     assert undeployed.code == 0, undeployed.err
     assert image(run_cli, "web01")["state"] == "ready"
     assert json.loads(run_cli("machine", "show", "web01", "--json").out)["image"] is None
-    assert json.loads(run_cli("repair", "--json").out) == {"images": [], "removals": [], "claims": [], "leftovers": []}
+    assert json.loads(run_cli("repair", "--json").out) == {"images": [], "removals": [], "claims": [],
+                                                           "leftovers": []}
     assert run_cli("image", "delete", "web01").code == 0
 
 
