@@ -9,6 +9,7 @@ that read as zeros are not written, so the copy stays sparse.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat
@@ -21,7 +22,7 @@ from encompass_core.drivers import streaming
 from encompass_core.drivers.sparsecopy import copy_sparse, data_segments
 from encompass_core.errors import DriverError
 
-from .files import Entry, ExportFiles, MountedExport, Reader, entry_of
+from .files import Entry, ExportFiles, MountedExport, Reader, entry_of, error_for
 
 CHUNK = 1 << 20
 _ZERO_BLOCK = bytes(4 << 10)
@@ -232,14 +233,17 @@ def remove_tree(files: ExportFiles, rel: str) -> None:
     """Remove ``rel`` and everything under it (a file or link alone too)."""
     if isinstance(files, MountedExport):
         path = files.local(rel)
-        if path.is_dir() and not path.is_symlink():
-            for folder in [path, *(p for p in path.rglob("*") if p.is_dir() and not p.is_symlink())]:
-                with contextlib.suppress(OSError):
-                    folder.chmod(folder.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
-            shutil.rmtree(path)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        try:
+            if path.is_dir() and not path.is_symlink():
+                for folder in [path, *(p for p in path.rglob("*") if p.is_dir() and not p.is_symlink())]:
+                    with contextlib.suppress(OSError):
+                        folder.chmod(folder.stat().st_mode | stat.S_IWUSR | stat.S_IXUSR)
+                shutil.rmtree(path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        except OSError as exc:  # the mount refused (an immutable file, a read-only mount)
+            raise error_for(files, exc.errno or errno.EIO, "remove", rel) from exc
         return
     entry = files.lstat(rel)
     if entry is None:

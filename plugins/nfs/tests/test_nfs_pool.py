@@ -250,6 +250,18 @@ def test_a_mounted_export_copies_on_the_server_and_keeps_trees(tmp_path):
     assert (mount / "node1/vol0/etc/hostname").read_text() == "node1\n"
     assert (mount / "root/vol0/etc/hostname").read_text() == "template\n"
 
+    # A mount that refuses a delete (here an immutable file) is a driver error, one line.
+    subprocess.run(["chattr", "+i", full.location], check=True)
+    try:
+        with pytest.raises(DriverError) as refused:
+            driver.delete_volume(full)
+    finally:
+        subprocess.run(["chattr", "-i", full.location], check=True)
+    assert one_line(refused.value) == f"pool 'nas': cannot remove {mount}/web02/vol0.raw: " \
+                                      "Operation not permitted"
+    driver.delete_volume(full)
+    assert not os.path.exists(full.location)
+
 
 def test_an_nfsv4_pool_keeps_disk_files_and_refuses_trees_in_one_line(server, tmp_path):
     driver = make_driver(tmp_path, url=server.url + "?version=4")
