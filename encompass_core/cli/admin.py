@@ -86,8 +86,8 @@ def repair(ctx, dry_run: bool, force: bool, as_json: bool) -> None:
                      [(s.name, s.state, s.operation, s.pid, s.host, s.since, s.owner, s.action)
                       for s in stuck])
     if removals:
-        output.table(("IMAGE", "STATE", "VOLUMES", "ACTION"),
-                     [(r.name, r.state, ", ".join(r.volumes), r.action) for r in removals],
+        output.table(("IMAGE", "VOLUMES", "ACTION"),
+                     [(r.name, ", ".join(r.volumes), r.action) for r in removals],
                      title="Volumes failed operations left to remove")
     if claimed:
         output.table(("MACHINE", "CLAIMS IMAGE", "FOUND", "ACTION"),

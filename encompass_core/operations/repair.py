@@ -39,7 +39,6 @@ class Unremoved:
     ``removing``: a pool refused or did not answer), and what repair does (or did) about them."""
 
     name: str
-    state: str
     volumes: tuple[str, ...]  # their locations
     action: str
 
@@ -146,12 +145,12 @@ def finish_failed_removals(ctx: Context, dry_run: bool = False) -> list[Unremove
     for image in found:
         locations = tuple(v.location for v in image.removing)
         if dry_run:
-            done.append(Unremoved(image.name, image.state, locations, "-> removed"))
+            done.append(Unremoved(image.name, locations, "-> removed"))
             continue
         try:
             holding.delete_volumes(ctx, image.removing)
         except (EncompassError, OSError) as exc:
-            done.append(Unremoved(image.name, image.state, locations,
+            done.append(Unremoved(image.name, locations,
                                   f"not removed: {exc}; run encompass repair again"))
             continue
         events: list[Event] = []
@@ -164,7 +163,7 @@ def finish_failed_removals(ctx: Context, dry_run: bool = False) -> list[Unremove
                 f"operation left to remove removed: {', '.join(locations)}", kind="repair"), events)
             tx.put_image(attrs.evolve(current, removing=()))
         holding.announce(ctx, events)
-        done.append(Unremoved(image.name, image.state, locations, "-> removed (done)"))
+        done.append(Unremoved(image.name, locations, "-> removed (done)"))
     return done
 
 
