@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from encompass_core import rundir
 from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers import builtin_openers, open_volume
 from encompass_core.customization.openers.ntfs import NtfsAccess, NtfsOpener
@@ -30,8 +31,11 @@ WINDOWS_TREE = {
 
 
 def _fuse_mounts() -> list[str]:
+    """FUSE mounts left in this process's run directory. The mount table is the whole
+    machine's: other pytest-xdist workers' exports, live at that moment, are not this test's."""
+    own = str(rundir.current()) + "/"
     with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
-        return [line for line in mounts if "fuse" in line and "encompass" in line]
+        return [line for line in mounts if "fuse" in line and line.split()[4].startswith(own)]
 
 
 _EARLIER: set[str] = set()  # children this process had before the test (other modules' peers)
