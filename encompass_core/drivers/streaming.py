@@ -73,16 +73,24 @@ def stream_raw(source: str, target_fd: int, size: int, progress: Progress = None
     """
     src_fd = os.open(source, os.O_RDONLY)
     try:
-        def read_into(offset: int, view: memoryview) -> None:
-            got = pread_into(src_fd, offset, view)
-            if got < len(view):
-                raise OSError(errno.EIO, f"{source} ended at byte {offset + got}, before {size}")
-
+        read_into = read_whole(lambda offset, view: pread_into(src_fd, offset, view), source, size,
+                               functools.partial(OSError, errno.EIO))
         written = pump(read_into, data_regions(src_fd, size), _pwriter(target_fd), size, progress)
     finally:
         os.close(src_fd)
     _finish(target_fd, size)
     return written
+
+
+def read_whole(read_into: Callable[[int, memoryview], int], label: str, size: int,
+               error: Callable[[str], Exception] = DriverError) -> Callable[[int, memoryview], None]:
+    """``read_into(offset, view)`` (which returns the count read) as the pump wants it: filling
+    the whole view, or raising ``error`` saying where ``label`` ended before its ``size``."""
+    def read(offset: int, view: memoryview) -> None:
+        got = read_into(offset, view)
+        if got < len(view):
+            raise error(f"{label} ended at byte {offset + got}, before {size}")
+    return read
 
 
 def pread_into(fd: int, offset: int, view: memoryview) -> int:
@@ -103,12 +111,7 @@ def stream_reader(reader: VolumeReader, target_fd: int, progress: Progress = Non
     file ``target_fd``, as :func:`stream_raw` does: zero blocks left as holes, progress per chunk,
     the file extended to ``reader.size`` and flushed. Returns the bytes written."""
     size = reader.size
-
-    def read_into(offset: int, view: memoryview) -> None:
-        got = reader.read_into(offset, view)
-        if got < len(view):
-            raise DriverError(f"{reader.label} ended at byte {offset + got}, before {size}")
-
+    read_into = read_whole(reader.read_into, reader.label, size)
     written = pump(read_into, iter([(0, size)]), _pwriter(target_fd), size, progress,
                    readers=max(1, reader.parallel))
     _finish(target_fd, size)

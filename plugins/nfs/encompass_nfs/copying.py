@@ -35,16 +35,6 @@ def _zeros(data: bytearray, length: int) -> bool:
     return data.count(0, 0, length) == length
 
 
-def _read_file(fd: int, size: int, label: str) -> Callable[[int, memoryview], None]:
-    """The pump's ``read_into`` of a file of this host: the buffers it fills are writable, and
-    libnfs writes them as they are."""
-    def read_into(offset: int, view: memoryview) -> None:
-        got = streaming.pread_into(fd, offset, view)
-        if got < len(view):
-            raise DriverError(f"{label} ended at byte {offset + got}, before {size}")
-    return read_into
-
-
 def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
                 progress: Progress | None = None) -> None:
     """Copy a file of this host to a new file ``rel`` of the export: its data regions only, and
@@ -59,7 +49,10 @@ def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
         size = os.fstat(fd).st_size
         writer = files.create(rel, mode)
         try:
-            streaming.pump(_read_file(fd, size, str(source)), data_segments(fd, size),
+            # The buffers the pump fills are writable: libnfs writes them as they are.
+            read_into = streaming.read_whole(lambda offset, view: streaming.pread_into(fd, offset, view),
+                                             str(source), size)
+            streaming.pump(read_into, data_segments(fd, size),
                            writer.write_at, size, progress, readers=1)
             writer.truncate(size)
         finally:
@@ -92,12 +85,7 @@ def upload_reader(read_into: Callable[[int, memoryview], int], size: int, label:
     the export: zero blocks not written, ``readers`` reads ahead in threads."""
     writer = files.create(rel, mode)
     try:
-        def read_whole(offset: int, view: memoryview) -> None:
-            got = read_into(offset, view)
-            if got < len(view):
-                raise DriverError(f"pool '{files.pool}': {label} ended at byte {offset + got} "
-                                  f"of {size} while it was copied")
-
+        read_whole = streaming.read_whole(read_into, f"pool '{files.pool}': {label}", size)
         streaming.pump(read_whole, iter([(0, size)]), writer.write_at, size, progress, readers=readers)
         writer.truncate(size)
     finally:

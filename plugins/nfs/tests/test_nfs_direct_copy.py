@@ -140,3 +140,29 @@ def test_the_reader_and_the_writer_meet_without_the_core(server, tmp_path):
         assert not [path for path in (tmp_path / "pool").rglob("*") if path.is_file()]
     finally:
         nas.close()
+
+
+def test_a_master_that_shrinks_mid_copy_is_one_line_naming_where_it_ended(server, tmp_path):
+    """The reader is asked for the size the metadata records; a file cut short on the server
+    while it is read ends the copy with where it ended, and the target keeps nothing."""
+    nas = make_driver(tmp_path, url=server.url)
+    section = Section("local", "local", {"path": str(tmp_path / "pool")})
+    config = Config(path=tmp_path / "encompass.toml", defaults={}, pools={"local": section}, platforms={})
+    local = LocalStorageDriver(section, config)
+    try:
+        master = nas.import_volume("big", 0, sparse_disk(tmp_path / "big.raw", 64, [(0, 64)], (0, 0)))
+        on_server = server.export_dir / "big" / "vol0.raw"
+        cut = 16 * MIB
+
+        def cut_short_after_the_first_chunk(done: int) -> None:
+            if on_server.stat().st_size > cut:
+                os.truncate(on_server, cut)  # someone else's doing, behind the pool's back
+
+        with pytest.raises(DriverError) as failed, nas.open_reader(master) as reader:
+            local.write_stream("copy", 0, reader, master.size, cut_short_after_the_first_chunk)
+        message = str(failed.value)
+        assert "\n" not in message
+        assert f"ended at byte {cut}, before {64 * MIB}" in message and "big/vol0.raw" in message
+        assert not [path for path in (tmp_path / "pool").rglob("*") if path.is_file()]
+    finally:
+        nas.close()
