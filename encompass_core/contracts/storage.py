@@ -63,7 +63,9 @@ class StorageDriver:
         raise missing(self, "clone_volume")
 
     def delete_volume(self, volume: Volume) -> None:
-        """Remove the volume; a volume already gone is not an error."""
+        """Remove the volume; a volume already gone is not an error. A pool that refuses (or
+        cannot be reached) raises :class:`~encompass_core.errors.DriverError` saying why; the
+        volume stays recorded, and ``encompass repair`` asks again."""
         raise missing(self, "delete_volume")
 
     @contextlib.contextmanager

@@ -151,8 +151,7 @@ def clone_images(
                                                                              volume.index)),
                                           stats))
         except BaseException:
-            for volume in made:  # a clone is whole or not at all
-                ctx.pool(volume.pool).driver.delete_volume(volume)
+            holding.delete_volumes(ctx, made)  # a clone is whole or not at all
             raise
         return made
 

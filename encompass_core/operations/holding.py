@@ -16,7 +16,7 @@ import attrs
 
 from .. import lifecycle
 from ..context import Context
-from ..errors import Conflict, EncompassError
+from ..errors import Conflict, DriverError, EncompassError
 from ..model import Event, Image, Owner, Volume
 from ..store import Transaction, current_owner
 from . import claims
@@ -144,9 +144,17 @@ def remove_volumes(ctx: Context, holding: Holding, volumes: Sequence[Volume]) ->
 
 
 def delete_volumes(ctx: Context, volumes: Sequence[Volume]) -> None:
-    """Delete each volume through its pool's driver (one already gone is not an error)."""
+    """Delete each volume through its pool's driver (one already gone is not an error).
+
+    Every deletion the core asks for goes through here: a driver that lets an ``OSError``
+    through (a file the pool's host refused to remove) is said in one line naming the pool and
+    the volume, as a :class:`~encompass_core.errors.DriverError`, not as a traceback."""
     for volume in volumes:
-        ctx.pool(volume.pool).driver.delete_volume(volume)
+        try:
+            ctx.pool(volume.pool).driver.delete_volume(volume)
+        except OSError as exc:
+            raise DriverError(f"pool '{volume.pool}': cannot delete {volume.location}: "
+                              f"{exc.strerror or exc}") from exc
 
 
 def fail(ctx: Context, holding: Holding, reason: str) -> Image:

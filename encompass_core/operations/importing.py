@@ -65,8 +65,7 @@ def import_master(
         for index, path in enumerate(paths):
             volumes.append(target.driver.import_volume(name, index, path, progress))
     except BaseException as exc:
-        for volume in volumes:
-            target.driver.delete_volume(volume)
+        holding.delete_volumes(ctx, volumes)
         reason = "interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
         holding.fail(ctx, held, reason)
         raise

@@ -234,7 +234,7 @@ class _Migration:
     def _drop(self, volumes: list[Volume]) -> None:
         for volume in volumes:
             with contextlib.suppress(EncompassError):
-                self.ctx.pool(volume.pool).driver.delete_volume(volume)
+                holding.delete_volumes(self.ctx, [volume])
 
     def _power(self, machine: Machine) -> str:
         try:

@@ -131,8 +131,7 @@ def _make(ctx: Context, target: Pool, image: Image, descriptor: reader.Descripto
                            stage_progress(on_progress, f"{image.name}: disk {index}", disk.capacity))
             volumes.append(made)
     except BaseException as exc:
-        for volume in volumes:
-            target.driver.delete_volume(volume)
+        holding.delete_volumes(ctx, volumes)
         holding.fail(ctx, held, "interrupted by the user (Ctrl-C)" if isinstance(exc, KeyboardInterrupt)
                      else str(exc))
         raise

@@ -226,8 +226,8 @@ def _revert_customization(ctx: Context, source: Image, volumes: list[Volume], li
 def _remove(ctx: Context, name: str | None, made: Sequence[Volume], image: Image) -> None:
     """Remove what a failed update or rebase made (best effort: repair finds the rest)."""
     for volume in made:
-        with contextlib.suppress(EncompassError, OSError):
-            ctx.pool(volume.pool).driver.delete_volume(volume)
+        with contextlib.suppress(EncompassError):
+            holding.delete_volumes(ctx, [volume])
     if name:
         for pool in {v.pool for v in image.volumes}:
             with contextlib.suppress(EncompassError, OSError):

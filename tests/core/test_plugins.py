@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 import types
 from pathlib import Path
@@ -268,3 +269,45 @@ def test_a_plugin_inside_contrib_of_a_source_tree_is_contrib(tmp_path: Path) -> 
     assert origin_of(module, None) == "contrib"
     module.__file__ = str(tmp_path / "site-packages" / "encompass_acme" / "plugin.py")
     assert origin_of(module, None) == "elsewhere"
+
+
+LEAKY_DRIVER = """
+    import os
+
+    from encompass_core import hookimpl
+    from encompass_core.drivers.builtin_storage import SETTINGS
+    from encompass_core.drivers.local import LocalStorageDriver
+    from encompass_core.records import StorageDriverRecord
+
+    class LeakyDriver(LocalStorageDriver):
+        def delete_volume(self, volume):
+            os.unlink(volume.location)  # an OSError goes out as it is
+
+    @hookimpl
+    def encompass_storage_drivers():
+        yield StorageDriverRecord(name="leaky", factory=LeakyDriver, description="lets OSError through",
+                                  settings=SETTINGS)
+"""
+
+
+def test_a_driver_letting_an_os_error_through_a_delete_is_still_one_line(run_cli, site, raw_disk,
+                                                                          encompass_home, tmp_path):
+    fake_distribution(site, "leakypool", {"leaky": "leakypool"}, {"leakypool": LEAKY_DRIVER})
+    with open(encompass_home / "encompass.toml", "a", encoding="utf-8") as config:
+        config.write(f'\n[pools.leaky]\ndriver = "leaky"\npath = "{tmp_path / "leaky"}"\n')
+    env = on_path(site)
+    assert run_cli("master", "import", "base", raw_disk, "--pool", "leaky", env=env).code == 0
+    assert run_cli("clone", "base", "web01", "--pool", "leaky", "--mode", "full", env=env).code == 0
+    volume = Path(run_cli("image", "show", "web01", "--json", env=env).json()["volumes"][0]["location"])
+
+    subprocess.run(["chattr", "+i", str(volume)], check=True)  # even root cannot unlink it
+    try:
+        refused = run_cli("image", "delete", "web01", env=env)
+    finally:
+        subprocess.run(["chattr", "-i", str(volume)], check=True)
+
+    assert refused.code == 7
+    assert_one_line_error(refused, "pool 'leaky'", f"cannot delete {volume}", "Operation not permitted")
+    assert volume.exists()
+    assert run_cli("image", "delete", "web01", env=env).code == 0
+    assert not volume.exists()
