@@ -25,7 +25,8 @@ REFUSED = re.compile(r"^(.*?)\s+#\s*refused\s*$")
 
 def script_of(markdown: str, home: Path) -> str:
     """The page's commands as one bash script that stops at the first surprise."""
-    lines = ["set -u"]
+    # Each refusal's message goes to a file of its own, removed however the script ends.
+    lines = ["set -u", "refused=$(mktemp)", "trap 'rm -f \"$refused\"' EXIT"]
     for number, block in enumerate(BLOCK.findall(markdown), 1):
         for line in block.replace(PAGE_HOME, str(home)).splitlines():
             command = line.split("  #", 1)[0].strip() if not REFUSED.match(line) else line
@@ -35,13 +36,12 @@ def script_of(markdown: str, home: Path) -> str:
             quoted = command.replace("'", "'\\''")
             lines.append(f"echo '$ {quoted}'")
             if refused:
-                lines.append(f"if {refused.group(1)} 2>/tmp/refused.$$; then "
+                lines.append(f"if {refused.group(1)} 2>\"$refused\"; then "
                              f"echo 'block {number}: not refused: {quoted}' >&2; exit 97; fi")
-                lines.append(f"cat /tmp/refused.$$; [ \"$(wc -l </tmp/refused.$$)\" -eq 1 ] || "
+                lines.append(f"cat \"$refused\"; [ \"$(wc -l <\"$refused\")\" -eq 1 ] || "
                              f"{{ echo 'block {number}: refusal is not one line' >&2; exit 98; }}")
             else:
                 lines.append(f"{command} || {{ echo 'block {number} failed: {quoted}' >&2; exit 99; }}")
-    lines.append("rm -f /tmp/refused.$$")
     return "\n".join(lines) + "\n"
 
 
@@ -52,11 +52,15 @@ def test_the_page_has_commands_and_refusals():
 
 
 def test_a_failing_command_fails_the_script(tmp_path):
-    """The harness itself can fail: a command that fails, and a refusal that succeeds."""
+    """The harness itself can fail: a command that fails, and a refusal that succeeds; either
+    way, it leaves no file behind."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     for text in ("```sh\nfalse\n```\n", "```sh\ntrue   # refused\n```\n"):
         done = subprocess.run(["bash", "-c", script_of(text, tmp_path)], capture_output=True,
-                              text=True, check=False)
+                              text=True, check=False, env={**os.environ, "TMPDIR": str(scratch)})
         assert done.returncode in (97, 99), done
+        assert list(scratch.iterdir()) == []
 
 
 @pytest.fixture
