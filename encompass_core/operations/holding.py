@@ -197,11 +197,19 @@ def hold(ctx: Context, name: str, op_name: str, check=None) -> Iterator[Holding]
 
 
 def change_state(ctx: Context, name: str, target: str) -> Image:
-    """A direct change between stable states (disable, enable), checked by the lifecycle."""
+    """A direct change between stable states (disable, enable), checked by the lifecycle. An
+    image that still names volumes a failed operation left to remove is not made ready: repair
+    removes them (it looks at images in ``error``), and a ready image would keep them forever."""
     events: list[Event] = []
     with ctx.store.transaction() as tx:
         found = tx.image(name)
         change = lifecycle.check_direct(found.state, target, name=name)
+        if target == "ready" and found.removing and found.owner is None:
+            raise Conflict(
+                f"image '{name}' still names {len(found.removing)} volume(s) a failed operation "
+                f"left to remove ({', '.join(v.location for v in found.removing)}): run encompass "
+                f"repair first, which removes them once the pool can (or encompass image delete "
+                f"{name}, if their pool is gone for good)")
         record(ctx, tx, transition_event(found, target, change, change), events)
         changed = attrs.evolve(found, state=target, error=None)
         tx.put_image(changed)

@@ -15,6 +15,8 @@ import test_rebase
 from test_plugins import fake_distribution, on_path
 from test_rebase import SECRET_NEW, cat, kill_stalled, show
 
+from conftest import assert_one_line_error
+
 clones = test_rebase.clones  # the fixture: master base (v1, then v2), clones web1 and web2
 
 #: The local pool's delete, stalled in the tests to kill an operation between its record and files.
@@ -152,6 +154,10 @@ def test_a_removal_the_pool_refused_is_done_by_repair_once_it_can(run_cli, clone
         [refused] = still.json()["removals"]
         assert refused["action"].startswith("not removed:") and "repair again" in refused["action"]
         assert old_volume.exists() and show(run_cli, "web1")["removing"] != []
+        early = run_cli("image", "enable", "web1")  # it would keep naming them, ready, for ever
+        assert early.code == 4
+        assert_one_line_error(early, "still names 1 volume(s)", str(old_volume), "encompass repair first")
+        assert show(run_cli, "web1")["state"] == "error"
 
     shown = run_cli("repair")  # the pool takes deletes again
     assert shown.code == 0, shown.err
