@@ -11,11 +11,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from encompass_core import rundir
 from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers.extfs import ExtFsOpener
 from encompass_core.customization.openers.partitions import find_partition, list_partitions
@@ -132,14 +132,12 @@ def test_a_disk_without_table_has_no_partitions(ext_image: Path) -> None:
 # ---------------------------------------------------------------- ext in raw images
 
 
-def test_write_hostname_into_ext4_raw_fast_and_clean(ext_image: Path) -> None:
+def test_write_hostname_into_ext4_raw_cleanly(ext_image: Path) -> None:
+    # How fast: benchmarks/customize_bench.py, not a time limit here.
     volume = VolumeRef(str(ext_image), "raw")
     assert ExtFsOpener().can_open(volume) is None
-    started = time.perf_counter()
     with ExtFsOpener().open(volume, writable=True) as fs:
         fs.write("/etc/hostname", b"web01\n")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, f"writing a hostname took {elapsed * 1000:.0f} ms"
     assert run("debugfs", "-R", "cat /etc/hostname", ext_image) == "web01\n"
     stat = run("debugfs", "-R", "stat /etc/hostname", ext_image)
     assert "Mode:  0640" in stat and "Group:     4" in stat  # kept from the old file
@@ -246,14 +244,11 @@ def test_write_into_qcow2_overlay_leaves_master_untouched(tmp_path: Path, ext_im
     overlay = make_overlay(tmp_path, ext_image)
     volume = VolumeRef(str(overlay), "qcow2")
     assert Qcow2Opener().can_open(volume) is None
-    started = time.perf_counter()
     with Qcow2Opener().open(volume, writable=True) as fs:
         fs.write("/etc/hostname", b"clone01\n", mode=0o644)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2, f"open + write + close of a qcow2 overlay took {elapsed * 1000:.0f} ms"
     assert digest(ext_image) == master_digest
     run("qemu-img", "check", overlay)
-    assert not any(name.startswith("encompass-qcow2-") for name in os.listdir("/tmp"))
+    assert not list(rundir.current().glob("qcow2-*"))  # the export's mount point and work files
     with Qcow2Opener().open(volume, writable=False) as fs:
         assert fs.read("/etc/hostname") == b"clone01\n"
         assert fs.stat("/etc/hostname").mode == 0o644
