@@ -194,7 +194,10 @@ class Image:
     the operation holding the image is removing (a rollback's rebased volumes, a retired version's):
     recorded before the first is deleted, so a killed process leaves no file that no record owns,
     and ``encompass repair`` finishes the removal. ``redeploy_on`` names the machine a deployed
-    clone is deployed on again once its rebase ends (repair does it when the rebase died).
+    clone is deployed on again once its rebase (or rollback) ends, and ``redeploy_by`` the
+    process that undeployed it to that end: set before the undeploy and cleared by the deploy,
+    so that repair deploys it again when that process died at any point between the two, held
+    or not.
     """
 
     name: str
@@ -218,6 +221,7 @@ class Image:
     making: str | None = None
     removing: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
     redeploy_on: str | None = None  # clones only
+    redeploy_by: Owner | None = None  # clones only
     owner: Owner | None = None
     jobs: tuple[StorageJob, ...] = attrs.field(default=(), converter=tuple)
     error: str | None = None

@@ -232,7 +232,10 @@ def image_show(ctx, name, as_json) -> None:
                      + (" (if that process died: encompass repair)" if found.owner else
                         " (the operation failed: encompass repair removes them once the pool can)")))
     if found.redeploy_on:
-        rows.append(("redeploy on", f"machine '{found.redeploy_on}', once the rebase ends"))
+        by = found.redeploy_by
+        rows.append(("redeploy on", f"machine '{found.redeploy_on}', once the "
+                     f"{by.operation if by else 'rebase'} ends"
+                     + (f" (process {by.pid} on {by.host}; if it died: encompass repair)" if by else "")))
     if found.machine:
         rows.append(("machine", found.machine))
     if not found.is_master:

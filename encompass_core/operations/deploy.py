@@ -115,7 +115,8 @@ def _deploy_on(ctx: Context, clone: str, machine_name: str) -> Image:
             raise
         with ctx.store.transaction() as tx:
             tx.put_machine(attrs.evolve(running, image=clone))
-        held.image = attrs.evolve(held.image, machine=machine_name)
+        # Deployed: whoever meant to deploy it again (a rebase, a rollback, repair) need not.
+        held.image = attrs.evolve(held.image, machine=machine_name, redeploy_on=None, redeploy_by=None)
         held.message = f"deployed on machine '{machine_name}' (platform '{target.platform}')"
         held.details = {"machine": machine_name, "platform": target.platform}
         if by_platform:

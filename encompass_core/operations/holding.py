@@ -97,16 +97,43 @@ def finish(ctx: Context, holding: Holding) -> Image:
 
 def released(image: Image, **changes) -> Image:
     """``image`` let go by the operation that held it (with ``changes``): no owner, and none of
-    the fields that mean something only while it is held (``making``, ``redeploy_on``)."""
-    return attrs.evolve(image, owner=None, making=None, redeploy_on=None, **changes)
+    the fields that mean something only while it is held (``making``; ``redeploy_on`` too,
+    unless a process outside this hold will deploy the clone again: ``redeploy_by``)."""
+    cleared = {"owner": None, "making": None}
+    if image.redeploy_by is None:
+        cleared["redeploy_on"] = None
+    return attrs.evolve(image, **(cleared | changes))
+
+
+def intend_redeploy(ctx: Context, name: str, machine: str, op_name: str) -> None:
+    """Record, before clone ``name`` is undeployed from ``machine`` for ``op_name`` (a rebase, a
+    rollback), that this process deploys it there again: if it dies before, repair does."""
+    with ctx.store.transaction() as tx:
+        image = tx.image(name)
+        if image.owner is None:  # held: the undeploy that follows refuses, and says why
+            tx.put_image(attrs.evolve(image, redeploy_on=machine,
+                                      redeploy_by=current_owner(op_name, image.state)))
+
+
+def drop_redeploy(ctx: Context, name: str) -> None:
+    """Forget this process's intent to deploy clone ``name`` again (done, or said to have
+    failed). Another process's intent is left alone."""
+    with ctx.store.transaction() as tx:
+        image = tx.find_image(name)
+        if image is not None and same_process(image.redeploy_by, current_owner("", "")):
+            tx.put_image(attrs.evolve(image, redeploy_by=None,
+                                      redeploy_on=image.redeploy_on if image.owner else None))
 
 
 def owned_by(current: Image, owner: Owner | None) -> bool:
     """Whether ``current`` is still held by ``owner`` (repair on another utility server may
     have reclaimed it after the owner's lease expired)."""
-    theirs = current.owner
-    return owner is not None and theirs is not None and (
-        theirs.host, theirs.pid, theirs.started) == (owner.host, owner.pid, owner.started)
+    return owner is not None and same_process(current.owner, owner)
+
+
+def same_process(one: Owner | None, other: Owner) -> bool:
+    """Whether two owner records name the same process (host, pid and start time)."""
+    return one is not None and (one.host, one.pid, one.started) == (other.host, other.pid, other.started)
 
 
 def _still_ours(current: Image, holding: Holding) -> None:

@@ -8,14 +8,16 @@ given again: they are never stored). Volumes the master marks as data are carrie
 untouched, with the items applied to them. The old volumes and records are kept as
 ``previous`` for :func:`rollback` until :func:`discard_old`. The record changes only at the
 end: a rebase that fails or is killed leaves the clone as it was (``encompass repair``
-removes the half-made volumes). A deployed clone is undeployed, rebased and redeployed (the
-clone held ``rebasing`` names its machine as ``redeploy_on``: repair redeploys it if we die).
+removes the half-made volumes). A deployed clone is undeployed, rebased and redeployed: before
+the undeploy, its record names the machine (``redeploy_on``) and this process
+(``redeploy_by``) until the deploy, so repair deploys it again if we die anywhere in between.
 Rollback and discard write the clone's new record first, naming the volumes they then delete
 (``removing``), so a kill leaves every file owned and repair finishes the removal.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -195,9 +197,11 @@ def _undeploy(ctx: Context, plans: dict[str, _Plan], results: dict[str, RebaseRe
     for name, plan in list(plans.items()):
         if plan.machine is None:
             continue
+        holding.intend_redeploy(ctx, name, plan.machine, "rebase")  # repair's, should we die
         try:
             deploy.undeploy(ctx, name)
         except EncompassError as exc:
+            holding.drop_redeploy(ctx, name)
             del plans[name]
             results[name] = RebaseResult(name, "error", error=f"not rebased: undeploy from "
                                          f"'{plan.machine}' failed: {exc}", exit_code=exc.exit_code)
@@ -223,6 +227,7 @@ def _redeploy(ctx: Context, plans: dict[str, _Plan], results: dict[str, RebaseRe
                     (result.error + "; " if result.error else "rebased, but ")
                     + f"deploying again on '{plan.machine}' failed: {exc} "
                     f"(deploy it by hand: encompass deploy {name} {plan.machine})"))
+        holding.drop_redeploy(ctx, name)  # deployed (the deploy cleared it), or said why not
         results[name] = result
         if on_done:
             on_done(result)
@@ -299,7 +304,12 @@ def rollback(ctx: Context, name: str) -> Image:
         raise Conflict(f"clone '{name}' has nothing to roll back to (no rebase kept its old volumes)")
     machine = clone.machine if clone.state == "deployed" else None
     if machine:
-        deploy.undeploy(ctx, name)
+        holding.intend_redeploy(ctx, name, machine, "rollback")  # repair's, should we die
+        try:
+            deploy.undeploy(ctx, name)
+        except BaseException:
+            holding.drop_redeploy(ctx, name)
+            raise
 
     def still(tx: Transaction, image: Image) -> Image:
         if image.previous is None:
@@ -307,14 +317,25 @@ def rollback(ctx: Context, name: str) -> Image:
         _refuse_readers(tx, image)  # clones made since the rebase read its new volumes
         return attrs.evolve(image, redeploy_on=machine)  # repair deploys it again if we die
 
-    with holding.hold(ctx, name, "rollback", check=still) as held:
-        current, back = held.image, held.image.previous
-        held.image = attrs.evolve(current, volumes=back.volumes, master_version=back.master_version,
-                                  applied=back.applied, inputs=back.inputs, previous=None)
-        holding.remove_volumes(ctx, held, _unused(current.volumes, back.volumes))
-        held.message = f"rolled back from version {current.master_version} to version {back.master_version}"
+    try:
+        with holding.hold(ctx, name, "rollback", check=still) as held:
+            current, back = held.image, held.image.previous
+            held.image = attrs.evolve(current, volumes=back.volumes, master_version=back.master_version,
+                                      applied=back.applied, inputs=back.inputs, previous=None)
+            holding.remove_volumes(ctx, held, _unused(current.volumes, back.volumes))
+            held.message = (f"rolled back from version {current.master_version} to version "
+                            f"{back.master_version}")
+    except EncompassError:
+        if machine:  # not rolled back (or in error): back on its machine, when it can be
+            with contextlib.suppress(EncompassError):
+                deploy.deploy(ctx, name, machine)
+            holding.drop_redeploy(ctx, name)
+        raise
     if machine:
-        deploy.deploy(ctx, name, machine)
+        try:
+            deploy.deploy(ctx, name, machine)
+        finally:
+            holding.drop_redeploy(ctx, name)  # deployed (the deploy cleared it), or said why not
     return held.result
 
 

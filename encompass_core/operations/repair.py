@@ -66,6 +66,25 @@ def find_stuck(ctx: Context) -> list[Stuck]:
                 "left alone (owner on another host; --force to take over)")
             found.append(Stuck(image.name, image.state, image.owner.operation, image.owner.pid,
                                image.owner.host, image.owner.since, status, action))
+        found += _undeployed(ctx, tx)
+    return found
+
+
+def _undeployed(ctx: Context, tx) -> list[Stuck]:
+    """Clones a rebase or rollback undeployed, not held now (it died between its steps), whose
+    record says to deploy them again (``redeploy_by``)."""
+    found = []
+    for image in tx.images(state="ready"):
+        intent = image.redeploy_by
+        if intent is None or image.owner is not None:
+            continue
+        alive = ctx.store.owner_alive(intent)
+        status = {True: "alive", False: "gone", None: "unknown"}[alive]
+        action = (f"-> deployed again on machine '{image.redeploy_on}'" if alive is False
+                  else "left alone (owner running)" if alive
+                  else "left alone (owner on another host; --force to take over)")
+        found.append(Stuck(image.name, image.state, intent.operation, intent.pid, intent.host,
+                           intent.since, status, action))
     return found
 
 
@@ -76,11 +95,11 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
     if dry_run or not fixable:
         return stuck
     events: list[Event] = []
+    redeploy = _forget_intents(ctx, fixable, force, events)  # clone -> machine to deploy it on
     unmade = _purge_unmade(ctx, fixable, force)
     _purge_making(ctx, fixable, force)
     unfinished = _finish_removals(ctx, fixable, force)
     fixable -= set(unfinished)
-    redeploy: dict[str, str] = {}  # clone -> the machine a dead rebase had undeployed it from
     with ctx.store.transaction() as tx:
         for name in fixable:
             image = tx.find_image(name)
@@ -101,7 +120,8 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
                 redeploy[name] = image.redeploy_on
             reason = (f"{owner.operation} interrupted: process {owner.pid} on {owner.host} died "
                       f"while the image was {image.state}")
-            repaired = holding.released(image, state=target, removing=(),
+            repaired = holding.released(image, state=target, removing=(), redeploy_on=None,
+                                        redeploy_by=None,
                                         error=reason if target == "error" else image.error)
             finished = (f"; the volume(s) it was removing removed: "
                         f"{', '.join(v.location for v in image.removing)}" if image.removing else "")
@@ -115,6 +135,26 @@ def repair(ctx: Context, dry_run: bool = False, force: bool = False) -> list[Stu
     outcome |= {name: f"not done: {why}; run encompass repair again" for name, why in unfinished.items()}
     return [attrs.evolve(s, action=f"{s.action} ({outcome[s.name]})") if s.name in outcome else s
             for s in stuck]
+
+
+def _forget_intents(ctx: Context, fixable: set[str], force: bool, events: list[Event]) -> dict[str, str]:
+    """Take over the redeploys that dead processes meant to do (clones not held, undeployed by a
+    rebase or rollback): name -> machine, for :func:`_redeploy`, each recorded in the history."""
+    redeploy = {}
+    with ctx.store.transaction() as tx:
+        for name in fixable:
+            image = tx.find_image(name)
+            intent = image.redeploy_by if image is not None else None
+            if intent is None or image.owner is not None or image.state != "ready" or (
+                    ctx.store.owner_alive(intent) and not force):
+                continue  # held (handled as such), changed since we looked, or its owner runs
+            redeploy[name] = image.redeploy_on
+            holding.record(ctx, tx, holding.transition_event(
+                image, image.state, f"repaired: the {intent.operation} that undeployed it from machine "
+                f"'{image.redeploy_on}' (process {intent.pid} on {intent.host}) died before deploying "
+                "it again", intent.operation, kind="repair"), events)
+            tx.put_image(attrs.evolve(image, redeploy_on=None, redeploy_by=None))
+    return redeploy
 
 
 def _finish_removals(ctx: Context, fixable: set[str], force: bool) -> dict[str, str]:

@@ -30,7 +30,8 @@ from ..model import Event, Image, Volume
 #: Bumped when the section's shape changes in a way older readers must refuse.
 SCHEMA = 1
 #: Image fields that belong to the repository holding the image, not to the image.
-LOCAL_FIELDS = frozenset({"state", "owner", "jobs", "machine", "redeploy_on", "making", "error"})
+LOCAL_FIELDS = frozenset({"state", "owner", "jobs", "machine", "redeploy_on", "redeploy_by", "making",
+                          "error"})
 #: Volume fields that the importing pool decides for the volumes it makes.
 POOL_VOLUME_FIELDS = frozenset({"pool", "format", "location", "size", "backing", "depth",
                                 "readonly", "data"})

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import test_rebase
 from test_plugins import fake_distribution, on_path
-from test_rebase import SECRET_NEW, cat, kill_stalled, show
+from test_rebase import SECRET_NEW, STALLED_CLI, cat, kill_stalled, show
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, cli_env
 
 clones = test_rebase.clones  # the fixture: master base (v1, then v2), clones web1 and web2
 
@@ -318,3 +321,73 @@ def test_a_deployed_clone_killed_mid_rebase_is_deployed_again_by_repair(run_cli,
     (folder / "unplugged").unlink()
     assert run_cli("deploy", "web1", "pc1", env=env).code == 0
     assert run_cli("undeploy", "web1", env=env).code == 0
+
+
+@contextlib.contextmanager
+def stalled(encompass_home: Path, function: str, *args: str, env: dict[str, str]):
+    """``encompass ARGS`` running, stalled in ``function``, for the block; SIGKILLed after."""
+    process = subprocess.Popen([sys.executable, "-c", STALLED_CLI, function, "0", *args],
+                               env=cli_env(encompass_home, env), stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "stalled\n"
+        yield process
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def deployed_on_pc1(run_cli, folder: Path, env: dict[str, str]) -> dict:
+    """web1 as recorded, checked deployed on pc1 as the machine really runs it."""
+    web1 = show(run_cli, "web1")
+    assert (web1["state"], web1["machine"]) == ("deployed", "pc1")
+    assert (web1["redeploy_on"], web1["redeploy_by"]) == (None, None)
+    running = json.loads((folder / "pc1.json").read_text())
+    assert running["power"] == "on" and {v["location"] for v in web1["volumes"]} <= set(running["disks"])
+    return web1
+
+
+@pytest.mark.parametrize(("stage", "function", "version"), [
+    ("undeployed, not yet held", "encompass_core.operations.batch.run_many", 1),
+    ("rebased, not yet deployed again", "encompass_core.operations.rebase._redeploy", 2),
+])
+def test_a_rebase_killed_between_its_steps_leaves_repair_to_deploy_the_clone_again(
+        run_cli, clones, encompass_home, office, stage, function, version):
+    env, folder = office
+    assert run_cli("discover", "--platform", "office", "--apply", env=env).code == 0
+    assert run_cli("deploy", "web1", "pc1", env=env).code == 0
+    args = ("rebase", "web1", "--set", f"rootpw={SECRET_NEW}")
+
+    with stalled(encompass_home, function, *args, env=env) as rebasing:
+        # Between two of its steps the clone is held by nothing, yet the rebase is alive.
+        web1 = show(run_cli, "web1")
+        assert (web1["state"], web1["owner"], web1["redeploy_on"]) == ("ready", None, "pc1")
+        assert web1["redeploy_by"]["pid"] == rebasing.pid
+        assert f"once the rebase ends (process {rebasing.pid}" in run_cli("image", "show", "web1").out
+        [row] = run_cli("repair", "--json", env=env).json()["images"]
+        assert (row["name"], row["owner"], row["action"]) == ("web1", "alive", "left alone (owner running)")
+        assert json.loads((folder / "pc1.json").read_text())["power"] == "off"
+
+    dry = run_cli("repair", "--dry-run", "--json", env=env).json()["images"]
+    assert [(r["name"], r["operation"], r["owner"], r["action"]) for r in dry] == [
+        ("web1", "rebase", "gone", "-> deployed again on machine 'pc1'")]
+    done = run_cli("repair", "--json", env=env)
+
+    assert done.code == 0, done.err
+    assert [(r["name"], r["action"]) for r in done.json()["images"]] == [
+        ("web1", "-> deployed again on machine 'pc1' (done)")]
+    web1 = deployed_on_pc1(run_cli, folder, env)
+    assert web1["master_version"] == version, stage
+    assert "died before deploying it again" in run_cli("image", "history", "web1").out
+    again = run_cli("repair", "--json", env=env).json()
+    assert (again["images"], again["claims"]) == ([], [])
+
+
+def test_a_rebase_and_a_rollback_of_a_deployed_clone_leave_no_intent_behind(run_cli, clones, office):
+    env, folder = office
+    assert run_cli("discover", "--platform", "office", "--apply", env=env).code == 0
+    assert run_cli("deploy", "web1", "pc1", env=env).code == 0
+    assert run_cli("rebase", "web1", "--set", f"rootpw={SECRET_NEW}", env=env).code == 0
+    assert deployed_on_pc1(run_cli, folder, env)["master_version"] == 2
+    assert run_cli("rebase", "web1", "--rollback", env=env).code == 0
+    assert deployed_on_pc1(run_cli, folder, env)["master_version"] == 1
+    assert run_cli("repair", "--json", env=env).json()["images"] == []

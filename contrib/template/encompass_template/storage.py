@@ -105,7 +105,9 @@ class TemplateStorageDriver(StorageDriver):
         return self._volume(name, lun)
 
     def delete_volume(self, volume: Volume) -> None:
-        """Remove the volume; a volume already gone is not an error."""
+        """Remove the volume; a volume already gone is not an error. A pool that refuses (or
+        cannot be reached) raises :class:`~encompass_core.errors.DriverError` saying why; the
+        volume stays recorded, and ``encompass repair`` asks again."""
         with contextlib.suppress(NotFound), self._asking(f"delete {volume.location}"):
             self.array.delete_lun(volume.location)
 
