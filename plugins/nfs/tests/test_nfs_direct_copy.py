@@ -118,51 +118,51 @@ def test_a_server_stopped_mid_copy_is_one_line_and_leaves_no_file(server, encomp
     assert '"error"' in shown
 
 
-def test_the_reader_and_the_writer_meet_without_the_core(server, tmp_path):
-    """The seam itself, as the core uses it: a failure at the first bytes leaves nothing."""
+@pytest.fixture
+def two_pools(server, tmp_path):
+    """The nfs pool holding a 64 MiB master (no zero block in it) and a local pool, as drivers,
+    without the core between them."""
     nas = make_driver(tmp_path, url=server.url)
     section = Section("local", "local", {"path": str(tmp_path / "pool")})
     config = Config(path=tmp_path / "encompass.toml", defaults={}, pools={"local": section}, platforms={})
-    local = LocalStorageDriver(section, config)
     try:
         master = nas.import_volume("big", 0, sparse_disk(tmp_path / "big.raw", 64, [(0, 64)], (0, 0)))
-        seen = []
-
-        def stop_at_first_bytes(done: int) -> None:
-            seen.append(done)
-            if len(seen) == 1:
-                server.stop_server()
-
-        with pytest.raises(DriverError) as failed, nas.open_reader(master) as reader:
-            local.write_stream("copy", 0, reader, master.size, stop_at_first_bytes)
-        message = str(failed.value)
-        assert "\n" not in message and "pool 'nas'" in message and "stopped answering" in message
-        assert not [path for path in (tmp_path / "pool").rglob("*") if path.is_file()]
+        yield nas, master, LocalStorageDriver(section, config)
     finally:
         nas.close()
 
 
-def test_a_master_that_shrinks_mid_copy_is_one_line_naming_where_it_ended(server, tmp_path):
+def test_the_reader_and_the_writer_meet_without_the_core(server, two_pools, tmp_path):
+    """The seam itself, as the core uses it: a failure at the first bytes leaves nothing."""
+    nas, master, local = two_pools
+    seen = []
+
+    def stop_at_first_bytes(done: int) -> None:
+        seen.append(done)
+        if len(seen) == 1:
+            server.stop_server()
+
+    with pytest.raises(DriverError) as failed, nas.open_reader(master) as reader:
+        local.write_stream("copy", 0, reader, master.size, stop_at_first_bytes)
+    message = str(failed.value)
+    assert "\n" not in message and "pool 'nas'" in message and "stopped answering" in message
+    assert not [path for path in (tmp_path / "pool").rglob("*") if path.is_file()]
+
+
+def test_a_master_that_shrinks_mid_copy_is_one_line_naming_where_it_ended(server, two_pools, tmp_path):
     """The reader is asked for the size the metadata records; a file cut short on the server
     while it is read ends the copy with where it ended, and the target keeps nothing."""
-    nas = make_driver(tmp_path, url=server.url)
-    section = Section("local", "local", {"path": str(tmp_path / "pool")})
-    config = Config(path=tmp_path / "encompass.toml", defaults={}, pools={"local": section}, platforms={})
-    local = LocalStorageDriver(section, config)
-    try:
-        master = nas.import_volume("big", 0, sparse_disk(tmp_path / "big.raw", 64, [(0, 64)], (0, 0)))
-        on_server = server.export_dir / "big" / "vol0.raw"
-        cut = 16 * MIB
+    nas, master, local = two_pools
+    on_server = server.export_dir / "big" / "vol0.raw"
+    cut = 16 * MIB
 
-        def cut_short_after_the_first_chunk(done: int) -> None:
-            if on_server.stat().st_size > cut:
-                os.truncate(on_server, cut)  # someone else's doing, behind the pool's back
+    def cut_short_after_the_first_chunk(done: int) -> None:
+        if on_server.stat().st_size > cut:
+            os.truncate(on_server, cut)  # someone else's doing, behind the pool's back
 
-        with pytest.raises(DriverError) as failed, nas.open_reader(master) as reader:
-            local.write_stream("copy", 0, reader, master.size, cut_short_after_the_first_chunk)
-        message = str(failed.value)
-        assert "\n" not in message
-        assert f"ended at byte {cut}, before {64 * MIB}" in message and "big/vol0.raw" in message
-        assert not [path for path in (tmp_path / "pool").rglob("*") if path.is_file()]
-    finally:
-        nas.close()
+    with pytest.raises(DriverError) as failed, nas.open_reader(master) as reader:
+        local.write_stream("copy", 0, reader, master.size, cut_short_after_the_first_chunk)
+    message = str(failed.value)
+    assert "\n" not in message
+    assert f"ended at byte {cut}, before {64 * MIB}" in message and "big/vol0.raw" in message
+    assert not [path for path in (tmp_path / "pool").rglob("*") if path.is_file()]
