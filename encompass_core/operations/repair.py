@@ -15,6 +15,7 @@ from .. import lifecycle, rundir
 from ..context import Context
 from ..errors import EncompassError
 from ..model import Event, Image
+from ..store import Transaction
 from . import holding
 from .delete import purge_leftovers
 
@@ -70,7 +71,7 @@ def find_stuck(ctx: Context) -> list[Stuck]:
     return found
 
 
-def _undeployed(ctx: Context, tx) -> list[Stuck]:
+def _undeployed(ctx: Context, tx: Transaction) -> list[Stuck]:
     """Clones a rebase or rollback undeployed, not held now (it died between its steps), whose
     record says to deploy them again (``redeploy_by``)."""
     found = []
