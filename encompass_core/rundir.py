@@ -236,7 +236,7 @@ def _children_table() -> dict[int, list[int]]:
     return children
 
 
-def _tree(pid: int) -> list[int]:
+def tree(pid: int) -> list[int]:
     """``pid`` and every descendant, parents first."""
     table = _children_table()
     found, queue = [], [pid]
@@ -255,14 +255,14 @@ def _signal_all(pids: list[int], signum: int) -> None:
 
 def _end_tree(pid: int, grace: float) -> None:
     """SIGTERM ``pid`` and its descendants; SIGKILL whatever still runs after ``grace``."""
-    tree = [(p, process_start_time(p)) for p in _tree(pid)]
-    _signal_all([p for p, _ in tree], signal.SIGTERM)
+    processes = [(p, process_start_time(p)) for p in tree(pid)]
+    _signal_all([p for p, _ in processes], signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if all(process_start_time(p) != started or _zombie(p) for p, started in tree):
+        if all(process_start_time(p) != started or _zombie(p) for p, started in processes):
             return
         time.sleep(0.05)
-    _signal_all([p for p, started in tree if process_start_time(p) == started], signal.SIGKILL)
+    _signal_all([p for p, started in processes if process_start_time(p) == started], signal.SIGKILL)
 
 
 def running(pid: int, started: float | None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +79,21 @@ def helpers_in(home: Path) -> list[str]:
 def mounts_under(path: Path) -> list[str]:
     with open("/proc/self/mountinfo") as mounts:
         return [line for line in mounts if line.split()[4].startswith(str(path))]
+
+
+def dead_socket_folders(folders: set[Path]) -> list[Path]:
+    """Those of libguestfs's socket folders (root's are in /tmp) whose socket nobody listens on
+    any more: left by a server that was ended (another test's live appliance answers)."""
+    dead = []
+    for folder in sorted(folders):
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(folder / "guestfsd.sock"))
+            except FileNotFoundError:
+                continue  # removed meanwhile, or not made yet
+            except ConnectionRefusedError:
+                dead.append(folder)
+    return dead
 
 
 def files_holding(root: Path, value: bytes, skip: Path | None = None) -> list[Path]:
@@ -213,9 +229,11 @@ def test_a_tool_past_its_time_limit_is_stopped_with_one_clear_line(run_cli, enco
     with open(encompass_home / "encompass.toml", "a") as config:
         config.write("\n[openers.guestfs]\nforce_tcg = true\ntimeout = 1\n")
 
+    before = set(Path("/tmp").glob("libguestfs*"))
     started = time.monotonic()
     result = run_cli("image", "cat", "f1", "/hello")
     assert time.monotonic() - started < 60
     assert_one_line_error(result, "guestfish", "1 s", "[openers.guestfs] timeout")
     assert helpers_in(encompass_home) == []
+    assert dead_socket_folders(set(Path("/tmp").glob("libguestfs*")) - before) == []
     assert not (encompass_home / "run").exists() or list((encompass_home / "run").iterdir()) == []

@@ -39,6 +39,22 @@ from encompass_core.settings import Setting
 
 DEFAULT_TIMEOUT = 300.0  # seconds; [openers.guestfs] timeout. Booting under TCG takes ~30-60 s
 _GUESTFISH_PID = re.compile(r"GUESTFISH_PID=(\d+)")
+# Where the appliance's QEMU reaches the daemon's socket (-chardev socket,path=...): a folder
+# libguestfs makes, in /tmp whatever XDG_RUNTIME_DIR says when run as root (get-sockdir).
+_SOCKET_FOLDER = re.compile(r"path=(/tmp/libguestfs[A-Za-z0-9]{6})/guestfsd\.sock")
+
+
+def _socket_folders(server: int) -> list[str]:
+    """The socket folders the appliance of guestfish server ``server`` uses: removed by
+    libguestfs when the server exits, left behind when it is ended by a signal."""
+    found = []
+    for pid in rundir.tree(server):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                found += _SOCKET_FOLDER.findall(os.fsdecode(cmdline.read().replace(b"\0", b" ")))
+        except OSError:
+            continue  # ended meanwhile
+    return found
 
 
 def _entry(found: dict[str, int]) -> Entry:
@@ -102,7 +118,10 @@ class _Guestfish:
         """End the server and its appliance, remove the work files. Idempotent."""
         pid, self.pid = self.pid, None
         if pid is not None:
+            folders = _socket_folders(int(pid))
             rundir.end_helper(int(pid), grace=5.0)
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _new_errors(self, since: int) -> str:
