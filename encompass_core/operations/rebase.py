@@ -168,9 +168,8 @@ def rebase_images(ctx: Context, names: Sequence[str], version: int | None = None
         _refuse_readers(tx, image)
         if image.previous is not None:
             raise Conflict(f"clone '{image.name}' keeps the volumes of an earlier rebase meanwhile")
-        # A deployed clone (undeployed by now) is deployed again by repair if this process dies.
-        return attrs.evolve(image, making=storage_name(image.name, plans[image.name].target),
-                            redeploy_on=plans[image.name].machine)
+        # A deployed clone (undeployed by now) names its machine since _undeploy: intend_redeploy.
+        return attrs.evolve(image, making=storage_name(image.name, plans[image.name].target))
 
     def body(held: holding.Holding, images: list[Image]) -> RebaseResult:
         return _rebuild(ctx, held, _Images(images), plans[held.image.name], mode, fingerprint)
@@ -311,11 +310,10 @@ def rollback(ctx: Context, name: str) -> Image:
             holding.drop_redeploy(ctx, name)
             raise
 
-    def still(tx: Transaction, image: Image) -> Image:
+    def still(tx: Transaction, image: Image) -> None:
         if image.previous is None:
             raise Conflict(f"clone '{name}' has nothing to roll back to any more")
         _refuse_readers(tx, image)  # clones made since the rebase read its new volumes
-        return attrs.evolve(image, redeploy_on=machine)  # repair deploys it again if we die
 
     try:
         with holding.hold(ctx, name, "rollback", check=still) as held:

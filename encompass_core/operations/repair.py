@@ -171,7 +171,7 @@ def _finish_removals(ctx: Context, fixable: set[str], force: bool) -> dict[str, 
             continue  # changed since we looked, or still held by a live process
         try:
             holding.delete_volumes(ctx, image.removing)
-        except (EncompassError, OSError) as exc:
+        except EncompassError as exc:  # a pool's OSError included: delete_volumes says it
             failed[image.name] = f"volume(s) not removed: {exc}"
     return failed
 
@@ -190,7 +190,7 @@ def finish_failed_removals(ctx: Context, dry_run: bool = False) -> list[Unremove
             continue
         try:
             holding.delete_volumes(ctx, image.removing)
-        except (EncompassError, OSError) as exc:
+        except EncompassError as exc:
             done.append(Unremoved(image.name, locations,
                                   f"not removed: {exc}; run encompass repair again"))
             continue
