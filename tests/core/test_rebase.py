@@ -4,10 +4,12 @@ mid-rebase, ``encompass repair`` leaves the old state intact."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -165,17 +167,27 @@ def test_every_outdated_clone_is_rebased_in_one_command(run_cli, clones, tmp_pat
     assert states["web1"][0] == "error" and "--discard-old" in states["web1"][1]
 
 
-def kill_stalled(encompass_home: Path, function: str, *args: str, let_through: int = 0,
-                 env: dict[str, str] | None = None) -> None:
-    """Run ``encompass ARGS`` with ``function`` stalled (after ``let_through`` calls), and
-    SIGKILL it there."""
+@contextlib.contextmanager
+def stalled(encompass_home: Path, function: str, *args: str, let_through: int = 0,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """``encompass ARGS`` running, stalled in ``function`` (after ``let_through`` calls), for
+    the block; SIGKILLed there after it."""
     process = subprocess.Popen([sys.executable, "-c", STALLED_CLI, function, str(let_through), *args],
                                env=cli_env(encompass_home, env), stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline() == "stalled\n"
+        yield process
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+
+
+def kill_stalled(encompass_home: Path, function: str, *args: str, let_through: int = 0,
+                 env: dict[str, str] | None = None) -> None:
+    """Run ``encompass ARGS`` with ``function`` stalled (after ``let_through`` calls), and
+    SIGKILL it there."""
+    with stalled(encompass_home, function, *args, let_through=let_through, env=env):
+        pass
 
 
 def test_killed_mid_update_or_mid_rebase_repair_leaves_the_old_state(run_cli, clones, encompass_home,

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import test_rebase
 from test_plugins import fake_distribution, on_path
-from test_rebase import SECRET_NEW, STALLED_CLI, cat, kill_stalled, show
+from test_rebase import SECRET_NEW, cat, kill_stalled, show, stalled
 
-from conftest import assert_one_line_error, cli_env
+from conftest import assert_one_line_error
 
 clones = test_rebase.clones  # the fixture: master base (v1, then v2), clones web1 and web2
 
@@ -321,19 +318,6 @@ def test_a_deployed_clone_killed_mid_rebase_is_deployed_again_by_repair(run_cli,
     (folder / "unplugged").unlink()
     assert run_cli("deploy", "web1", "pc1", env=env).code == 0
     assert run_cli("undeploy", "web1", env=env).code == 0
-
-
-@contextlib.contextmanager
-def stalled(encompass_home: Path, function: str, *args: str, env: dict[str, str]):
-    """``encompass ARGS`` running, stalled in ``function``, for the block; SIGKILLed after."""
-    process = subprocess.Popen([sys.executable, "-c", STALLED_CLI, function, "0", *args],
-                               env=cli_env(encompass_home, env), stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout.readline() == "stalled\n"
-        yield process
-    finally:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
 
 
 def deployed_on_pc1(run_cli, folder: Path, env: dict[str, str]) -> dict:
