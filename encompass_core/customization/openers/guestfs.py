@@ -40,8 +40,9 @@ from encompass_core.settings import Setting
 DEFAULT_TIMEOUT = 300.0  # seconds; [openers.guestfs] timeout. Booting under TCG takes ~30-60 s
 _GUESTFISH_PID = re.compile(r"GUESTFISH_PID=(\d+)")
 # Where the appliance's QEMU reaches the daemon's socket (-chardev socket,path=...): a folder
-# libguestfs makes, in /tmp whatever XDG_RUNTIME_DIR says when run as root (get-sockdir).
-_SOCKET_FOLDER = re.compile(r"path=(/tmp/libguestfs[A-Za-z0-9]{6})/guestfsd\.sock")
+# libguestfs makes in its socket directory (get-sockdir: /tmp for root whatever XDG_RUNTIME_DIR
+# says, else XDG_RUNTIME_DIR or /tmp).
+_SOCKET_FOLDER = re.compile(r"path=(/[^,\s]*/libguestfs[A-Za-z0-9]{6})/guestfsd\.sock")
 
 
 def _socket_folders(server: int) -> list[str]:
