@@ -18,6 +18,16 @@ REQUIRED = "encompass.required"  # the document must hold this field, even thoug
 ONE_OF = "encompass.one_of"  # the document's value must be one of these
 
 
+def tuple_of(value: Iterable[Any]) -> tuple[Any, ...]:
+    """The field converter of tuple fields: ``value`` as a tuple.
+
+    Not ``converter=tuple``: attrs reads each converter's signature when it builds the class, and
+    a builtin's is parsed from its text by the tokenizer, whose first use compiles a large regular
+    expression: 5 ms of every command's start-up, for nothing.
+    """
+    return tuple(value)
+
+
 _SCALARS = (str, int, float, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 

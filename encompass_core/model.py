@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .convert import ONE_OF, REQUIRED
+from .convert import ONE_OF, REQUIRED, tuple_of
 from .errors import InvalidInput
 from .lifecycle import STATES
 
@@ -151,7 +151,7 @@ class MasterVersion:
     from it; the current version is the master's own ``version`` and ``volumes``."""
 
     number: int
-    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple_of)
     created: str = attrs.field(factory=now)
     note: str = ""  # where it came from: "imported", "from clone 'web01'", ...
 
@@ -162,7 +162,7 @@ class RebaseBackup:
     ``--discard-old``: the volumes, the master version, and the customization records."""
 
     master_version: int | None
-    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple_of)
     applied: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     inputs: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     time: str = attrs.field(factory=now)
@@ -204,26 +204,26 @@ class Image:
     kind: ImageKind
     state: str = attrs.field(metadata={ONE_OF: STATES})  # a stored image is in a real state
     # Empty while importing, but always written: a document without it is damaged.
-    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple, metadata={REQUIRED: True})
+    volumes: tuple[Volume, ...] = attrs.field(default=(), converter=tuple_of, metadata={REQUIRED: True})
     version: int | None = None  # masters only
     master: str | None = None  # clones only
     parent: str | None = None  # clones only
     master_version: int | None = None  # clones only
     hardware: HardwareProfile = attrs.field(factory=HardwareProfile)
     software: SoftwareProfile = attrs.field(factory=SoftwareProfile)
-    items: tuple[CustomizationItem, ...] = attrs.field(default=(), converter=tuple)
+    items: tuple[CustomizationItem, ...] = attrs.field(default=(), converter=tuple_of)
     inputs: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     applied: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     machine: str | None = None
-    versions: tuple[MasterVersion, ...] = attrs.field(default=(), converter=tuple)  # masters only
-    data_volumes: tuple[int, ...] = attrs.field(default=(), converter=tuple)  # masters only
+    versions: tuple[MasterVersion, ...] = attrs.field(default=(), converter=tuple_of)  # masters only
+    data_volumes: tuple[int, ...] = attrs.field(default=(), converter=tuple_of)  # masters only
     previous: RebaseBackup | None = None  # clones only
     making: str | None = None
-    removing: tuple[Volume, ...] = attrs.field(default=(), converter=tuple)
+    removing: tuple[Volume, ...] = attrs.field(default=(), converter=tuple_of)
     redeploy_on: str | None = None  # clones only
     redeploy_by: Owner | None = None  # clones only
     owner: Owner | None = None
-    jobs: tuple[StorageJob, ...] = attrs.field(default=(), converter=tuple)
+    jobs: tuple[StorageJob, ...] = attrs.field(default=(), converter=tuple_of)
     error: str | None = None
     created: str = attrs.field(factory=now)
     updated: str = attrs.field(factory=now)
@@ -302,10 +302,10 @@ class Machine:
     serial: str | None = None  # a physical machine's serial number (or a VM's BIOS serial)
     hardware: HardwareProfile = attrs.field(factory=HardwareProfile)
     power: str = "unknown"  # on | off | unknown
-    macs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    host_ports: tuple[HostPort, ...] = attrs.field(default=(), converter=tuple)
-    addresses: tuple[str, ...] = attrs.field(default=(), converter=tuple)  # IP addresses
-    disks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    macs: tuple[str, ...] = attrs.field(default=(), converter=tuple_of)
+    host_ports: tuple[HostPort, ...] = attrs.field(default=(), converter=tuple_of)
+    addresses: tuple[str, ...] = attrs.field(default=(), converter=tuple_of)  # IP addresses
+    disks: tuple[str, ...] = attrs.field(default=(), converter=tuple_of)
     image: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     discovered: str | None = None

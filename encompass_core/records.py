@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from .convert import tuple_of
 from .errors import PluginError
 from .settings import Setting
 
@@ -37,7 +38,7 @@ class StorageDriverRecord:
     factory: Callable[..., Any]
     description: str = ""
     debian_packages: tuple[str, ...] = ()
-    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple)
+    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple_of)
 
 
 @attrs.frozen
@@ -51,7 +52,7 @@ class PlatformDriverRecord:
     factory: Callable[..., Any]
     description: str = ""
     debian_packages: tuple[str, ...] = ()
-    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple)
+    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple_of)
 
 
 @attrs.frozen
@@ -72,7 +73,7 @@ class VolumeOpenerRecord:
     factory: Callable[..., Any]
     priority: int = 100
     description: str = ""
-    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple)
+    settings: tuple[Setting, ...] = attrs.field(default=(), converter=tuple_of)
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from .convert import tuple_of
 from .errors import ConfigError
 
 #: How a setting's expected type is named in messages.
@@ -41,7 +42,7 @@ class Setting:
     help: str = ""
     secret: bool = False
     required: bool = False
-    choices: tuple[Any, ...] = attrs.field(default=(), converter=tuple)
+    choices: tuple[Any, ...] = attrs.field(default=(), converter=tuple_of)
     minimum: float | None = None
 
     def describe(self) -> str:

@@ -47,27 +47,12 @@ from encompass_core.errors import (
 )
 from encompass_core.model import Machine, Volume
 from encompass_core.records import CloneRequest
-from encompass_core.settings import Setting
 
 from . import attachments, copying, discovery, expose
 from .client import LibnfsExport
 from .files import ExportFiles, MountedExport
 from .nfsurl import NfsUrl, parse_nfs_url
 from .qcow2 import make_overlay
-
-SETTINGS = (
-    Setting("url", str, help="the export, nfs://HOST/EXPORT (libnfs; add ?version=4, or "
-                             "?nfsport=P&mountport=M to skip the portmapper)"),
-    Setting("path", str, help="where this host has the export mounted (copies stay on the server); "
-                              "with url, the same export"),
-    Setting("mounts", dict, help="where each hypervisor host sees the export mounted: host name "
-                                 "(or platform name, or \"*\") = mount point"),
-    Setting("max_chain_depth", int, 8, "clones of clones of ... before a full clone or flatten is "
-                                       "needed", minimum=1),
-    Setting("concurrency", int, 4, "clones made in this pool at once, at the most", minimum=1),
-    Setting("copy_timeout", int, 3600, "seconds a whole-volume copy may take", minimum=1),
-    Setting("timeout", int, 60, "seconds one NFS request may wait for the server (libnfs)", minimum=1),
-)
 
 
 class NfsStorageDriver(StorageDriver):

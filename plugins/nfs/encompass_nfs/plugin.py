@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from encompass_core import hookimpl
+from encompass_core.lazy import lazy_factory
 from encompass_core.records import LabPeerRecord, StorageDriverRecord
+
+from .settings import SETTINGS
 
 #: The edition of the driver contract this plugin is written for (encompass_core.contracts).
 CONTRACT_EDITION = 2
@@ -26,14 +29,10 @@ class NfsPlugin:
 
     @hookimpl
     def encompass_storage_drivers(self) -> Iterator[StorageDriverRecord]:
-        # Imported when storage drivers are asked for, not when plugins load: the driver brings
-        # the core's copy helpers and volume openers, which commands that use no pool (--help,
-        # machine commands, plugin commands) should not import.
-        from .driver import SETTINGS, NfsStorageDriver
-
         yield StorageDriverRecord(
             name="nfs",
-            factory=NfsStorageDriver,
+            # The driver (libnfs, the core's copy helpers) is imported when a pool is built.
+            factory=lazy_factory("encompass_nfs.driver", "NfsStorageDriver"),
             description="disk files (raw, qcow2) and directory trees on an NFS export "
                         "(url = \"nfs://HOST/EXPORT\" through libnfs, or path = a mount of it)",
             debian_packages=DEBIAN_PACKAGES,
