@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from nfs_testing import Ganesha, missing_tools
 
+from encompass_core.testing.demo import DemoMaster, cached_demo_master
+
 
 @pytest.fixture(scope="session")
 def ganesha() -> Iterator[Ganesha]:
@@ -26,6 +28,14 @@ def ganesha() -> Iterator[Ganesha]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def demo_master() -> DemoMaster:
+    """The demo master, built before any test enters the server's network namespace: its
+    Debian packages are downloaded on first use, and nothing answers there but the server.
+    (A session fixture: pytest sets it up before the test's ``server``.)"""
+    return cached_demo_master()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from encompass_core.customization.access import VolumeRef
 from encompass_core.customization.openers import open_volume
 from encompass_core.model import Machine
 from encompass_core.records import CloneRequest
-from encompass_core.testing.demo import cached_demo_master, firmware_boot
+from encompass_core.testing.demo import firmware_boot
 
 ENCOMPASS = Path(sys.executable).with_name("encompass")
 QEMU = shutil.which("qemu-system-x86_64")
@@ -51,8 +51,8 @@ def cli(home: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_a_clone_on_the_export_customized_boots_over_nfs(server, tmp_path):
-    master = cached_demo_master()
+def test_a_clone_on_the_export_customized_boots_over_nfs(server, demo_master, tmp_path):
+    master = demo_master
     home = tmp_path / "home"
     cli(home, "init")
     with open(home / "encompass.toml", "a") as config:
@@ -79,8 +79,8 @@ def test_a_clone_on_the_export_customized_boots_over_nfs(server, tmp_path):
                    check=True)
 
 
-def test_a_copy_on_write_clone_on_the_export_boots_through_its_chain(server, tmp_path):
-    master = cached_demo_master()
+def test_a_copy_on_write_clone_on_the_export_boots_through_its_chain(server, demo_master, tmp_path):
+    master = demo_master
     driver = make_driver(tmp_path, url=server.url)
     imported = driver.import_volume("demo", 0, master.disk)
     overlay = driver.clone_volume(imported, driver, CloneRequest("nfs-cow1", 0, "cow", 8, "demo"),

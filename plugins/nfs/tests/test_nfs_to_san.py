@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from encompass_core.testing.demo import cached_demo_master
 from encompass_core.testing.tgt import running_tgtd
 
 pytest.importorskip("encompass_ds4xxx", reason="the ds4xxx pool (encompass-ds4xxx) is not installed")
@@ -53,8 +52,8 @@ def ok(home: Path, state: Path, *args: str) -> str:
     return done.stdout + done.stderr
 
 
-def test_a_master_on_the_export_cloned_onto_a_logical_drive_boots_from_its_lun(server, tmp_path):
-    master = cached_demo_master()
+def test_a_master_on_the_export_cloned_onto_a_logical_drive_boots_from_its_lun(server, demo_master, tmp_path):
+    master = demo_master
     base = Path(tempfile.mkdtemp(prefix="enc-n2s-", dir="/var/tmp"))  # short: socket paths
     base.chmod(0o755)
     state = tmp_path / "sim" / "state.json"
