@@ -1,7 +1,8 @@
 """The plugin contract: every hook an Encompass plugin may implement.
 
-Plugins are found through the entry point group ``encompass.plugins`` (loaded by stevedore)
-and their hooks are called by pluggy. Built-in drivers register through these very hooks.
+Plugins are the entry points of the group ``encompass.plugins`` (found and imported by
+:mod:`encompass_core.plugins`); pluggy calls their hooks. Built-in drivers register through
+these very hooks.
 Implement a hook with ``@encompass_core.hookimpl``; see ``docs/hooks.md`` for examples.
 """
 

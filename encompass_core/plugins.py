@@ -1,4 +1,11 @@
-"""The plugin host: stevedore finds and imports plugins, pluggy registers and calls them.
+"""The plugin host: finds and imports plugins (the entry points of ``encompass.plugins``),
+pluggy registers and calls them.
+
+Which plugins are installed is read from the plugin index (:mod:`encompass_core.plugin_index`)
+while the installation is unchanged, else looked up through importlib.metadata. (stevedore did
+this until its entry-point cache was found to miss an ``entry_points.txt`` rewritten within
+about two minutes: it keys modification times as 32-bit floats. Importing it and
+importlib.metadata cost every command 30 ms.)
 
 Built-in drivers (``DEFAULT_PLUGINS``) register through the same hooks as external plugins.
 A plugin that fails to load is recorded (``failed``) and reported, never fatal unless it was
@@ -9,7 +16,6 @@ the others are listed as ``disabled``.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import os
 import traceback
 from collections.abc import Callable
@@ -18,7 +24,7 @@ from typing import Any
 import attrs
 import pluggy
 
-from . import hookspecs, provenance
+from . import hookspecs, plugin_index, provenance
 from .editions import CONTRACT_EDITION
 from .errors import PluginError
 from .records import (
@@ -78,12 +84,15 @@ class PluginHost:
     def load(self, allow: str | None = None) -> PluginHost:
         """Register the built-ins, then every external plugin allowed by ``ENCOMPASS_PLUGINS``.
 
-        Loads once; later calls return at once.
+        Loads once; later calls return at once. Which plugins are installed comes from the
+        plugin index while the installation has not changed (:mod:`encompass_core.plugin_index`),
+        else from a full look at the installed distributions, which writes the index anew.
         """
         if self.loaded:
             return self
         self.loaded = True
-        core_version = _version("encompass-core")
+        index = plugin_index.read(GROUP)
+        core_version = index.core_version if index is not None else _version("encompass-core")
         for name, module_name in DEFAULT_PLUGINS:
             try:
                 module = importlib.import_module(module_name)
@@ -97,61 +106,55 @@ class PluginHost:
                 continue
             self._register(name, module, "encompass-core", core_version, builtin=True,
                            origin="core", edition=CONTRACT_EDITION)
-        self._load_external(os.environ.get(ALLOW_ENV) if allow is None else allow)
+        allow = os.environ.get(ALLOW_ENV) if allow is None else allow
+        allowed = None if allow in (None, "") else {n.strip() for n in allow.split(",") if n.strip()}
+        if index is None:  # the full look (importlib.metadata), remembered for the next commands
+            index = plugin_index.PluginIndex(core_version, _installed_plugins())
+            plugin_index.write(GROUP, index)
+        self._load_external(index.plugins, allowed)
         if self.after_load is not None:
             self.after_load(self)
         return self
 
-    def _load_external(self, allow: str | None) -> None:
-        entry_points = {ep.name: ep for ep in importlib.metadata.entry_points(group=GROUP)}
-        allowed = None if allow in (None, "") else {n.strip() for n in allow.split(",") if n.strip()}
-        wanted = [n for n in sorted(entry_points) if allowed is None or n in allowed]
-        for name in sorted(entry_points):
-            if name not in wanted:
-                dist, version = _dist_of(entry_points[name])
-                origin = provenance.origin_of(None, getattr(entry_points[name], "dist", None))
-                self.infos[name] = PluginInfo(name, dist, version, "disabled",
-                                              error=f"not in {ALLOW_ENV}", origin=origin)
-        if not wanted:
-            return
-        from stevedore import NamedExtensionManager
-
-        failures: dict[str, BaseException] = {}
-
-        def on_failure(_manager: Any, entry_point: Any, exc: BaseException) -> None:
-            failures[entry_point.name] = exc
-
-        manager = NamedExtensionManager(
-            GROUP,
-            names=wanted,
-            invoke_on_load=False,
-            on_load_failure_callback=on_failure,
-            name_order=True,
-        )
-        for name, exc in failures.items():
-            dist, version = _dist_of(entry_points[name])
-            self._failed(name, dist, version, exc)
-            origin = provenance.origin_of(None, getattr(entry_points[name], "dist", None))
-            self.infos[name] = attrs.evolve(self.infos[name], origin=origin)
-        for extension in manager.extensions:
-            entry_point = entry_points[extension.name]
-            dist, version = _dist_of(entry_point)
-            plugin = extension.plugin
-            origin = provenance.origin_of(plugin, getattr(entry_point, "dist", None))
-            edition = provenance.declared_edition(plugin)
-            refused = provenance.edition_problem(edition)
-            if refused is not None:  # refused before any of its code runs or registers
-                self.infos[extension.name] = PluginInfo(extension.name, dist, version, "failed",
-                                                        error=refused, origin=origin,
-                                                        contract_edition=edition)
+    def _load_external(self, plugins: tuple[plugin_index.IndexedPlugin, ...],
+                       allowed: set[str] | None) -> None:
+        """Load the allowed plugins (in name order); list the others as disabled, unimported."""
+        for entry in sorted(plugins, key=lambda p: p.name):
+            if allowed is not None and entry.name not in allowed:
+                self._disabled(entry)
                 continue
             try:
-                if isinstance(plugin, type):
-                    plugin = plugin()
-            except Exception as exc:  # noqa: BLE001
-                self._failed(extension.name, dist, version, exc)
+                plugin = entry.load()
+            except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
+                self._failed(entry.name, entry.distribution, entry.version, exc)
+                self.infos[entry.name] = attrs.evolve(self.infos[entry.name],
+                                                      origin=provenance.origin_of(None, entry.installed_from))
                 continue
-            self._register(extension.name, plugin, dist, version, origin=origin, edition=edition)
+            self._admit(entry, plugin)
+
+    def _disabled(self, entry: plugin_index.IndexedPlugin) -> None:
+        self.infos[entry.name] = PluginInfo(entry.name, entry.distribution, entry.version, "disabled",
+                                            error=f"not in {ALLOW_ENV}",
+                                            origin=provenance.origin_of(None, entry.installed_from))
+
+    def _admit(self, entry: plugin_index.IndexedPlugin, plugin: Any) -> None:
+        """Register a loaded plugin, unless it was written for a contract edition this core
+        does not speak (refused before any of its code runs or registers)."""
+        name, dist, version = entry.name, entry.distribution, entry.version
+        origin = provenance.origin_of(plugin, entry.installed_from)
+        edition = provenance.declared_edition(plugin)
+        refused = provenance.edition_problem(edition)
+        if refused is not None:
+            self.infos[name] = PluginInfo(name, dist, version, "failed", error=refused, origin=origin,
+                                          contract_edition=edition)
+            return
+        try:
+            if isinstance(plugin, type):
+                plugin = plugin()
+        except Exception as exc:  # noqa: BLE001
+            self._failed(name, dist, version, exc)
+            return
+        self._register(name, plugin, dist, version, origin=origin, edition=edition)
 
     def _register(self, name: str, plugin: Any, dist: str, version: str, builtin: bool = False,
                   origin: str = "elsewhere", edition: int | None = None) -> None:
@@ -299,15 +302,28 @@ class PluginHost:
 def _version(dist: str) -> str:
     """The installed version of distribution ``dist``, "0" when it is not installed (one
     look-up: each scans the import path)."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "0"
 
 
-def _dist_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+def _installed_plugins() -> tuple[plugin_index.IndexedPlugin, ...]:
+    """The full look: every entry point of the group, from the installed distributions."""
+    import importlib.metadata
+
+    return tuple(_indexed(ep) for ep in importlib.metadata.entry_points(group=GROUP))
+
+
+def _indexed(entry_point: Any) -> plugin_index.IndexedPlugin:
+    """What the plugin index keeps of an entry point found by importlib.metadata."""
     dist = getattr(entry_point, "dist", None)
     if dist is None:
-        return "unknown", "?"
+        return plugin_index.IndexedPlugin(entry_point.name, entry_point.value, "unknown", "?")
     metadata = dist.metadata  # parsed on each access (an email parser): once, not twice
-    return metadata["Name"] or dist.name, metadata["Version"]
+    installed_from = provenance.installed_from(dist)
+    return plugin_index.IndexedPlugin(entry_point.name, entry_point.value, metadata["Name"] or dist.name,
+                                      metadata["Version"],
+                                      None if installed_from is None else str(installed_from))

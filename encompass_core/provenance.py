@@ -15,7 +15,6 @@ distribution).
 
 from __future__ import annotations
 
-import importlib.metadata
 import inspect
 import json
 import sys
@@ -55,20 +54,20 @@ def source_tree() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def origin_of(plugin: Any, distribution: importlib.metadata.Distribution | None) -> str:
+def origin_of(plugin: Any, installed_from: str | Path | None) -> str:
     """``plugins``, ``contrib`` or ``elsewhere`` for an external plugin.
 
     A plugin's code lives in ``plugins/NAME`` or ``contrib/NAME`` of an Encompass source tree
     (one holding ``encompass_core``) when it was installed from there: its module file says so
-    when it is imported from the tree, its ``direct_url.json`` when it was installed from one.
+    when it is imported from the tree, its ``direct_url.json`` (``installed_from``: see
+    :func:`installed_from`) when it was installed from one.
     """
     places = []
     module = inspect.getmodule(plugin) if not inspect.ismodule(plugin) else plugin
     if module is not None and getattr(module, "__file__", None):
         places.append(Path(module.__file__).resolve())
-    url = _install_url(distribution)
-    if url is not None:
-        places.append(url)
+    if installed_from is not None:
+        places.append(Path(installed_from))
     for place in places:
         for parent in place.parents:
             if parent.name in ("plugins", "contrib") and (parent.parent / "encompass_core").is_dir():
@@ -76,8 +75,9 @@ def origin_of(plugin: Any, distribution: importlib.metadata.Distribution | None)
     return "elsewhere"
 
 
-def _install_url(distribution: importlib.metadata.Distribution | None) -> Path | None:
-    """The local directory a distribution was installed from (PEP 610), if any."""
+def installed_from(distribution: Any) -> Path | None:
+    """The local directory an ``importlib.metadata.Distribution`` was installed from (PEP 610),
+    if any."""
     if distribution is None:
         return None
     text = distribution.read_text("direct_url.json")

@@ -33,7 +33,7 @@ def cli_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str
     """The environment of an ``encompass`` subprocess: this home, no user allow-list."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENCOMPASS_")}
     env["ENCOMPASS_HOME"] = str(home)
-    # stevedore caches entry points under XDG_CACHE_HOME: keep the tests' caches out of ~/.cache.
+    # The plugin index lives under XDG_CACHE_HOME: keep the tests' indexes out of ~/.cache.
     env["XDG_CACHE_HOME"] = str(home.parent / "xdg-cache")
     env["COLUMNS"] = "200"
     env.update(extra or {})

@@ -43,7 +43,7 @@ NOT_FOR_LISTINGS = (
     "encompass_core.plugins",
     "encompass_core.drivers.local",
     "pluggy",
-    "stevedore",
+    "encompass_core.plugin_index",
 )
 
 
