@@ -146,15 +146,18 @@ def progress(description: str, total: int | None, unit: str = "") -> Progress | 
 
 class CopyMeter:
     """``meter(name, done, total)``: a line on stderr per copy, at most every ``every`` seconds,
-    with how far it got and how fast (bytes per second since its first report). Thread-safe:
-    clones are made by several workers at once."""
+    with how far it got and how fast: the bytes copied since its first report over the time
+    since, so the first line has no speed yet, unless it is the last too (then the speed is
+    counted from the meter's making). Thread-safe: clones are made by several workers at once."""
 
     def __init__(self, every: float = 1.0) -> None:
         import threading
+        import time
 
         self.every = every
+        self._made = time.monotonic()
         self._lock = threading.Lock()
-        self._started: dict[str, float] = {}
+        self._first: dict[str, tuple[float, int]] = {}
         self._shown: dict[str, float] = {}
 
     def __call__(self, name: str, done: int, total: int) -> None:
@@ -162,13 +165,14 @@ class CopyMeter:
 
         with self._lock:
             now = time.monotonic()
-            started = self._started.setdefault(name, now)
             finished = total and done >= total
+            started, done_then = self._first.setdefault(name, (self._made, 0) if finished else (now, done))
             if not finished and now - self._shown.get(name, -self.every) < self.every:
                 return
             self._shown[name] = now
         percent = f" ({100 * done / total:.0f}%)" if total else ""
-        note(f"{name}: {size(done)} of {size(total)}{percent} at {rate(done, now - started)}")
+        speed = f" at {rate(done - done_then, now - started)}" if now > started else ""
+        note(f"{name}: {size(done)} of {size(total)}{percent}{speed}")
 
 
 def rate(done: int, seconds: float) -> str:

@@ -54,3 +54,18 @@ def test_a_tree_draws_nested_children_in_order_with_guides(monkeypatch) -> None:
         "other  note of other\n")
     assert draw("ascii").splitlines()[1:4] == ["+-- a  note of a", "|   +-- a1  note of a1",
                                                "|   |   `-- a1x  note of a1x"]
+
+
+def test_a_copy_meter_tells_the_speed_of_what_it_saw_copied(monkeypatch, capsys) -> None:
+    clock = iter([99.0, 100.0, 100.5, 102.0, 103.0])
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    meter = output.CopyMeter(every=1.0)  # made at 99.0
+    meter("web1", 4 << 20, 64 << 20)   # the first report: no time has passed, no speed yet
+    meter("web1", 8 << 20, 64 << 20)   # within the second: not shown
+    meter("web1", 36 << 20, 64 << 20)  # 32 MiB in the 2 s since the first report
+    meter("web2", 8 << 20, 8 << 20)    # its one report is its last: 8 MiB since the meter's making
+    assert capsys.readouterr().err.splitlines() == [
+        "web1: 4.0 MiB of 64.0 MiB (6%)",
+        "web1: 36.0 MiB of 64.0 MiB (56%) at 16.0 MiB/s",
+        "web2: 8.0 MiB of 8.0 MiB (100%) at 2.0 MiB/s",
+    ]
