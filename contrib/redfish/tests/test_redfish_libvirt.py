@@ -11,6 +11,7 @@ Redfish, and the guest prints its customized hostname on its console.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -74,7 +75,8 @@ def server(daemon, tgtd):
     with libvirt.open(daemon.uri) as connection:
         domain = connection.lookupByName(SERVER)
         if domain.isActive():
-            domain.destroy()
+            with contextlib.suppress(libvirt.libvirtError):  # it may stop on its own meanwhile
+                domain.destroy()
         domain.undefine()
 
 
