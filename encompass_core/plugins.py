@@ -2,10 +2,8 @@
 pluggy registers and calls them.
 
 Which plugins are installed is read from the plugin index (:mod:`encompass_core.plugin_index`)
-while the installation is unchanged, else looked up through importlib.metadata. (stevedore did
-this until its entry-point cache was found to miss an ``entry_points.txt`` rewritten within
-about two minutes: it keys modification times as 32-bit floats. Importing it and
-importlib.metadata cost every command 30 ms.)
+while the installation is unchanged, else looked up through importlib.metadata; each is then
+imported as ``EntryPoint.load`` would.
 
 Built-in drivers (``DEFAULT_PLUGINS``) register through the same hooks as external plugins.
 A plugin that fails to load is recorded (``failed``) and reported, never fatal unless it was
