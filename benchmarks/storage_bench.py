@@ -124,6 +124,7 @@ def _bench_nfs(work: Path, server: Ganesha, size: int, rounds: int) -> list[Resu
     encompass("master", "import", "onnas", source, "--pool", "nas")
     local_master = Path(encompass.location("onlocal"))
     nas_master = encompass.location("onnas")
+    settle()  # the three gigabytes just written are on the disk before the first contender starts
     bare_local = work / "bare-copy.raw"
     export = LibnfsExport(parse_nfs_url(url, "storage_bench"), "nas")
     bare_nfs = f"{url}/bare-copy.raw"
