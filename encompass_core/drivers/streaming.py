@@ -120,14 +120,16 @@ def stream_reader(reader: VolumeReader, target_fd: int, progress: Progress = Non
 
 def pump(read_into: Callable[[int, memoryview], None], regions: Iterator[tuple[int, int]],
          write_at: Callable[[int, memoryview], None], size: int, progress: Progress = None,
-         readers: int = READERS, block: int = ZERO_BLOCK) -> int:
+         readers: int = READERS, block: int = ZERO_BLOCK, chunk: int = CHUNK) -> int:
     """Copy the data ``regions`` of a source to a fresh target (``write_at(offset, data)``):
     ``read_into(offset, view)`` fills ``view`` with the source's bytes from ``offset`` (all of
     it, or raises), in ``readers`` threads, up to one chunk ahead of each, while this thread
     writes, in order, what is not zeros (in blocks of ``block`` bytes; what is left out must
     read as zeros in the target: a hole of a new file). ``progress`` as in :func:`stream_raw`.
     Returns the bytes written; the first error of either side is raised (reads still in flight
-    are waited for, none is started after it).
+    are waited for, none is started after it). ``chunk``: the most bytes one ``write_at``
+    gets (a target that sends them in pieces at once, as NFS WRITEs, wants more than
+    :data:`CHUNK`).
 
     The chunks go through ``readers + 1`` buffers made once, not a fresh one per chunk: a new
     4 MiB buffer is new memory the kernel maps page by page as it is filled (up to 260,000 page
@@ -136,7 +138,7 @@ def pump(read_into: Callable[[int, memoryview], None], regions: Iterator[tuple[i
     """
     written = reported = 0
     pending: deque = deque()
-    free = [bytearray(CHUNK) for _ in range(readers + 1)]
+    free = [bytearray(chunk) for _ in range(readers + 1)]
 
     def settle() -> None:  # write the oldest chunk read, then say how far the copy is
         nonlocal written, reported
@@ -150,7 +152,7 @@ def pump(read_into: Callable[[int, memoryview], None], regions: Iterator[tuple[i
 
     with ThreadPoolExecutor(readers, thread_name_prefix="stream") as pool:
         try:
-            for offset, length in _chunks(regions):
+            for offset, length in _chunks(regions, chunk):
                 if not free:
                     settle()
                 buffer = free.pop()
@@ -202,11 +204,11 @@ def _finish(fd: int, size: int) -> None:
     os.fsync(fd)
 
 
-def _chunks(regions: Iterator[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    """The data regions cut into pieces of at most :data:`CHUNK` bytes."""
+def _chunks(regions: Iterator[tuple[int, int]], chunk: int = CHUNK) -> Iterator[tuple[int, int]]:
+    """The data regions cut into pieces of at most ``chunk`` bytes."""
     for start, length in regions:
-        for offset in range(start, start + length, CHUNK):
-            yield offset, min(CHUNK, start + length - offset)
+        for offset in range(start, start + length, chunk):
+            yield offset, min(chunk, start + length - offset)
 
 
 def _write_nonzero(write_at: Callable[[int, memoryview], None], offset: int, buffer: bytearray,

@@ -53,7 +53,7 @@ def upload_file(source: Path, files: ExportFiles, rel: str, mode: int = 0o644,
             read_into = streaming.read_whole(lambda offset, view: streaming.pread_into(fd, offset, view),
                                              str(source), size)
             streaming.pump(read_into, data_segments(fd, size),
-                           writer.write_at, size, progress, readers=1)
+                           writer.write_at, size, progress, readers=1, chunk=writer.chunk)
             writer.truncate(size)
         finally:
             writer.close()
@@ -86,7 +86,8 @@ def upload_reader(read_into: Callable[[int, memoryview], int], size: int, label:
     writer = files.create(rel, mode)
     try:
         read_whole = streaming.read_whole(read_into, f"pool '{files.pool}': {label}", size)
-        streaming.pump(read_whole, iter([(0, size)]), writer.write_at, size, progress, readers=readers)
+        streaming.pump(read_whole, iter([(0, size)]), writer.write_at, size, progress, readers=readers,
+                       chunk=writer.chunk)
         writer.truncate(size)
     finally:
         writer.close()

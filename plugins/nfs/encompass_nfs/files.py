@@ -48,7 +48,10 @@ def entry_of(st_mode: int, size: int, uid: int = 0, gid: int = 0, rdev: int = 0)
 
 
 class Writer(Protocol):
-    """A file being written: ``write_at``, ``truncate`` to its final size, ``close``."""
+    """A file being written: ``write_at``, ``truncate`` to its final size, ``close``; ``chunk``
+    is the most bytes a copy should hand ``write_at`` at once."""
+
+    chunk: int
 
     def write_at(self, offset: int, data: bytes) -> None: ...
     def truncate(self, size: int) -> None: ...
@@ -102,6 +105,8 @@ def error_for(files: ExportFiles, code: int, what: str, rel: str, detail: str = 
 
 
 class _FdWriter:
+    chunk = streaming.CHUNK
+
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
