@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,10 +68,21 @@ MIB = 1 << 20
 FLASHCOPIES = 20
 
 
+#: Seconds of quiet after each contender, once ``sync`` is back (see :func:`settle`).
+QUIET = 5.0
+
+
 def settle() -> None:
     """Untimed, after a contender's copy is checked and removed: the disk finishes what is
-    still on its way to it (the removed gigabyte, freed blocks) before the next one starts."""
+    still on its way to it (the removed gigabyte, freed blocks) before the next one starts.
+
+    ``sync`` is not enough on this machine's virtual disk (ext4 mounted with ``discard``):
+    without a pause, a copy that followed a fast one was slow and the next fast again, every
+    tool alike (1.2-1.7 s and 3.0-3.9 s a gigabyte, alternating), so the order of the
+    contenders decided who lost. After :data:`QUIET` seconds every copy ran at the same pace.
+    """
     run("sync")
+    time.sleep(QUIET)
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> str:
