@@ -30,7 +30,8 @@
 Each contender runs once per round, in turn, each round starting one contender later than the
 last (none always follows the same one); the table gives min, median and max, and the ratio
 of medians to the reference contender. What every contender made is checked, then removed, and
-the disk given time to write out what is pending (``sync``, untimed), so that each starts alike.
+the disk given time to write out what is pending (``sync``, then 5 s of quiet, untimed), so that each
+starts alike.
 Encompass runs from bytecode compiled once into a private folder.
 """
 
