@@ -27,16 +27,24 @@ def test_an_exposed_file_still_reaches_the_qcow2_opener():
     assert expose.qcow2_opener.FuseExport.__name__ == "FuseExport"
 
 
+ENCOMPASS = Path(sys.executable).with_name("encompass")
+
+
+def home_with_an_nfs_pool(tmp_path: Path, timeout: int) -> dict[str, str]:
+    """The environment of a new home whose configuration names an nfs pool (never reached)."""
+    home = tmp_path / "home"
+    env = {**os.environ, "ENCOMPASS_HOME": str(home), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    subprocess.run([ENCOMPASS, "init"], env=env, check=True, capture_output=True, timeout=60)
+    with open(home / "encompass.toml", "a", encoding="utf-8") as config:
+        config.write(f'\n[pools.nas]\ndriver = "nfs"\nurl = "nfs://127.0.0.1/export"\ntimeout = {timeout}\n')
+    return env
+
+
 def test_a_command_that_uses_another_pool_does_not_import_the_driver(tmp_path):
     # Every command that builds a pool checks the settings of every pool first, an nfs pool's
     # too: that takes the plugin's settings, not its driver, libnfs and the copy helpers
     # (about 17 ms of each such command).
-    home = tmp_path / "home"
-    env = {**os.environ, "ENCOMPASS_HOME": str(home), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    encompass = Path(sys.executable).with_name("encompass")
-    subprocess.run([encompass, "init"], env=env, check=True, capture_output=True, timeout=60)
-    with open(home / "encompass.toml", "a", encoding="utf-8") as config:
-        config.write('\n[pools.nas]\ndriver = "nfs"\nurl = "nfs://127.0.0.1/export"\ntimeout = 5\n')
+    env = home_with_an_nfs_pool(tmp_path, timeout=5)
     probe = ("import sys\n"
              "from encompass_core.context import Context\n"
              "context = Context()\n"
@@ -51,19 +59,14 @@ def test_a_command_that_uses_another_pool_does_not_import_the_driver(tmp_path):
 
 
 def test_a_wrong_setting_of_an_nfs_pool_is_still_told_before_any_work(tmp_path):
-    home = tmp_path / "home"
-    env = {**os.environ, "ENCOMPASS_HOME": str(home), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    encompass = Path(sys.executable).with_name("encompass")
-    subprocess.run([encompass, "init"], env=env, check=True, capture_output=True, timeout=60)
-    with open(home / "encompass.toml", "a", encoding="utf-8") as config:
-        config.write('\n[pools.nas]\ndriver = "nfs"\nurl = "nfs://127.0.0.1/export"\ntimeout = 0\n')
+    env = home_with_an_nfs_pool(tmp_path, timeout=0)
     disk = tmp_path / "small.raw"
     disk.write_bytes(bytes(1 << 20))
-    done = subprocess.run([encompass, "master", "import", "base", disk], env=env,
+    done = subprocess.run([ENCOMPASS, "master", "import", "base", disk], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 5, done.stderr
     assert "[pools.nas]" in done.stderr and "timeout" in done.stderr
     assert len(done.stderr.splitlines()) == 1
-    listed = subprocess.run([encompass, "image", "list", "--json"], env=env, capture_output=True,
+    listed = subprocess.run([ENCOMPASS, "image", "list", "--json"], env=env, capture_output=True,
                             text=True, timeout=60)
     assert listed.stdout.strip() == "[]"
