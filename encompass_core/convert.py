@@ -22,8 +22,9 @@ def tuple_of(value: Iterable[Any]) -> tuple[Any, ...]:
     """The field converter of tuple fields: ``value`` as a tuple.
 
     Not ``converter=tuple``: attrs reads each converter's signature when it builds the class, and
-    a builtin's is parsed from its text by the tokenizer, whose first use compiles a large regular
-    expression: 5 ms of every command's start-up, for nothing.
+    a builtin's is parsed from its text by the tokenizer (whose first use compiles a large regular
+    expression): importing the model, the records and the settings took 42 ms with it, 26 ms
+    without.
     """
     return tuple(value)
 
