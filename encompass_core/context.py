@@ -158,12 +158,16 @@ class Context:
     def _driver_record(self, records: dict[str, Any], section: config_mod.Section, what: str) -> Any:
         record = records.get(section.driver)
         if record is None:
+            info = self.host.infos.get(section.driver)
+            where = f"{what} '{section.name}' in {self.config.path} uses driver '{section.driver}'"
+            if info is not None and info.status == "disabled":
+                raise ConfigError(f"{where}, whose plugin is installed but left out by "
+                                  f"ENCOMPASS_PLUGINS; add '{section.driver}' to it, or unset it")
             failed = [i for i in self.host.failures() if i.name == section.driver]
             why = f" (plugin '{section.driver}' failed to load: {failed[0].error})" if failed else ""
             known = ", ".join(sorted(records)) or "none"
             raise ConfigError(
-                f"{what} '{section.name}' in {self.config.path} uses driver '{section.driver}', which no "
-                f"active plugin provides{why}; drivers available: {known}. Install its plugin: "
-                f"./setup_plugins {section.driver}"
+                f"{where}, which no active plugin provides{why}; drivers available: {known}. "
+                f"Install its plugin: ./setup_plugins {section.driver}"
             )
         return record

@@ -122,6 +122,22 @@ def test_the_allow_list_shows_excluded_plugins_as_disabled(run_cli, site) -> Non
     assert result.err == ""  # a disabled plugin is never imported, so it cannot fail
 
 
+def test_a_pool_whose_plugin_is_left_out_by_the_allow_list_says_so(run_cli, site, encompass_home) -> None:
+    fake_distribution(site, "fakepool", {"fake": "fakepool"},
+                      {"fakepool": FAKE_DRIVER.format(driver="fake")})
+    with (encompass_home / "encompass.toml").open("a") as config:
+        config.write('\n[pools.elsewhere]\ndriver = "fake"\n')
+
+    result = run_cli("clone", "anything", "web01", "--pool", "elsewhere",
+                     env={**on_path(site), "ENCOMPASS_PLUGINS": "none-of-them"})
+
+    assert result.code == 5
+    assert result.err.strip().splitlines() == [
+        f"encompass: pool 'elsewhere' in {encompass_home / 'encompass.toml'} uses driver 'fake', whose "
+        "plugin is installed but left out by ENCOMPASS_PLUGINS; add 'fake' to it, or unset it"
+    ]
+
+
 def test_a_good_plugin_is_active_with_its_distribution_and_hooks(run_cli, site) -> None:
     fake_distribution(site, "fakepool", {"fake": "fakepool"},
                       {"fakepool": FAKE_DRIVER.format(driver="fake")})
