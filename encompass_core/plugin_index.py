@@ -68,11 +68,11 @@ class PluginIndex:
     plugins: tuple[IndexedPlugin, ...]
 
 
-def read(group: str) -> PluginIndex | None:
-    """The index of ``group`` written for this very installation, or None (a miss)."""
-    path, key = _file(group), _key()
+def read(group: str, key: list[Any]) -> PluginIndex | None:
+    """The index of ``group`` written for this very installation (``key``, from
+    :func:`installation_key`), or None (a miss)."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(_file(group), encoding="utf-8") as handle:
             data = json.load(handle)
         if data.get("layout") != LAYOUT or data.get("key") != key:
             return None
@@ -82,10 +82,11 @@ def read(group: str) -> PluginIndex | None:
         return None
 
 
-def write(group: str, index: PluginIndex) -> None:
-    """Keep ``index`` for the next commands of this installation (atomically; best effort)."""
+def write(group: str, key: list[Any], index: PluginIndex) -> None:
+    """Keep ``index`` for the next commands of this installation (``key``, the one the index was
+    read with: atomically; best effort)."""
     path = _file(group)
-    data = {"layout": LAYOUT, "key": _key(), "core_version": index.core_version,
+    data = {"layout": LAYOUT, "key": key, "core_version": index.core_version,
             "plugins": [attrs.asdict(plugin) for plugin in index.plugins]}
     partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -108,9 +109,10 @@ def _file(group: str) -> Path:
     return Path(cache) / "encompass" / f"plugins-{zlib.crc32(place.encode()):08x}.json"
 
 
-def _key() -> list[Any]:
+def installation_key() -> list[Any]:
     """What the index depends on: the interpreter, the import path's folders and the
-    ``entry_points.txt`` files in them, each with its modification time."""
+    ``entry_points.txt`` files in them, each with its modification time (one listing of each
+    folder: taken once per load, for the read and the write)."""
     key: list[Any] = [sys.executable, sys.prefix]
     for folder in sys.path:
         key.append([folder, _mtime(folder)])

@@ -89,7 +89,8 @@ class PluginHost:
         if self.loaded:
             return self
         self.loaded = True
-        index = plugin_index.read(GROUP)
+        key = plugin_index.installation_key()
+        index = plugin_index.read(GROUP, key)
         core_version = index.core_version if index is not None else _version("encompass-core")
         for name, module_name in DEFAULT_PLUGINS:
             try:
@@ -108,7 +109,7 @@ class PluginHost:
         allowed = None if allow in (None, "") else {n.strip() for n in allow.split(",") if n.strip()}
         if index is None:  # the full look (importlib.metadata), remembered for the next commands
             index = plugin_index.PluginIndex(core_version, _installed_plugins())
-            plugin_index.write(GROUP, index)
+            plugin_index.write(GROUP, key, index)
         self._load_external(index.plugins, allowed)
         if self.after_load is not None:
             self.after_load(self)
