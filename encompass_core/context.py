@@ -161,8 +161,10 @@ class Context:
             info = self.host.infos.get(section.driver)
             where = f"{what} '{section.name}' in {self.config.path} uses driver '{section.driver}'"
             if info is not None and info.status == "disabled":
+                from .plugins import ALLOW_ENV  # imported already: the host is loaded
+
                 raise ConfigError(f"{where}, whose plugin is installed but left out by "
-                                  f"ENCOMPASS_PLUGINS; add '{section.driver}' to it, or unset it")
+                                  f"{ALLOW_ENV}; add '{section.driver}' to it, or unset it")
             failed = [i for i in self.host.failures() if i.name == section.driver]
             why = f" (plugin '{section.driver}' failed to load: {failed[0].error})" if failed else ""
             known = ", ".join(sorted(records)) or "none"
